@@ -1,0 +1,1 @@
+"""ibkr-session-keeper."""

@@ -1,0 +1,1 @@
+"""cpsim: a Client Portal Gateway simulator."""

@@ -1,0 +1,1 @@
+"""The local development stack (`make run`)."""
