@@ -1,0 +1,1 @@
+"""Database: models, engines and sessions with Row Level Security, migrations."""

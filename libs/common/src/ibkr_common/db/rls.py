@@ -1,0 +1,84 @@
+"""Row Level Security and append-only guards, applied by the migrations on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from ibkr_common.db.models import APPEND_ONLY_TABLES, USER_OWNED_TABLES
+
+APP_ROLE = "ibkr_app"
+
+
+def enable_rls(conn: Connection) -> None:
+    """On PostgreSQL: each user-owned table admits only rows whose user_id is `app.user_id`."""
+    if conn.dialect.name != "postgresql":
+        return
+    for table in USER_OWNED_TABLES:
+        conn.execute(text(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"))
+        conn.execute(text(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY"))
+        conn.execute(text(f"DROP POLICY IF EXISTS {table}_by_user ON {table}"))
+        conn.execute(
+            text(
+                f"CREATE POLICY {table}_by_user ON {table} "
+                "USING (user_id = current_setting('app.user_id', true)) "
+                "WITH CHECK (user_id = current_setting('app.user_id', true))"
+            )
+        )
+
+
+def enable_append_only(conn: Connection) -> None:
+    """Refuse UPDATE and DELETE on the audit log, on both dialects."""
+    for table in APPEND_ONLY_TABLES:
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                text(
+                    "CREATE OR REPLACE FUNCTION ibkr_append_only() RETURNS trigger AS $$ "
+                    "BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$ LANGUAGE plpgsql"
+                )
+            )
+            conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}"))
+            conn.execute(
+                text(
+                    f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                    "FOR EACH ROW EXECUTE FUNCTION ibkr_append_only()"
+                )
+            )
+        elif conn.dialect.name == "sqlite":
+            for action in ("UPDATE", "DELETE"):
+                conn.execute(
+                    text(
+                        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                        f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+                    )
+                )
+
+
+def grant_app_role(conn: Connection, role: str = APP_ROLE) -> None:
+    """Grant the service role what it needs: no UPDATE/DELETE on append-only tables."""
+    if conn.dialect.name != "postgresql":
+        return
+    conn.execute(text(f'GRANT USAGE ON SCHEMA public TO "{role}"'))
+    conn.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"'))
+    conn.execute(text(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"'))
+    for table in APPEND_ONLY_TABLES:
+        conn.execute(text(f'REVOKE UPDATE, DELETE ON {table} FROM "{role}"'))
+
+
+def create_app_role(conn: Connection, password: str, role: str = APP_ROLE) -> None:
+    """Create (or reset) a login role that is neither superuser nor BYPASSRLS, and grant it."""
+    exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar()
+    verb = "ALTER" if exists else "CREATE"
+    conn.execute(
+        text(f"{verb} ROLE \"{role}\" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB PASSWORD :pw"
+             .replace(":pw", "'" + password.replace("'", "''") + "'"))
+    )
+    grant_app_role(conn, role)
+
+
+def grant_app_role_if_present(conn: Connection, role: str = APP_ROLE) -> None:
+    """Grant the service role when it already exists (migrations run before or after it is made)."""
+    if conn.dialect.name != "postgresql":
+        return
+    if conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar():
+        grant_app_role(conn, role)

@@ -1,0 +1,127 @@
+"""The reply shape of every request/reply subject, and the middleware that guarantees one.
+
+`{"ok": true, "result": {...}}` or `{"ok": false, "error": {"code", "message", "details"}}`.
+A handler exception, or a payload that fails validation, still produces an error reply.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from faststream.middlewares import ExceptionMiddleware
+from pydantic import BaseModel, ValidationError
+
+from ibkr_common.envelope import jsonable
+
+log = logging.getLogger("ibkr_common.replies")
+
+
+class ErrorCode(StrEnum):
+    """Error codes of CONTRACT.md."""
+
+    VALIDATION_ERROR = "VALIDATION_ERROR"
+    NOT_AUTHENTICATED = "NOT_AUTHENTICATED"
+    GATEWAY_UNAVAILABLE = "GATEWAY_UNAVAILABLE"
+    RATE_LIMITED = "RATE_LIMITED"
+    COMPLIANCE_BLOCKED = "COMPLIANCE_BLOCKED"
+    NOT_FOUND = "NOT_FOUND"
+    NOT_SUPPORTED = "NOT_SUPPORTED"
+    CONFLICT = "CONFLICT"
+    ENVIRONMENT_MISMATCH = "ENVIRONMENT_MISMATCH"
+    TRADING_HALTED = "TRADING_HALTED"
+    TIMEOUT = "TIMEOUT"
+    INTERNAL = "INTERNAL"
+
+
+class ServiceError(Exception):
+    """Raise from a handler to answer with a typed error reply."""
+
+    def __init__(self, code: ErrorCode, message: str, details: list[Any] | dict[str, Any] | None = None):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.details = details if details is not None else []
+
+
+class ErrorBody(BaseModel):
+    """The `error` member of a failed reply."""
+
+    code: str
+    message: str
+    details: list[Any] | dict[str, Any] = []
+
+
+def ok(result: Any) -> dict[str, Any]:
+    """A successful reply carrying `result` (models and Decimals made JSON-safe)."""
+    if isinstance(result, BaseModel):
+        result = result.model_dump(mode="json")
+    return {"ok": True, "result": jsonable(result)}
+
+
+def fail(code: ErrorCode | str, message: str, details: list[Any] | dict[str, Any] | None = None) -> dict[str, Any]:
+    """A failed reply."""
+    return {"ok": False, "error": {"code": str(code), "message": message, "details": jsonable(details or [])}}
+
+
+def validation_details(exc: ValidationError, strip_argument: bool = False) -> list[dict[str, str]]:
+    """One `{field, message}` per problem; `strip_argument` drops the handler argument FastStream puts first."""
+    details = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        if strip_argument and loc:
+            loc = loc[1:]
+        field = ".".join(loc) if loc else "body"
+        message = err["msg"]
+        if err["type"] in ("json_invalid", "model_attributes_type", "dict_type", "model_type") and not loc:
+            field, message = "body", "must be a JSON object"
+        details.append({"field": field, "message": message})
+    return details
+
+
+def validation_reply(exc: ValidationError, strip_argument: bool = False) -> dict[str, Any]:
+    """The VALIDATION_ERROR reply for a pydantic error, naming each field."""
+    details = validation_details(exc, strip_argument)
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+    return fail(ErrorCode.VALIDATION_ERROR, summary or "invalid request", details)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: Any) -> M:
+    """Validate `data` as `model`, raising a VALIDATION_ERROR ServiceError that names each field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        reply = validation_reply(exc)
+        raise ServiceError(ErrorCode.VALIDATION_ERROR, reply["error"]["message"], reply["error"]["details"]) from None
+
+
+def reply_middleware() -> ExceptionMiddleware:
+    """Exception middleware for request/reply routers: every failure becomes an error reply."""
+    middleware = ExceptionMiddleware()
+
+    @middleware.add_handler(ValidationError, publish=True)
+    async def _on_validation(exc: ValidationError) -> dict[str, Any]:
+        # Handlers validate their own inputs with `parse()`, which raises ServiceError; a bare
+        # ValidationError here comes from FastStream checking the handler's typed argument.
+        return validation_reply(exc, strip_argument=True)
+
+    @middleware.add_handler(json.JSONDecodeError, publish=True)
+    async def _on_bad_json(exc: json.JSONDecodeError) -> dict[str, Any]:
+        details = [{"field": "body", "message": "not valid JSON"}]
+        return fail(ErrorCode.VALIDATION_ERROR, f"body: not valid JSON ({exc.msg})", details)
+
+    @middleware.add_handler(ServiceError, publish=True)
+    async def _on_service_error(exc: ServiceError) -> dict[str, Any]:
+        return fail(exc.code, exc.message, exc.details)
+
+    @middleware.add_handler(Exception, publish=True)
+    async def _on_unexpected(exc: Exception) -> dict[str, Any]:
+        log.exception("handler failed", exc_info=exc)
+        return fail(ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}")
+
+    return middleware

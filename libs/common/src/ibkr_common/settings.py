@@ -1,0 +1,168 @@
+"""Settings shared by every service, read from the environment (and `.env`).
+
+Each variable is also accepted with the `VITE_` prefix used by existing front-end `.env` files.
+A bad value stops the service at start with a message naming the variable and the rule.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GATEWAY_IDLE_TIMEOUT_MS = 300_000
+
+
+def env(name: str, *extra_aliases: str) -> Any:
+    """Field options for an environment variable `name`, also accepted as `VITE_<name>`."""
+    return AliasChoices(name, f"VITE_{name}", *extra_aliases)
+
+
+class SettingsError(SystemExit):
+    """Raised at start when a setting is invalid; exits with code 2 and a readable message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class CommonSettings(BaseSettings):
+    """Variables every service understands. Services subclass this for their own."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, populate_by_name=True, validate_default=True
+    )
+
+    connection: str = Field(
+        "paper",
+        validation_alias=env("IBKR_CONNECTION"),
+        pattern=r"^[a-z0-9-]{1,32}$",
+        description="Connection id: one Client Portal login; the subject root is ibkr.<connection>.",
+    )
+    gateway_host: str = Field("localhost", validation_alias=env("IBKR_GATEWAY_HOST"), min_length=1)
+    gateway_port: int = Field(5000, validation_alias=env("IBKR_GATEWAY_PORT"), ge=1, le=65535)
+    gateway_ssl: bool = Field(True, validation_alias=env("IBKR_GATEWAY_SSL"))
+    gateway_ca_file: Path | None = Field(
+        None,
+        validation_alias=env("IBKR_GATEWAY_CA_FILE"),
+        description="CA bundle or certificate to verify the gateway with; unset accepts its self-signed one.",
+    )
+    default_environment: Literal["paper", "live"] = Field(
+        "paper", validation_alias=env("IBKR_DEFAULT_ENVIRONMENT")
+    )
+    sync_interval_ms: int = Field(30_000, validation_alias=env("IBKR_SYNC_INTERVAL"), ge=1_000)
+    tickle_interval_ms: int = Field(
+        60_000, validation_alias=env("IBKR_TICKLE_INTERVAL"), ge=1_000, lt=GATEWAY_IDLE_TIMEOUT_MS
+    )
+    session_warning_minutes: int = Field(
+        60, validation_alias=env("IBKR_SESSION_WARNING_MINUTES"), ge=1, le=24 * 60
+    )
+    encryption_key: SecretStr | None = Field(
+        None,
+        validation_alias=env("IBKR_ENCRYPTION_KEY", "VITE_ENCRYPTION_KEY"),
+        description="Passphrase (at least 32 characters) from which the credential key is derived.",
+    )
+    old_encryption_keys: str = Field(
+        "",
+        validation_alias=env("IBKR_OLD_ENCRYPTION_KEYS"),
+        description="Comma-separated earlier passphrases, still accepted for decryption during rotation.",
+    )
+    nats_url: str = Field("nats://127.0.0.1:4222", validation_alias=env("NATS_URL"), min_length=1)
+    database_url: str = Field(
+        "sqlite+aiosqlite:///.var/ibkr.db", validation_alias=env("DATABASE_URL"), min_length=1
+    )
+    user_id: str = Field(
+        "local",
+        validation_alias=env("IBKR_USER_ID"),
+        min_length=1,
+        max_length=64,
+        description="The user who owns this connection; rows are written under this user_id (RLS).",
+    )
+    events_stream: str = Field(
+        "IBKR_EVENTS", validation_alias=env("IBKR_EVENTS_STREAM"), pattern=r"^[A-Za-z0-9_-]{1,64}$"
+    )
+    events_subjects: str = Field(
+        "ibkr.*.events.>",
+        validation_alias=env("IBKR_EVENTS_SUBJECTS"),
+        description="Subjects the events stream covers (tests narrow it to their own connection).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias=env("IBKR_LOG_LEVEL")
+    )
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("postgresql", "sqlite")):
+            raise ValueError("must be a postgresql+psycopg:// or sqlite+aiosqlite:// URL")
+        return value
+
+    @property
+    def gateway_url(self) -> str:
+        """Base URL of the Client Portal Gateway, without the /v1/api suffix."""
+        scheme = "https" if self.gateway_ssl else "http"
+        return f"{scheme}://{self.gateway_host}:{self.gateway_port}"
+
+
+S = TypeVar("S", bound=BaseSettings)
+SECRET_FIELDS = frozenset({"encryption_key", "old_encryption_keys"})
+
+
+def variable_name(cls: type[BaseSettings], field: str) -> str:
+    """The environment variable behind a settings field (its first alias)."""
+    info = cls.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices) and alias.choices:
+        first = alias.choices[0]
+        return first if isinstance(first, str) else field.upper()
+    if isinstance(alias, str):
+        return alias
+    return field.upper()
+
+
+def field_of(cls: type[BaseSettings], name: str) -> str:
+    """The settings field behind a name that may be a field name or one of its aliases."""
+    if name in cls.model_fields:
+        return name
+    for field, info in cls.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices) and name in alias.choices:
+            return field
+        if alias == name:
+            return field
+    return name
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Load settings or raise SettingsError naming every bad variable and its rule."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = field_of(cls, str(err["loc"][0])) if err["loc"] else "?"
+            shown = "" if field in SECRET_FIELDS else f" (got {err.get('input')!r})"
+            lines.append(f"{variable_name(cls, field)}: {err['msg']}{shown}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def exit_on_bad_settings(cls: type[S]) -> S:
+    """Load settings for a service's main(); print the problem and exit 2 when invalid."""
+    try:
+        return load_settings(cls)
+    except SettingsError as exc:
+        print(f"{cls.__module__}: {exc.message}", file=sys.stderr)
+        raise

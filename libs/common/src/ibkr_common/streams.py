@@ -1,0 +1,49 @@
+"""The JetStream stream of events, and a helper that makes sure it exists with that config."""
+
+from __future__ import annotations
+
+import logging
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
+from nats.js.errors import NotFoundError
+
+from ibkr_common.subjects import all_connections_events
+
+log = logging.getLogger("ibkr_common.streams")
+
+EVENTS_STREAM = "IBKR_EVENTS"
+DUPLICATE_WINDOW_S = 300.0  # at least 2 minutes (CONTRACT.md); 5 covers slow retries
+
+
+def events_stream_config(name: str = EVENTS_STREAM, subjects: list[str] | None = None) -> StreamConfig:
+    """The `IBKR_EVENTS` stream: file storage, deduplicated by `Nats-Msg-Id`, kept until limits."""
+    return StreamConfig(
+        name=name,
+        subjects=subjects or [all_connections_events()],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        max_age=30 * 24 * 3600.0,
+        num_replicas=1,
+        description="Every event of ibkr-stack; audit stores each once in ibkr_trading_activity_log.",
+    )
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> StreamInfo:
+    """Create the stream, or bring an existing one's subjects and windows to `config`."""
+    try:
+        info = await js.stream_info(config.name or "")
+    except NotFoundError:
+        log.info("creating stream %s over %s", config.name, config.subjects)
+        return await js.add_stream(config)
+    current = info.config
+    if (
+        sorted(current.subjects or []) != sorted(config.subjects or [])
+        or current.duplicate_window != config.duplicate_window
+        or current.max_age != config.max_age
+    ):
+        log.info("updating stream %s to %s", config.name, config.subjects)
+        return await js.update_stream(config)
+    return info

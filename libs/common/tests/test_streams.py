@@ -1,0 +1,29 @@
+import json
+
+import pytest
+from ibkr_common.envelope import new_event
+from ibkr_common.streams import ensure_stream, events_stream_config
+from nats.js.api import StorageType
+
+pytestmark = pytest.mark.connected
+
+
+async def test_stream_is_created_then_left_alone_and_deduplicates(nats_client, run_names):
+    js = nats_client.jetstream()
+    config = events_stream_config(run_names.stream + "_S", [f"ibkr.{run_names.conn}s.events.>"])
+    info = await ensure_stream(js, config)
+    again = await ensure_stream(js, config)
+    assert info.config.storage == StorageType.FILE
+    assert again.config.duplicate_window >= 120
+    from datetime import UTC, datetime
+
+    env = new_event("session.tickled", conn=f"{run_names.conn}s", environment="paper", source="test",
+                    occurred_at=datetime.now(UTC))
+    subject = f"ibkr.{run_names.conn}s.events.session.tickled"
+    for _ in range(2):
+        await js.publish(subject, env.to_bytes(), headers={"Nats-Msg-Id": str(env.event_id)})
+    state = (await js.stream_info(config.name)).state
+    assert state.messages == 1
+    msg = await js.get_msg(config.name, state.last_seq)
+    assert json.loads(msg.data)["event_id"] == str(env.event_id)
+    await js.delete_stream(config.name)

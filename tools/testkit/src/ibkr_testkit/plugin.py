@@ -1,0 +1,148 @@
+"""pytest plugin of ibkr-stack (loaded with `-p ibkr_testkit.plugin`): real servers, per-run names."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from ibkr_testkit.servers import ServerUnavailable, docker_available, start_nats, start_postgres
+
+
+@dataclass(frozen=True)
+class RunNames:
+    """Names unique to this test run, so runs never see each other's data."""
+
+    run_id: str
+
+    @property
+    def conn(self) -> str:
+        return f"t{self.run_id}"
+
+    @property
+    def stream(self) -> str:
+        return f"IBKR_EVENTS_T{self.run_id.upper()}"
+
+    @property
+    def stream_subjects(self) -> str:
+        return f"ibkr.{self.conn}.events.>"
+
+    @property
+    def database(self) -> str:
+        return f"ibkr_test_{self.run_id}"
+
+    @property
+    def app_role(self) -> str:
+        return f"ibkr_app_{self.run_id}"
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    pytest.fail(f"{what} is not available and could not be started: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def run_names() -> RunNames:
+    """Per-run connection id, stream, database and role names."""
+    return RunNames(uuid.uuid4().hex[:8])
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    """A NATS server with JetStream: NATS_URL, a container, or nats-server from the wheel."""
+    if os.environ.get("NATS_URL"):
+        yield os.environ["NATS_URL"]
+        return
+    if docker_available():
+        from ibkr_testkit.servers import nats_container
+
+        with nats_container() as container:
+            yield container.nats_uri()  # type: ignore[attr-defined]
+        return
+    try:
+        server = start_nats()
+    except (ServerUnavailable, OSError) as exc:
+        _unavailable("NATS", exc)
+        raise
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A PostgreSQL server URL with rights to create databases and roles."""
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith("postgres"):
+        yield url
+        return
+    if docker_available():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16", driver="psycopg") as container:
+            yield container.get_connection_url()
+        return
+    try:
+        server = start_postgres()
+    except (ServerUnavailable, OSError) as exc:
+        _unavailable("PostgreSQL", exc)
+        raise
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def make_database(postgres_admin_url: str, run_names: RunNames) -> Iterator[Callable[[str], str]]:
+    """Factory: a fresh, migrated database named after the run; returns its app-role URL."""
+    from ibkr_testkit.databases import DatabaseFactory
+
+    factory = DatabaseFactory(postgres_admin_url, run_names)
+    try:
+        yield factory.create
+    finally:
+        factory.drop_all()
+
+
+@pytest.fixture(scope="session")
+def database_url(make_database: Callable[[str], str]) -> str:
+    """The run's migrated PostgreSQL database, connected as a role without BYPASSRLS."""
+    return make_database("main")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: object) -> str:
+    """A fresh, migrated SQLite database file for this test."""
+    from ibkr_common.db.migrate import upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/ibkr.db"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def nats_client(nats_url: str) -> AsyncIterator[object]:
+    """A plain nats-py client to the test server."""
+    import nats
+
+    client = await nats.connect(nats_url, connect_timeout=5)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture(scope="session")
+def cpsim_url() -> Iterator[str]:
+    """A cpsim (HTTPS) started for this run; `/sim/reset` it in tests that need a clean state."""
+    from cpsim.testing import start_cpsim
+
+    handle = start_cpsim()
+    try:
+        yield handle.url
+    finally:
+        handle.stop()
