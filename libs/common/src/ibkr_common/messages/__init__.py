@@ -1,0 +1,1 @@
+"""Typed request and reply models, one module per area; each module has one owning service."""

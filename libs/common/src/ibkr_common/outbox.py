@@ -1,0 +1,115 @@
+"""Transactional outbox: events written with the state they describe, relayed to JetStream after commit.
+
+A crash between the commit and the publish loses nothing: the relay publishes what is still
+pending, with the same `event_id` (`Nats-Msg-Id`), so the stream drops a second copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ibkr_common.clock import Clock, SystemClock
+from ibkr_common.db.models import OutboxEvent
+from ibkr_common.envelope import EventEnvelope
+from ibkr_common.events import EventPublisher
+
+log = logging.getLogger("ibkr_common.outbox")
+
+
+def stage_event(session: AsyncSession, publisher: EventPublisher, envelope: EventEnvelope) -> None:
+    """Add an event to the outbox inside the caller's transaction."""
+    session.add(
+        OutboxEvent(
+            source=publisher.source,
+            subject=publisher.subjects.event(envelope.type, envelope.account_id),
+            event_id=str(envelope.event_id),
+            envelope=envelope.model_dump_json(),
+            created_at=envelope.occurred_at,
+            published_at=None,
+        )
+    )
+
+
+class OutboxRelay:
+    """Publishes pending outbox rows of one service, in order, marking each once acknowledged."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        publisher: EventPublisher,
+        *,
+        clock: Clock | None = None,
+        batch: int = 200,
+        idle_s: float = 0.5,
+    ) -> None:
+        self.sessions = sessions
+        self.publisher = publisher
+        self.clock = clock or SystemClock()
+        self.batch = batch
+        self.idle_s = idle_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Relay now instead of at the next poll (call after committing staged events)."""
+        self._wake.set()
+
+    async def relay_once(self) -> int:
+        """Publish up to one batch of pending events; return how many were published."""
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(OutboxEvent.id, OutboxEvent.subject, OutboxEvent.envelope)
+                    .where(OutboxEvent.source == self.publisher.source, OutboxEvent.published_at.is_(None))
+                    .order_by(OutboxEvent.id)
+                    .limit(self.batch)
+                )
+            ).all()
+        done: list[int] = []
+        for row_id, subject, raw in rows:
+            try:
+                await self.publisher.publish_raw(subject, EventEnvelope.model_validate_json(raw))
+            except Exception as exc:
+                log.warning("outbox relay paused: %s", type(exc).__name__)
+                break
+            done.append(row_id)
+        if done:
+            async with self.sessions() as session, session.begin():
+                await session.execute(
+                    update(OutboxEvent).where(OutboxEvent.id.in_(done)).values(published_at=self.clock.now())
+                )
+        return len(done)
+
+    async def run(self) -> None:
+        """Relay until cancelled."""
+        while True:
+            try:
+                published = await self.relay_once()
+            except Exception:
+                log.exception("outbox relay failed; retrying")
+                published = 0
+            if published >= self.batch:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.idle_s)
+            except TimeoutError:
+                pass
+
+    def start(self) -> None:
+        """Run in the background."""
+        self._task = asyncio.get_running_loop().create_task(self.run())
+
+    async def stop(self) -> None:
+        """Publish what is pending (best effort) and stop."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            await self.relay_once()
+        except Exception:
+            log.warning("outbox not fully relayed at stop; it will be on the next start")

@@ -1,0 +1,70 @@
+"""How a service is built and run: settings once, a broker, a ready line, clean signals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from faststream import FastStream
+from faststream.nats import NatsBroker
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from ibkr_common.logs import setup_logging
+from ibkr_common.settings import CommonSettings, SettingsError, exit_on_bad_settings
+from ibkr_common.streams import ensure_stream, events_stream_config
+
+S = TypeVar("S", bound=CommonSettings)
+log = logging.getLogger("ibkr_common.service")
+
+
+def make_broker(settings: CommonSettings, service: str, **options: Any) -> NatsBroker:
+    """A NATS broker that reconnects forever and does not log every message."""
+    return NatsBroker(
+        settings.nats_url,
+        name=f"ibkr-{service}-{settings.connection}",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        connect_timeout=5,
+        graceful_timeout=10.0,
+        logger=logging.getLogger(f"ibkr.{service}.broker"),
+        log_level=logging.DEBUG,
+        **options,
+    )
+
+
+def jetstream_of(broker: NatsBroker) -> JetStreamContext:
+    """The JetStream context of a connected broker."""
+    return broker.config.connection_state.stream
+
+
+def nats_client_of(broker: NatsBroker) -> Client:
+    """The nats-py client of a connected broker."""
+    return broker.config.connection_state.connection
+
+
+async def ensure_events_stream(broker: NatsBroker, settings: CommonSettings) -> None:
+    """Make sure the events stream exists with the configured name and subjects."""
+    subjects = [s.strip() for s in settings.events_subjects.split(",") if s.strip()]
+    await ensure_stream(jetstream_of(broker), events_stream_config(settings.events_stream, subjects))
+
+
+def run_service(service: str, settings_cls: type[S], build_app: Callable[[S], FastStream]) -> None:
+    """Entry point of a service: exits 2 on bad settings, logs `<service> ready` once serving."""
+    try:
+        settings = exit_on_bad_settings(settings_cls)
+    except SettingsError as exc:
+        raise SystemExit(2) from exc
+    setup_logging(service, settings.log_level)
+    app = build_app(settings)
+
+    @app.after_startup
+    async def _announce_ready() -> None:
+        log.info("%s ready (connection %s, nats %s)", service, settings.connection, settings.nats_url)
+
+    try:
+        asyncio.run(app.run())
+    except KeyboardInterrupt:
+        pass
