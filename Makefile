@@ -1,0 +1,58 @@
+# ibkr-stack: `make run` starts the whole stack on the embedded default; `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+VENV := .venv
+PY := $(VENV)/bin/python
+PROJECTS := $(wildcard pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
+
+.PHONY: help install run test lint format bench asyncapi postgres-binaries clean
+
+help:
+	@echo "make run       the whole stack in the foreground (NATS, SQLite, cpsim, services); Ctrl-C stops it"
+	@echo "make test      every test, against real NATS and PostgreSQL (started if absent)"
+	@echo "make lint      ruff and mypy"
+	@echo "make bench     the benchmarks, one table"
+	@echo "make asyncapi  regenerate docs/asyncapi/*.json"
+
+$(VENV)/.synced: uv.lock $(PROJECTS)
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --all-packages --frozen --python "$$($(PYTHON) -c 'import sys; print(sys.executable)')"
+	@touch $@
+
+install: $(VENV)/.synced
+
+run: install
+	$(PY) -m ibkr_devstack
+
+# PostgreSQL binaries for the test fixtures, when no DATABASE_URL and no initdb (Debian, as root).
+postgres-binaries:
+	@if [ -z "$$DATABASE_URL" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "PostgreSQL binaries missing: install Debian's postgresql package or set DATABASE_URL"; fi; \
+	fi
+
+test: install postgres-binaries
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy libs/common/src tools/*/src services/*/src
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install postgres-binaries
+	$(PY) bench/run.py
+
+asyncapi: install
+	$(PY) -m ibkr_devstack.asyncapi docs/asyncapi
+
+clean:
+	rm -rf .var .pytest_cache .mypy_cache .ruff_cache

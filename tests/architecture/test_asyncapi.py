@@ -1,0 +1,23 @@
+"""The committed AsyncAPI documents match what the code generates (`make asyncapi` refreshes them)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ibkr_devstack.asyncapi import document
+from ibkr_devstack.stack import SERVICES, service_exists
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "asyncapi"
+EXISTING = [s for s in SERVICES if service_exists(s)]
+
+
+@pytest.mark.parametrize("service", EXISTING)
+def test_committed_asyncapi_document_matches_the_code(service):
+    path = DOCS / f"{service}.json"
+    assert path.exists(), f"{path} missing: run make asyncapi"
+    assert json.loads(path.read_text()) == document(service), f"{path} is stale: run make asyncapi"
+
+
+def test_every_existing_service_has_a_document():
+    assert sorted(p.stem for p in DOCS.glob("*.json")) == sorted(EXISTING)

@@ -1,0 +1,215 @@
+"""The whole stack on the embedded default: nats-server (wheel), SQLite or DATABASE_URL, cpsim, services."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ibkr_devstack.processes import Child, pid_alive, python_module
+
+SERVICES = ("gateway-bridge", "session-keeper", "sync-worker", "audit", "compliance")
+READY_TIMEOUT_S = 90.0
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_port(preferred: int) -> int:
+    """`preferred` when free, else any free port."""
+    if preferred and port_free(preferred):
+        return preferred
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, child: Child, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            if not child.alive():
+                return False
+            time.sleep(0.05)
+    return False
+
+
+def service_exists(service: str) -> bool:
+    """A service exists once its package has an entry point (`__main__`); stubs are never started."""
+    module = f"ibkr_{service.replace('-', '_')}.__main__"
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+class LocalStack:
+    """Starts, watches and stops every part; writes `.var/stack.json` when all are ready."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.var = root / ".var"
+        self.stack_json = self.var / "stack.json"
+        self.pid_file = self.var / "devstack.pid"
+        self.children: list[Child] = []
+        self.stopping = False
+        self.info: dict[str, Any] = {}
+
+    def already_running(self) -> int | None:
+        if self.pid_file.exists():
+            try:
+                pid = int(self.pid_file.read_text().strip())
+            except ValueError:
+                return None
+            if pid != os.getpid() and pid_alive(pid):
+                return pid
+        return None
+
+    def _fail(self, message: str) -> int:
+        print(f"devstack: {message}", file=sys.stderr)
+        self.stop()
+        return 1
+
+    def run(self) -> int:
+        other = self.already_running()
+        if other:
+            print(f"devstack: ibkr-stack is already running here (pid {other}); stop it with Ctrl-C in its "
+                  f"terminal or `kill {other}`, then run `make run` again.", file=sys.stderr)
+            return 1
+        self.var.mkdir(exist_ok=True)
+        self.pid_file.write_text(str(os.getpid()))
+        self.stack_json.unlink(missing_ok=True)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            code = self._start_all()
+            if code:
+                return code
+            return self._watch()
+        finally:
+            self.stop()
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.stopping = True
+
+    def _start_all(self) -> int:
+        env = dict(os.environ)
+        connection = env.get("IBKR_CONNECTION", "paper")
+        nats_port = pick_port(int(env.get("IBKR_DEVSTACK_NATS_PORT", "4222")))
+        nats = Child("nats", [str(Path(sys.executable).parent / "nats-server"), "-a", "127.0.0.1", "-p",
+                              str(nats_port), "-js", "-sd", str(self.var / "nats")], env)
+        nats.start()
+        self.children.append(nats)
+        if not wait_port(nats_port, nats, 20):
+            return self._fail("nats-server did not start")
+        nats_url = f"nats://127.0.0.1:{nats_port}"
+        database_url = env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{self.var / 'ibkr.db'}"
+        from ibkr_common.db.migrate import upgrade
+
+        upgrade(database_url)
+        gateway_url = self._gateway(env)
+        if gateway_url is None:
+            return 1
+        host_port = gateway_url.split("://", 1)[1]
+        host, port = host_port.rsplit(":", 1)
+        service_env = {
+            **env,
+            "NATS_URL": nats_url,
+            "DATABASE_URL": database_url,
+            "IBKR_CONNECTION": connection,
+            "IBKR_GATEWAY_HOST": host,
+            "IBKR_GATEWAY_PORT": port,
+            "IBKR_GATEWAY_SSL": "true" if gateway_url.startswith("https") else "false",
+        }
+        for service in SERVICES:
+            if not service_exists(service):
+                continue
+            child = Child(service, python_module(f"ibkr_{service.replace('-', '_')}"), service_env)
+            child.start()
+            self.children.append(child)
+            if not child.wait_for(f"{service} ready", READY_TIMEOUT_S):
+                return self._fail(f"{service} did not become ready")
+        self.info = {
+            "connection": connection,
+            "nats_url": nats_url,
+            "gateway_url": gateway_url,
+            "database_url": database_url,
+            "pids": {c.name: c.pid for c in self.children},
+        }
+        tmp = self.stack_json.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.info, indent=2))
+        tmp.replace(self.stack_json)
+        self._print_ready()
+        return 0
+
+    def _gateway(self, env: dict[str, str]) -> str | None:
+        if env.get("IBKR_USE_CPSIM", "true").lower() in ("0", "false", "no"):
+            scheme = "https" if env.get("IBKR_GATEWAY_SSL", "true").lower() in ("1", "true", "yes") else "http"
+            return f"{scheme}://{env.get('IBKR_GATEWAY_HOST', 'localhost')}:{env.get('IBKR_GATEWAY_PORT', '5000')}"
+        port = pick_port(int(env.get("IBKR_DEVSTACK_GATEWAY_PORT", "5000")))
+        cpsim = Child("cpsim", python_module("cpsim", "--port", str(port), "--host", "127.0.0.1"), env)
+        cpsim.start()
+        self.children.append(cpsim)
+        if not wait_port(port, cpsim, 30):
+            self._fail("cpsim did not start")
+            return None
+        return f"https://localhost:{port}"
+
+    def _print_ready(self) -> None:
+        names = ", ".join(c.name for c in self.children)
+        print(
+            "\nibkr-stack is up (Ctrl-C stops everything)\n"
+            f"  connection : {self.info['connection']}\n"
+            f"  NATS       : {self.info['nats_url']}\n"
+            f"  gateway    : {self.info['gateway_url']}\n"
+            f"  database   : {self.info['database_url']}\n"
+            f"  processes  : {names}\n"
+            f"  stack file : {self.stack_json}\n",
+            flush=True,
+        )
+
+    def _watch(self) -> int:
+        while not self.stopping:
+            for child in self.children:
+                if not child.alive() and not self.stopping:
+                    code = child.proc.returncode if child.proc else None
+                    if child.restarts >= 5:
+                        print(f"devstack: {child.name} keeps exiting (code {code}); stopping the stack",
+                              file=sys.stderr)
+                        return 1
+                    child.restarts += 1
+                    print(f"devstack: {child.name} exited with {code}; restart {child.restarts}/5", file=sys.stderr)
+                    time.sleep(min(2 ** child.restarts, 10))
+                    child.start()
+                    self.info.setdefault("pids", {})[child.name] = child.pid
+                    self.stack_json.write_text(json.dumps(self.info, indent=2))
+            time.sleep(0.2)
+        return 0
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.stack_json.unlink(missing_ok=True)
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
+        try:
+            if self.pid_file.exists() and self.pid_file.read_text().strip() == str(os.getpid()):
+                self.pid_file.unlink()
+        except OSError:
+            pass
