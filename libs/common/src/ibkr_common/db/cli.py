@@ -1,0 +1,45 @@
+"""`ibkr-db`: run the migrations, and create the service role that Row Level Security applies to."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from sqlalchemy import create_engine
+
+from ibkr_common.db.engine import sync_url
+from ibkr_common.db.migrate import current_revision, upgrade
+from ibkr_common.db.rls import APP_ROLE, create_app_role
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `ibkr-db`."""
+    parser = argparse.ArgumentParser(prog="ibkr-db", description="ibkr-stack database tasks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("upgrade", help="apply migrations (a second run is a no-op)")
+    up.add_argument("--database-url", default=os.environ.get("DATABASE_URL", "sqlite+aiosqlite:///.var/ibkr.db"))
+    up.add_argument("--create-app-role", action="store_true",
+                    help=f"PostgreSQL: create/refresh the login role {APP_ROLE} (password from IBKR_APP_ROLE_PASSWORD)")
+    cur = sub.add_parser("current", help="print the database's revision")
+    cur.add_argument("--database-url", default=os.environ.get("DATABASE_URL", "sqlite+aiosqlite:///.var/ibkr.db"))
+    args = parser.parse_args(argv)
+    if args.command == "current":
+        print(current_revision(args.database_url) or "none")
+        return 0
+    upgrade(args.database_url)
+    if args.create_app_role:
+        password = os.environ.get("IBKR_APP_ROLE_PASSWORD", "")
+        if not password:
+            print("IBKR_APP_ROLE_PASSWORD: required with --create-app-role", file=sys.stderr)
+            return 2
+        engine = create_engine(sync_url(args.database_url), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            create_app_role(conn, password)
+        engine.dispose()
+    print(f"database at revision {current_revision(args.database_url)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
