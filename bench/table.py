@@ -16,11 +16,9 @@ def percentile(samples: list[float], pct: float) -> float:
 
 
 def row(bench: str, metric: str, value: float, unit: str, *, baseline: float | None = None,
-        target: str | None = None, passed: bool | None = None, higher_is_better: bool = False) -> dict[str, Any]:
-    """One result row; the ratio is value/baseline (or baseline/value when higher is better)."""
-    ratio = None
-    if baseline:
-        ratio = (baseline / value if higher_is_better else value / baseline) if value else None
+        target: str | None = None, passed: bool | None = None) -> dict[str, Any]:
+    """One result row; the ratio is value / baseline, both measured in the same run."""
+    ratio = value / baseline if baseline else None
     return {"bench": bench, "metric": metric, "value": value, "unit": unit, "baseline": baseline,
             "ratio": ratio, "target": target, "pass": passed}
 
