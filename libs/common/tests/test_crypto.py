@@ -1,4 +1,5 @@
 import pytest
+
 from ibkr_common.crypto import CredentialCipher, DecryptionError
 
 KEY_A = "a" * 32 + "-first-passphrase"

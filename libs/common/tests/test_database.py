@@ -2,11 +2,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
 from ibkr_common.db.engine import make_engine, make_sessionmaker, user_transaction
 from ibkr_common.db.migrate import current_revision, upgrade
 from ibkr_common.db.models import ActivityLog, Position
-from sqlalchemy import select, text
-from sqlalchemy.exc import DBAPIError, IntegrityError
 
 pytestmark = pytest.mark.connected
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
@@ -96,3 +97,20 @@ def test_migrating_twice_is_a_no_op(tmp_path):
     first = current_revision(url)
     upgrade(url)
     assert current_revision(url) == first is not None
+
+
+async def test_every_user_owned_table_has_rls_forced_on_postgres(postgres_admin_url, make_database, run_names):
+    from sqlalchemy import create_engine
+
+    from ibkr_common.db.models import USER_OWNED_TABLES
+
+    make_database("rlscheck")
+    url = postgres_admin_url.rsplit("/", 1)[0] + f"/{run_names.database}_rlscheck"
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = ANY(:t)"),
+            {"t": list(USER_OWNED_TABLES)}).all()
+    engine.dispose()
+    assert sorted(r[0] for r in rows) == sorted(USER_OWNED_TABLES)
+    assert all(r[1] and r[2] for r in rows)

@@ -3,9 +3,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from pydantic import BaseModel, ValidationError
+
 from ibkr_common.envelope import EventEnvelope, new_event
 from ibkr_common.replies import ErrorCode, fail, ok, validation_reply
-from pydantic import BaseModel, ValidationError
 
 
 def test_new_event_makes_payload_json_safe_and_times_utc():

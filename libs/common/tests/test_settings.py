@@ -1,4 +1,5 @@
 import pytest
+
 from ibkr_common.settings import CommonSettings, SettingsError, load_settings
 
 

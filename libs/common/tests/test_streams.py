@@ -1,9 +1,10 @@
 import json
 
 import pytest
+from nats.js.api import StorageType
+
 from ibkr_common.envelope import new_event
 from ibkr_common.streams import ensure_stream, events_stream_config
-from nats.js.api import StorageType
 
 pytestmark = pytest.mark.connected
 

@@ -1,4 +1,5 @@
 import pytest
+
 from ibkr_common.subjects import Subjects, event_type_of
 
 

@@ -254,6 +254,18 @@ class OrderLedger(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class TradingControl(Base):
+    """Whether new opening orders are halted on a connection, and why (writer: compliance)."""
+
+    __tablename__ = "ibkr_trading_controls"
+    connection: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    halted: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(String(255))
+    changed_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class OutboxEvent(Base):
     """Events written in the same transaction as the state they describe, relayed to JetStream."""
 
@@ -278,6 +290,7 @@ USER_OWNED_TABLES = (
     "ibkr_compliance_acknowledgments",
     "trading_compliance_log",
     "ibkr_order_ledger",
+    "ibkr_trading_controls",
 )
 #: Tables that only grow: no UPDATE or DELETE (enforced by triggers).
 APPEND_ONLY_TABLES = ("ibkr_trading_activity_log",)

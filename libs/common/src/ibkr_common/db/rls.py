@@ -11,10 +11,15 @@ APP_ROLE = "ibkr_app"
 
 
 def enable_rls(conn: Connection) -> None:
-    """On PostgreSQL: each user-owned table admits only rows whose user_id is `app.user_id`."""
+    """On PostgreSQL: each user-owned table of the first schema admits only rows of `app.user_id`."""
+    enable_rls_on(conn, [t for t in USER_OWNED_TABLES if t != "ibkr_trading_controls"])
+
+
+def enable_rls_on(conn: Connection, tables: list[str]) -> None:
+    """On PostgreSQL: `tables` admit only rows whose user_id is the transaction's `app.user_id`."""
     if conn.dialect.name != "postgresql":
         return
-    for table in USER_OWNED_TABLES:
+    for table in tables:
         conn.execute(text(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"))
         conn.execute(text(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY"))
         conn.execute(text(f"DROP POLICY IF EXISTS {table}_by_user ON {table}"))
