@@ -1,0 +1,79 @@
+"""The audit application: the event consumer plus the query/verify handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from faststream import FastStream
+
+from ibkr_audit.consumer import AuditConsumer
+from ibkr_audit.handlers import build_router
+from ibkr_audit.settings import AuditSettings
+from ibkr_audit.store import AuditStore
+from ibkr_common.clock import Clock, SystemClock
+from ibkr_common.db.engine import is_sqlite, make_engine
+from ibkr_common.db.migrate import upgrade
+from ibkr_common.service import ensure_events_stream, jetstream_of, make_broker
+from ibkr_common.subjects import Subjects
+
+log = logging.getLogger("ibkr_audit.app")
+
+
+def build_app(settings: AuditSettings, *, clock: Clock | None = None) -> FastStream:
+    """Build the audit service; nothing connects until the app starts."""
+    broker = make_broker(settings, "audit")
+    engine = make_engine(settings.database_url)
+    store = AuditStore(engine, clock or SystemClock())
+    holder: dict[str, AuditConsumer] = {}
+
+    def redacted() -> int:
+        consumer = holder.get("consumer")
+        return consumer.stats.secrets_redacted if consumer else 0
+
+    broker.include_router(build_router(Subjects(settings.connection), store, redacted))
+    app = FastStream(broker, logger=logging.getLogger("ibkr_audit.faststream"))
+
+    @app.on_startup
+    async def _migrate() -> None:
+        if is_sqlite(settings.database_url) or settings.migrate_on_start:
+            await asyncio.to_thread(upgrade, settings.database_url)
+        try:
+            seq, _ = await store.head()
+        except Exception as exc:  # the database may come later; the writer waits for it
+            log.warning("database not reachable at start (%s); the consumer will wait for it", exc)
+            return
+        store.known_last_seq = seq
+        log.info("audit log at seq %d", seq)
+
+    @app.after_startup
+    async def _consume() -> None:
+        await ensure_events_stream(broker, settings)
+        consumer = AuditConsumer(
+            jetstream_of(broker),
+            store,
+            stream=settings.events_stream,
+            durable=settings.audit_consumer,
+            batch_max=settings.audit_batch_max,
+            max_latency_s=settings.audit_max_latency_ms / 1000,
+            ack_wait_s=settings.audit_ack_wait_s,
+            max_ack_pending=settings.audit_max_ack_pending,
+            retry_max_s=settings.audit_retry_max_s,
+        )
+        await consumer.start()
+        holder["consumer"] = consumer
+
+    @app.on_shutdown
+    async def _stop() -> None:
+        consumer = holder.pop("consumer", None)
+        if consumer is not None:
+            await consumer.stop()
+            s = consumer.stats
+            log.info("audit stopped: %d received, %d stored, %d duplicates, %d dead letters",
+                     s.received, s.stored, s.duplicates, s.dead_letters)
+
+    @app.after_shutdown
+    async def _dispose() -> None:
+        await engine.dispose()
+
+    return app

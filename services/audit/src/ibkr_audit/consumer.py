@@ -1,0 +1,281 @@
+"""The durable pull consumer: fetch, validate, store a batch, and acknowledge only after the commit.
+
+Two tasks joined by a small queue: the fetcher pulls and parses the next batch while the writer
+commits the previous one. A message is acknowledged only once the transaction holding its row (or
+its dead letter, or the row of an earlier copy of it) committed. While the database is down the
+writer keeps the batch, retries with backoff and tells JetStream the messages are in progress, so
+nothing is acknowledged, lost or redelivered meanwhile; the bounded queue and `max_ack_pending`
+stop the fetcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
+
+from ibkr_audit.chain import ChainRow
+from ibkr_audit.redact import redact_value
+from ibkr_audit.store import AuditStore, DeadLetterItem
+from ibkr_common.envelope import EventEnvelope
+from ibkr_common.logs import redact as redact_text
+from ibkr_common.subjects import event_type_of
+
+log = logging.getLogger("ibkr_audit.consumer")
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters since start."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    secrets_redacted: int = 0
+    db_retries: int = 0
+    batches: int = 0
+
+
+@dataclass(slots=True)
+class Batch:
+    """Messages fetched together, parsed."""
+
+    msgs: list[Msg] = field(default_factory=list)
+    events: list[ChainRow] = field(default_factory=list)
+    dead: list[DeadLetterItem] = field(default_factory=list)
+    redacted: int = 0
+
+    def extend(self, other: Batch) -> None:
+        self.msgs += other.msgs
+        self.events += other.events
+        self.dead += other.dead
+        self.redacted += other.redacted
+
+
+def _reason(exc: ValidationError) -> str:
+    problems = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5]]
+    return "not a valid envelope: " + "; ".join(problems)
+
+
+def masked_raw(data: bytes) -> bytes:
+    """The raw bytes of a dead letter, with secret-looking values masked (JSON or free text)."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        text = data.decode("utf-8", errors="replace")
+        masked = redact_text(text)
+        return masked.encode() if masked != text else data
+    masked_value, count = redact_value(value)
+    return json.dumps(masked_value, separators=(",", ":")).encode() if count else data
+
+
+def parse_message(subject: str, data: bytes, stream_seq: int | None) -> tuple[ChainRow | DeadLetterItem, int]:
+    """A stream message as a row to chain (secrets masked) or a dead letter; and how many values were masked."""
+    try:
+        envelope = EventEnvelope.model_validate_json(data)
+    except ValidationError as exc:
+        return DeadLetterItem(subject, stream_seq, masked_raw(data), _reason(exc)), 0
+    try:
+        subject_conn = event_type_of(subject)[0]
+    except ValueError:
+        subject_conn = None
+    if subject_conn != envelope.conn:
+        reason = f"envelope conn {envelope.conn!r} does not match the subject {subject!r}"
+        return DeadLetterItem(subject, stream_seq, masked_raw(data), reason), 0
+    body: dict[str, Any] = envelope.model_dump(mode="json")
+    body["payload"], masked = redact_value(body["payload"])
+    row = ChainRow(
+        seq=0, event_id=str(envelope.event_id), conn=envelope.conn, type=envelope.type,
+        account_id=envelope.account_id, user_id=envelope.user_id, source=envelope.source,
+        occurred_at=envelope.occurred_at, stored_at=envelope.occurred_at, stream_seq=stream_seq,
+        envelope=json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+    )
+    return row, masked
+
+
+def parse_batch(msgs: list[Msg]) -> Batch:
+    """Parse fetched messages into a batch."""
+    batch = Batch(msgs=msgs)
+    for msg in msgs:
+        try:
+            stream_seq: int | None = msg.metadata.sequence.stream
+        except Exception:
+            stream_seq = None
+        item, masked = parse_message(msg.subject, msg.data, stream_seq)
+        if isinstance(item, DeadLetterItem):
+            batch.dead.append(item)
+        else:
+            batch.events.append(item)
+            if masked:
+                batch.redacted += 1
+    return batch
+
+
+class AuditConsumer:
+    """Runs the fetch and write loops of one durable consumer."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        store: AuditStore,
+        *,
+        stream: str,
+        durable: str,
+        batch_max: int = 500,
+        max_latency_s: float = 0.05,
+        ack_wait_s: float = 60.0,
+        max_ack_pending: int = 5000,
+        retry_max_s: float = 5.0,
+    ) -> None:
+        self.js = js
+        self.store = store
+        self.stream = stream
+        self.durable = durable
+        self.batch_max = batch_max
+        self.max_latency_s = max_latency_s
+        self.ack_wait_s = ack_wait_s
+        self.max_ack_pending = max(max_ack_pending, batch_max)
+        self.retry_max_s = retry_max_s
+        self.stats = Stats()
+        self._queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=2)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._writing = False
+        self._sub: JetStreamContext.PullSubscription | None = None
+
+    def consumer_config(self) -> ConsumerConfig:
+        """The durable consumer: every message of the stream, explicit ack, never given up on."""
+        return ConsumerConfig(
+            durable_name=self.durable,
+            name=self.durable,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait_s,
+            max_ack_pending=self.max_ack_pending,
+            max_deliver=-1,
+            description="audit: stores every event once in ibkr_trading_activity_log",
+        )
+
+    async def start(self) -> None:
+        """Create (or update) the durable consumer, bind to it and start the loops."""
+        try:
+            await self.js.add_consumer(self.stream, self.consumer_config())
+        except Exception as exc:
+            log.warning("consumer %s on %s not created/updated (%s); binding to it", self.durable, self.stream, exc)
+            await self.js.consumer_info(self.stream, self.durable)
+        self._sub = await self.js.pull_subscribe_bind(
+            durable=self.durable, stream=self.stream, pending_msgs_limit=self.max_ack_pending * 2
+        )
+        self._tasks = [
+            asyncio.create_task(self._fetch_loop(), name="audit-fetch"),
+            asyncio.create_task(self._write_loop(), name="audit-write"),
+        ]
+        log.info("consuming %s as %s (batch %d, %.0f ms)", self.stream, self.durable, self.batch_max,
+                 self.max_latency_s * 1000)
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop fetching, let the writer finish what it holds (bounded), then cancel."""
+        self._stopping = True
+        if self._tasks:
+            fetcher, writer = self._tasks
+            fetcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await fetcher
+            try:
+                await asyncio.wait_for(self._drain(), timeout_s)
+            except TimeoutError:
+                log.warning("stopping with unstored messages; they will be redelivered")
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+
+    async def _drain(self) -> None:
+        while not self._queue.empty() or self._writing:
+            await asyncio.sleep(0.02)
+
+    async def _fetch_loop(self) -> None:
+        assert self._sub is not None
+        delay = 0.1
+        while not self._stopping:
+            try:
+                msgs = await self._sub.fetch(self.batch_max, timeout=self.max_latency_s)
+            except TimeoutError:
+                delay = 0.1
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Disconnected, server restarting, consumer not reachable: wait and pull again.
+                log.warning("fetch failed (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+                continue
+            delay = 0.1
+            if msgs:
+                self.stats.received += len(msgs)
+                await self._queue.put(parse_batch(msgs))
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = await self._queue.get()
+            self._writing = True
+            try:
+                while len(batch.msgs) < self.batch_max and not self._queue.empty():
+                    batch.extend(self._queue.get_nowait())
+                await self._store(batch)
+                await self._ack(batch.msgs)
+            finally:
+                self._writing = False
+
+    async def _store(self, batch: Batch) -> None:
+        delay = 0.1
+        last_progress = time.monotonic()
+        while True:
+            try:
+                outcome = await self.store.write_batch(batch.events, batch.dead)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats.db_retries += 1
+                log.warning("storing %d messages failed (%s: %s); retrying in %.1f s",
+                            len(batch.msgs), type(exc).__name__, str(exc).splitlines()[0][:200], delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+                if time.monotonic() - last_progress > self.ack_wait_s / 3:
+                    await self._in_progress(batch.msgs)
+                    last_progress = time.monotonic()
+                continue
+            self.stats.batches += 1
+            self.stats.stored += outcome.stored
+            self.stats.duplicates += outcome.duplicates
+            self.stats.dead_letters += outcome.dead_letters
+            self.stats.secrets_redacted += batch.redacted
+            if outcome.dead_letters:
+                log.warning("%d messages were not valid envelopes: stored as dead letters", outcome.dead_letters)
+            return
+
+    async def _in_progress(self, msgs: list[Msg]) -> None:
+        for msg in msgs:
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _ack(self, msgs: list[Msg]) -> None:
+        # Committed: acknowledge. A lost ack only means a redelivery, which the event id absorbs.
+        for msg in msgs:
+            try:
+                await msg.ack()
+            except Exception as exc:
+                log.debug("ack failed (%s); the message will be redelivered and skipped", exc)

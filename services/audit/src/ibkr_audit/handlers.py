@@ -1,0 +1,31 @@
+"""Request/reply handlers of audit: `audit.query` and `audit.verify` (thin; the logic is in store.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from faststream.nats import NatsRouter
+
+from ibkr_audit.store import AuditStore
+from ibkr_common.messages.audit import AuditQueryRequest, AuditVerifyRequest
+from ibkr_common.replies import ok, reply_middleware
+from ibkr_common.subjects import Subjects
+
+QUEUE_GROUP = "audit"
+
+
+def build_router(subjects: Subjects, store: AuditStore, redacted: Callable[[], int]) -> NatsRouter:
+    """The router serving this connection's audit subjects (queue group `audit`, so replicas share)."""
+    router = NatsRouter(middlewares=[reply_middleware()])
+
+    @router.subscriber(subjects.audit_query, queue=QUEUE_GROUP)
+    async def audit_query(request: AuditQueryRequest) -> dict[str, Any]:
+        return ok(await store.query(request))
+
+    @router.subscriber(subjects.audit_verify, queue=QUEUE_GROUP)
+    async def audit_verify(request: AuditVerifyRequest) -> dict[str, Any]:
+        result = await store.verify(request.from_seq)
+        return ok(result.model_copy(update={"secrets_redacted": redacted()}))
+
+    return router
