@@ -1,0 +1,74 @@
+"""Rate limits (429, empty body, penalty box) and injected faults over real HTTPS."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from cpsim.testing import ACCOUNT as ACCT
+
+
+def test_eleventh_request_in_a_second_is_429_with_empty_body_and_penalty(http: httpx.Client) -> None:
+    http.post("/sim/limits", json={"enabled": True, "penalty_s": 600})
+    http.post("/sim/clock", json={"now": "2026-03-03T15:00:00Z"})
+    http.post("/v1/api/tickle")  # keep the session alive on the moved clock
+    codes = []
+    state_now = http.get("/sim/clock").json()["now"]
+    http.post("/sim/clock", json={"now": state_now})
+    for _ in range(12):
+        codes.append(http.get(f"/v1/api/portfolio/{ACCT}/ledger").status_code)
+    assert 429 in codes
+    r = http.get("/v1/api/iserver/accounts")
+    assert r.status_code == 429 and r.content == b"" and "retry-after" not in r.headers
+    assert http.get("/sim/state").status_code == 200  # /sim is never limited
+    http.post("/sim/clock", json={"advance_s": 601})
+    http.post("/sim/login")
+    assert http.get("/v1/api/iserver/accounts").status_code == 200
+
+
+def test_live_orders_twice_within_five_seconds_is_429(ready: httpx.Client) -> None:
+    ready.post("/sim/limits", json={"enabled": True, "penalty_s": 0})
+    assert ready.get("/v1/api/iserver/account/orders").status_code == 200
+    assert ready.get("/v1/api/iserver/account/orders").status_code == 429
+    ready.post("/sim/clock", json={"advance_s": 5.5})
+    assert ready.get("/v1/api/iserver/account/orders").status_code == 200
+
+
+def test_reset_clears_the_penalty_box(http: httpx.Client) -> None:
+    http.post("/sim/limits", json={"enabled": True, "penalty_s": 600})
+    for _ in range(3):
+        http.post("/v1/api/tickle")
+    assert http.post("/v1/api/tickle").status_code == 429
+    http.post("/sim/reset")
+    assert http.post("/v1/api/tickle").status_code == 200
+
+
+def test_fault_answers_status_and_body_count_times(http: httpx.Client) -> None:
+    http.post("/sim/faults", json={"path_glob": "/tickle", "status": 503, "body": {"error": "down"}, "count": 2})
+    assert [http.post("/v1/api/tickle").status_code for _ in range(3)] == [503, 503, 200]
+
+
+def test_fault_html_page_like_a_gateway_in_trouble(http: httpx.Client) -> None:
+    http.post("/sim/faults", json={"path_glob": "/v1/api/iserver/*", "status": 502, "html": True})
+    r = http.post("/v1/api/iserver/auth/status")
+    assert r.status_code == 502 and r.headers["content-type"].startswith("text/html") and "<html>" in r.text
+
+
+def test_fault_drops_the_connection_without_a_response(http: httpx.Client) -> None:
+    http.post("/sim/faults", json={"path_glob": "*/tickle", "drop_connection": True})
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        http.post("/v1/api/tickle")
+    assert http.post("/v1/api/tickle").status_code == 200
+
+
+def test_fault_delay_slows_the_answer(http: httpx.Client) -> None:
+    http.post("/sim/faults", json={"path_glob": "/tickle", "delay_ms": 300})
+    r = http.post("/v1/api/tickle")
+    assert r.status_code == 200 and r.elapsed.total_seconds() >= 0.3
+
+
+def test_request_log_records_time_method_path_status(http: httpx.Client) -> None:
+    http.post("/v1/api/tickle")
+    last = http.get("/sim/state").json()["requests"][-1]
+    assert (last["method"], last["path"], last["status"]) == ("POST", "/v1/api/tickle", 200)
+    assert last["t"].endswith("+00:00")
