@@ -32,10 +32,12 @@ def _plain(value: Any) -> Any:
 
 
 def _wanted(raw_case: dict[str, Any]) -> list[str] | None:
+    """The computed keys the case names; every key when the case carries no ``expected``."""
     expected = raw_case.get("expected")
-    if isinstance(expected, dict) and isinstance(expected.get("computed"), dict):
-        return [str(key) for key in expected["computed"]]
-    return None
+    if not isinstance(expected, dict):
+        return None
+    computed = expected.get("computed")
+    return [str(key) for key in computed] if isinstance(computed, dict) else []
 
 
 def _load(path: Path) -> tuple[RulesConfig, list[dict[str, Any]]]:

@@ -6,12 +6,17 @@ from datetime import datetime
 from decimal import Decimal
 
 from .hours import trade_date
-from .model import AccountState, Side
+from .model import AccountState, Side, parse_occ
 from .outcome import Outcome
 
 
 def check_good_faith(
-    account: AccountState, legs: list[tuple[str, Side, Decimal]], opening: bool, now: datetime, out: Outcome
+    account: AccountState,
+    legs: list[tuple[str, Side, Decimal]],
+    opening: bool,
+    now: datetime,
+    options_multiplier: int,
+    out: Outcome,
 ) -> None:
     """Warn when a closing sale sells a purchase paid with unsettled proceeds."""
     if account.account_type != "cash" or opening:
@@ -27,7 +32,8 @@ def check_good_faith(
         buys = [e for e in executions if e.symbol == symbol and e.side == "buy"]
         for buy in buys:
             earlier_sales = [e for e in executions if e.side == "sell" and e.time < buy.time and e.symbol != symbol]
-            cost = buy.qty * (buy.price or Decimal("0"))
+            multiplier = options_multiplier if parse_occ(symbol) is not None else 1
+            cost = buy.qty * (buy.price or Decimal("0")) * multiplier
             short_of_settled = account.settled_cash is None or account.settled_cash < cost
             if buy.unsettled_funds or (earlier_sales and short_of_settled):
                 _warn(symbol, out)

@@ -153,7 +153,7 @@ def evaluate(
         exempt = equity is not None and equity >= config.pdt_min_equity
         apply_intraday_margin(account, facts.opening, exempt, out)
 
-    check_good_faith(account, leg_quantities, facts.opening, now, out)
+    check_good_faith(account, leg_quantities, facts.opening, now, config.options_multiplier, out)
     if settled_only and facts.opening and reduction is not None:
         check_settled_funds(account, reduction, out)
 

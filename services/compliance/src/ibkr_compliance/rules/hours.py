@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -32,7 +33,9 @@ class MarketCalendar:
     """The XNYS sessions with their open and close (early closes included)."""
 
     def __init__(self) -> None:
-        cal = xcals.get_calendar("XNYS", start=_CAL_START, end=_CAL_END)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas deprecation noise inside exchange_calendars
+            cal = xcals.get_calendar("XNYS", start=_CAL_START, end=_CAL_END)
         schedule = cal.schedule
         self._sessions: list[date] = [ts.date() for ts in schedule.index]
         self._times: dict[date, SessionTimes] = {

@@ -1,0 +1,175 @@
+"""Buying-power arithmetic per strategy (RULES.md section 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+
+from ibkr_compliance.rules import (
+    AccountState,
+    MarketData,
+    OrderLeg,
+    OrderSpec,
+    Position,
+    Quote,
+    RulesConfig,
+    evaluate,
+)
+
+NOW = "2026-12-02T11:00:00-05:00"
+
+
+def _leg(symbol: str, side: str) -> OrderLeg:
+    return OrderLeg.model_validate({"symbol": symbol, "side": side, "position_effect": "open"})
+
+
+def _combo(legs: list[OrderLeg], qty: str, limit: str) -> OrderSpec:
+    return OrderSpec(qty=Decimal(qty), limit_price=Decimal(limit), legs=tuple(legs), position_effect="open")
+
+
+def test_naked_put_uses_reg_t_formula_at_ibkr(
+    ibkr_account: Callable[..., AccountState], config: RulesConfig, order: Callable[..., OrderSpec],
+    at: Callable[[str], datetime],
+) -> None:
+    account = ibkr_account(options_level=3, option_buying_power=Decimal("5000"))
+    market = MarketData(underlying_prices={"": Decimal("100")})
+
+    decision = evaluate(
+        order("WMT261218P00090000", "sell", limit_price=Decimal("1.50"), position_effect="open"),
+        account, config, at(NOW), market=market,
+    )
+
+    assert decision.computed["requirement"] == Decimal("1150.00")
+    assert decision.computed["buying_power_reduction"] == Decimal("1001.00")
+
+
+def test_cash_secured_put_at_alpaca_does_not_net_the_premium(
+    alpaca_account: Callable[..., AccountState], config: RulesConfig, order: Callable[..., OrderSpec],
+    at: Callable[[str], datetime],
+) -> None:
+    account = alpaca_account(options_level=1, option_buying_power=Decimal("17499.99"))
+
+    decision = evaluate(
+        order("AAPL261218P00175000", "sell", limit_price=Decimal("2.00"), position_effect="open"),
+        account, config, at(NOW), regime="intraday_margin",
+    )
+
+    assert decision.computed["requirement"] == Decimal("17500.00")
+    assert decision.decision == "block"
+    assert "INSUFFICIENT_BUYING_POWER" in decision.reason_codes
+
+
+def test_covered_call_needs_no_buying_power_when_shares_are_held(
+    alpaca_account: Callable[..., AccountState], config: RulesConfig, order: Callable[..., OrderSpec],
+    at: Callable[[str], datetime],
+) -> None:
+    account = alpaca_account(
+        options_level=1, option_buying_power=Decimal("0"),
+        positions=(Position(symbol="AAPL", qty=Decimal("200")),),
+    )
+
+    decision = evaluate(
+        order("AAPL261218C00250000", "sell", qty="2", limit_price=Decimal("3.00"), position_effect="open"),
+        account, config, at(NOW), regime="intraday_margin",
+    )
+
+    assert decision.decision == "allow"
+    assert decision.computed["strategy"] == "covered_call"
+
+
+def test_covered_call_with_too_few_shares_is_blocked(
+    alpaca_account: Callable[..., AccountState], config: RulesConfig, order: Callable[..., OrderSpec],
+    at: Callable[[str], datetime],
+) -> None:
+    account = alpaca_account(options_level=1, positions=(Position(symbol="AAPL", qty=Decimal("150")),))
+
+    decision = evaluate(
+        order("AAPL261218C00250000", "sell", qty="2", limit_price=Decimal("3.00"), position_effect="open"),
+        account, config, at(NOW), regime="intraday_margin",
+    )
+
+    assert decision.decision == "block"
+    assert "INSUFFICIENT_SHARES_FOR_COVERED_CALL" in decision.reason_codes
+
+
+def test_debit_spread_requirement_is_the_net_debit_plus_fees(
+    ibkr_account: Callable[..., AccountState], config: RulesConfig, at: Callable[[str], datetime]
+) -> None:
+    spread = _combo([_leg("AAPL261218C00240000", "buy"), _leg("AAPL261218C00250000", "sell")], "2", "3.00")
+
+    decision = evaluate(spread, ibkr_account(), config, at(NOW))
+
+    assert decision.computed["strategy"] == "debit_spread"
+    assert decision.computed["required_level"] == 2
+    assert decision.computed["requirement"] == Decimal("602.60")
+
+
+def test_short_iron_condor_requires_the_wider_side_less_the_credit(
+    alpaca_account: Callable[..., AccountState], config: RulesConfig, at: Callable[[str], datetime]
+) -> None:
+    condor = _combo(
+        [
+            _leg("SPY261218P00590000", "buy"),
+            _leg("SPY261218P00600000", "sell"),
+            _leg("SPY261218C00650000", "sell"),
+            _leg("SPY261218C00655000", "buy"),
+        ],
+        "1",
+        "2.00",
+    )
+    account = alpaca_account(options_level=3, option_buying_power=Decimal("800"))
+
+    decision = evaluate(condor, account, config, at(NOW), regime="intraday_margin")
+
+    assert decision.computed["requirement"] == Decimal("1000.00")
+    assert decision.computed["buying_power_reduction"] == Decimal("800.00")
+    assert decision.decision == "allow"
+
+
+def test_market_sell_to_open_is_valued_at_the_bid(
+    ibkr_account: Callable[..., AccountState], config: RulesConfig, order: Callable[..., OrderSpec],
+    at: Callable[[str], datetime],
+) -> None:
+    account = ibkr_account(options_level=4, option_buying_power=Decimal("5000"))
+    market = MarketData(
+        quotes={"WMT261218C00110000": Quote(symbol="WMT261218C00110000", bid=Decimal("2.00"), ask=Decimal("2.20"))},
+        underlying_prices={"WMT": Decimal("100")},
+    )
+
+    decision = evaluate(
+        order("WMT261218C00110000", "sell", order_type="market", position_effect="open"),
+        account, config, at(NOW), market=market,
+    )
+
+    assert decision.computed["requirement"] == Decimal("1200.00")
+    assert "MARKET_ORDER_PRICE_ESTIMATED" in decision.reason_codes
+
+
+def test_stale_quote_blocks_a_market_buy(
+    alpaca_account: Callable[..., AccountState], config: RulesConfig, order: Callable[..., OrderSpec],
+    at: Callable[[str], datetime],
+) -> None:
+    stale = Quote(bid=Decimal("3"), ask=Decimal("3.1"), age_s=Decimal("600"))
+    market = MarketData(quotes={"AAPL261218C00250000": stale})
+
+    decision = evaluate(order(order_type="market"), alpaca_account(), config, at(NOW), market=market)
+
+    assert decision.decision == "block"
+    assert "NO_QUOTE_FOR_MARKET_ORDER" in decision.reason_codes
+
+
+def test_working_opening_orders_hold_buying_power(
+    alpaca_account: Callable[..., AccountState], config: RulesConfig, order: Callable[..., OrderSpec],
+    at: Callable[[str], datetime],
+) -> None:
+    account = alpaca_account(
+        option_buying_power=Decimal("1000"),
+        open_orders=({"symbol": "MSFT261218C00450000", "side": "buy", "qty": "2", "limit_price": "3.00",
+                      "position_effect": "open"},),
+    )
+
+    decision = evaluate(order(limit_price=Decimal("5.00")), account, config, at(NOW), regime="intraday_margin")
+
+    assert decision.computed["available_buying_power"] == Decimal("400.00")
+    assert "INSUFFICIENT_BUYING_POWER" in decision.reason_codes
