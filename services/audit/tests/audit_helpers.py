@@ -9,11 +9,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ibkr_common.envelope import EventEnvelope, new_event
-from ibkr_common.subjects import Subjects
 from nats.js import JetStreamContext
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from ibkr_common.envelope import EventEnvelope, new_event
+from ibkr_common.subjects import Subjects
 
 
 def event(conn: str, event_type: str = "gateway.call", *, account_id: str | None = None,

@@ -14,8 +14,8 @@ from faststream import FastStream, TestApp
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ibkr_audit.app import build_app  # noqa: E402
-from ibkr_audit.settings import AuditSettings  # noqa: E402
+from ibkr_audit.app import build_app
+from ibkr_audit.settings import AuditSettings
 
 _counter = itertools.count(1)
 

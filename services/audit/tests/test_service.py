@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 from audit_helpers import event, publish, publish_raw, wait_until
+from sqlalchemy import text
+
 from ibkr_audit.store import AuditStore
 from ibkr_common.db.engine import make_engine
 from ibkr_common.subjects import Subjects
-from sqlalchemy import text
 
 pytestmark = pytest.mark.connected
 
@@ -186,7 +187,8 @@ async def test_query_filters_and_paging(names: Any, nats_client: Any, start_audi
                                               "before_seq": page2["next_before_seq"]})
         assert len(r["result"]["events"]) == 2 and r["result"]["next_before_seq"] is None
 
-        window = {"since": (base + timedelta(minutes=5)).isoformat(), "until": (base + timedelta(minutes=10)).isoformat()}
+        window = {"since": (base + timedelta(minutes=5)).isoformat(),
+                  "until": (base + timedelta(minutes=10)).isoformat()}
         r = await request(nats_client, subj, window)
         got = r["result"]["events"]
         assert len(got) == 5

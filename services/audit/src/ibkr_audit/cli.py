@@ -84,3 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         with open(args.output, "w", newline="", encoding="utf-8") as out:
             count = asyncio.run(export(settings.database_url, args.since, args.until, args.format, out))
     print(f"ibkr-audit: exported {count} events", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
