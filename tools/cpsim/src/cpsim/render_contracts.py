@@ -154,7 +154,7 @@ def trsrv_stocks(inst: Instrument) -> list[dict[str, Any]]:
     return [
         {
             "name": inst.name,
-            "chineseName": None,
+            "chineseName": inst.name,
             "assetClass": "STK",
             "contracts": [
                 {"conid": inst.conid, "exchange": inst.listing_exchange, "isUS": True},

@@ -72,7 +72,7 @@ def routes(state: SimState) -> list[Route]:
                 "CREDENTIAL": "paperuser1",
                 "IP": "127.0.0.1",
                 "EXPIRES": s.sso_expires_ms(now),
-                "QUALIFIED_FOR_MOBILE_AUTH": None,
+                "QUALIFIED_FOR_MOBILE_AUTH": False,
                 "LANDING_APP": "UNIVERSAL",
                 "IS_MASTER": False,
                 "lastAccessed": ms(now),
