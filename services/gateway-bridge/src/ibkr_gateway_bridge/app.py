@@ -1,0 +1,56 @@
+"""build_app(settings) -> FastStream: the bridge's broker, client, limiter and event publisher."""
+
+from __future__ import annotations
+
+import logging
+
+from faststream import FastStream
+
+from ibkr_common.clock import Clock, SystemClock
+from ibkr_common.events import EventPublisher
+from ibkr_common.service import ensure_events_stream, jetstream_of, make_broker
+from ibkr_common.subjects import Subjects
+from ibkr_gateway_bridge.client import CpClient, Transport
+from ibkr_gateway_bridge.events import CallEvents
+from ibkr_gateway_bridge.handlers import build_router
+from ibkr_gateway_bridge.service import BridgeService
+from ibkr_gateway_bridge.settings import BridgeSettings
+
+log = logging.getLogger("ibkr.gateway-bridge")
+
+
+def build_app(settings: BridgeSettings, *, clock: Clock | None = None) -> FastStream:
+    """The gateway-bridge app. Its pieces are reachable as `app.bridge_service` / `app.call_events` (tests)."""
+    clock = clock or SystemClock()
+    subjects = Subjects(settings.connection)
+    broker = make_broker(settings, "gateway-bridge")
+    transport = Transport(settings)
+    client = CpClient(transport)
+    service = BridgeService(client, settings, clock)
+    broker.include_router(build_router(service, subjects, settings.deadline_s))
+    app = FastStream(broker, logger=log)
+    holder: dict[str, CallEvents] = {}
+
+    @app.after_startup
+    async def _started() -> None:
+        await ensure_events_stream(broker, settings)
+        publisher = EventPublisher(
+            jetstream_of(broker), subjects=subjects, stream=settings.events_stream, source="gateway-bridge",
+            environment=settings.default_environment, clock=clock,
+        )
+        events = CallEvents(publisher)
+        events.start()
+        holder["events"] = events
+        transport.on_call = events.record
+        log.info("gateway at %s (rate limit %.0f/s)", settings.gateway_url, settings.rate_limit_rps)
+
+    @app.on_shutdown
+    async def _stopping() -> None:
+        transport.on_call = None
+        if "events" in holder:
+            await holder["events"].stop()
+        await client.aclose()
+
+    app.bridge_service = service  # type: ignore[attr-defined]
+    app.call_events_holder = holder  # type: ignore[attr-defined]
+    return app

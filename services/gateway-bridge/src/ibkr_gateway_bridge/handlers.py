@@ -1,0 +1,89 @@
+"""Thin request/reply handlers: one subscriber per bridge operation, plus the public contract subjects."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faststream.nats import NatsRouter
+from pydantic import BaseModel
+
+from ibkr_common.messages import bridge as m
+from ibkr_common.messages import contracts as c
+from ibkr_common.replies import ErrorCode, ServiceError, ok, reply_middleware
+from ibkr_common.subjects import Subjects
+from ibkr_gateway_bridge.service import BridgeService, priority_of
+
+QUEUE = "gateway-bridge"
+#: Operations that must not be cut short: they resolve lost answers themselves (and may wait for
+#: the 1-per-5-s live-orders and trades endpoints).
+NO_DEADLINE = frozenset({"orders.place", "orders.reply", "orders.modify", "orders.cancel", "orders.lookup"})
+SLOW = frozenset({"orders.live", "trades.list"})
+
+
+def _operations(s: BridgeService) -> dict[str, tuple[type[BaseModel], Callable[[Any, str], Awaitable[BaseModel]]]]:
+    o = s.orders
+    return {
+        "session.status": (m.Empty, lambda r, p: s.session_status(p)),
+        "session.tickle": (m.Empty, lambda r, p: s.tickle(p)),
+        "session.validate": (m.Empty, lambda r, p: s.validate(p)),
+        "session.init": (m.SessionInitRequest, lambda r, p: s.init(r)),
+        "session.reauthenticate": (m.Empty, lambda r, p: s.reauthenticate(p)),
+        "session.logout": (m.Empty, lambda r, p: s.logout(p)),
+        "accounts.list": (m.Empty, lambda r, p: s.accounts(p)),
+        "accounts.portfolio": (m.Empty, lambda r, p: s.portfolio_accounts(p)),
+        "accounts.summary": (m.AccountRequest, s.summary),
+        "accounts.ledger": (m.AccountRequest, s.ledger),
+        "accounts.pnl": (m.Empty, lambda r, p: s.pnl(p)),
+        "positions.list": (m.AccountRequest, s.positions_all),
+        "positions.page": (m.PositionsPageRequest, s.positions_page),
+        "positions.get": (m.PositionRequest, s.position),
+        "positions.invalidate": (m.AccountRequest, s.invalidate),
+        "orders.place": (m.PlaceOrderRequest, o.place),
+        "orders.reply": (m.ReplyRequest, o.reply),
+        "orders.cancel": (m.CancelRequest, o.cancel),
+        "orders.modify": (m.ModifyRequest, o.modify),
+        "orders.whatif": (m.WhatIfRequest, o.whatif),
+        "orders.live": (m.LiveOrdersRequest, o.live),
+        "orders.status": (m.OrderStatusRequest, o.status),
+        "orders.lookup": (m.LookupRequest, o.lookup),
+        "orders.suppress": (m.SuppressRequest, o.suppress),
+        "orders.suppress_reset": (m.Empty, lambda r, p: o.suppress_reset(p)),
+        "trades.list": (m.TradesRequest, o.trades),
+        "contracts.search": (c.ContractSearchRequest, s.search),
+        "contracts.info": (c.ContractInfoRequest, s.contract_info),
+        "contracts.strikes": (c.StrikesRequest, s.option_chain),
+        "contracts.secdef_info": (c.SecdefInfoRequest, s.secdef_info),
+        "contracts.secdef": (c.SecdefRequest, s.secdef),
+        "marketdata.snapshot": (m.SnapshotRequest, s.snapshot),
+    }
+
+
+def _register(router: NatsRouter, subject: str, op: str, model: type[BaseModel],
+              call: Callable[[Any, str], Awaitable[BaseModel]], deadline_s: float | None) -> None:
+    async def handler(body: model) -> dict[str, Any]:  # type: ignore[valid-type]
+        priority = priority_of(body, op)  # type: ignore[arg-type]
+        if deadline_s is None:
+            return ok(await call(body, priority))
+        try:
+            async with asyncio.timeout(deadline_s):
+                return ok(await call(body, priority))
+        except TimeoutError:
+            raise ServiceError(ErrorCode.TIMEOUT, f"{op}: no answer from the gateway within {deadline_s:.1f} s",
+                               {"operation": op, "deadline_s": deadline_s}) from None
+
+    handler.__name__ = handler.__qualname__ = "handle_" + subject.replace(".", "_").replace("-", "_")
+    router.subscriber(subject, queue=QUEUE)(handler)
+
+
+def build_router(service: BridgeService, subjects: Subjects, deadline_s: float) -> NatsRouter:
+    """The bridge's router: `ibkr.<conn>.bridge.<op>` for every operation, and the public contracts subjects."""
+    router = NatsRouter(middlewares=[reply_middleware()])
+    ops = _operations(service)
+    for op, (model, call) in ops.items():
+        limit = None if op in NO_DEADLINE else deadline_s * 2 if op in SLOW else deadline_s
+        _register(router, subjects.bridge(op), op, model, call, limit)
+    _register(router, subjects.contracts_search, "contracts.search", c.ContractSearchRequest, service.search,
+              deadline_s)
+    _register(router, subjects.contracts_option_chain, "contracts.option_chain", c.OptionChainRequest,
+              service.option_chain, deadline_s)
+    return router

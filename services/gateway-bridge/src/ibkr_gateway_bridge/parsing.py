@@ -1,0 +1,439 @@
+"""Client Portal JSON -> typed models. Pure functions; unknown keys are ignored, odd types tolerated."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ibkr_common.messages import bridge as m
+from ibkr_common.messages import contracts as c
+from ibkr_gateway_bridge import mapping as mp
+from ibkr_gateway_bridge.mapping import to_decimal as dec
+from ibkr_gateway_bridge.mapping import to_int
+
+
+def _d(obj: Any) -> dict[str, Any]:
+    return obj if isinstance(obj, dict) else {}
+
+
+def _l(obj: Any) -> list[Any]:
+    return obj if isinstance(obj, list) else []
+
+
+def _s(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+# ---- session ---------------------------------------------------------------------------------
+
+
+def session_status(body: Any) -> m.SessionStatus:
+    b = _d(body)
+    info = _d(b.get("serverInfo"))
+    return m.SessionStatus(
+        authenticated=bool(b.get("authenticated")), connected=bool(b.get("connected")),
+        competing=bool(b.get("competing")), message=_s(b.get("message")), fail=_s(b.get("fail")),
+        server_name=_s(info.get("serverName")), server_version=_s(info.get("serverVersion")),
+    )
+
+
+def tickle(body: Any, now: datetime) -> m.TickleResult:
+    b = _d(body)
+    if b.get("error") is not None:
+        return m.TickleResult(authenticated=False, connected=False, competing=False, no_session=True)
+    auth = _d(_d(b.get("iserver")).get("authStatus"))
+    expires = to_int(b.get("ssoExpires"))
+    return m.TickleResult(
+        authenticated=bool(auth.get("authenticated")), connected=bool(auth.get("connected")),
+        competing=bool(auth.get("competing")) or bool(b.get("collission")), sso_expires_ms=expires,
+        expires_at=now + timedelta(milliseconds=expires) if expires is not None else None,
+    )
+
+
+def validate(body: Any, now: datetime) -> m.ValidateResult:
+    b = _d(body)
+    expires = to_int(b.get("EXPIRES", b.get("expire")))
+    login = to_int(b.get("LOGIN_TYPE", b.get("loginType")))
+    return m.ValidateResult(
+        valid=bool(b.get("RESULT")), expires_ms=expires,
+        expires_at=now + timedelta(milliseconds=expires) if expires is not None else None,
+        environment="live" if login == 1 else "paper" if login == 2 else None,
+    )
+
+
+# ---- accounts --------------------------------------------------------------------------------
+
+
+def accounts_list(body: Any) -> m.AccountsList:
+    b = _d(body)
+    aliases = {str(k): str(v) for k, v in _d(b.get("aliases")).items() if v is not None}
+    paper = b.get("isPaper")
+    return m.AccountsList(
+        accounts=[str(a) for a in _l(b.get("accounts"))], selected_account=_s(b.get("selectedAccount")),
+        aliases=aliases, is_paper=paper if isinstance(paper, bool) else None,
+    )
+
+
+def portfolio_accounts(body: Any) -> m.PortfolioAccounts:
+    out = []
+    for a in _l(body):
+        a = _d(a)
+        ident = a.get("accountId") or a.get("id")
+        if not ident:
+            continue
+        access = a.get("brokerageAccess")
+        out.append(m.PortfolioAccount(
+            account_id=str(ident), title=_s(a.get("accountTitle") or a.get("displayName")),
+            currency=_s(a.get("currency")), type=_s(a.get("type")), trading_type=_s(a.get("tradingType")),
+            customer_type=_s(a.get("acctCustType")), clearing_status=_s(a.get("clearingStatus")),
+            brokerage_access=access if isinstance(access, bool) else None,
+        ))
+    return m.PortfolioAccounts(accounts=out)
+
+
+SUMMARY_KEYS = {
+    "net_liquidation": "netliquidation", "equity_with_loan": "equitywithloanvalue",
+    "buying_power": "buyingpower", "available_funds": "availablefunds", "excess_liquidity": "excessliquidity",
+    "total_cash": "totalcashvalue", "settled_cash": "settledcash", "gross_position_value": "grosspositionvalue",
+    "init_margin": "initmarginreq", "maint_margin": "maintmarginreq", "cushion": "cushion",
+}
+
+
+def account_summary(account_id: str, body: Any) -> m.AccountSummary:
+    """`/portfolio/{id}/summary`: each key maps to `{amount, currency, isNull, value, ...}`."""
+    values: dict[str, Decimal] = {}
+    currency = account_type = None
+    for key, item in _d(body).items():
+        item = _d(item)
+        if not item or item.get("isNull"):
+            continue
+        if key == "accounttype":
+            account_type = _s(item.get("value"))
+            continue
+        text = item.get("value")
+        amount = dec(item.get("amount")) if text in (None, "") else dec(text)
+        if amount is not None:
+            values[key] = amount
+        if key == "netliquidation" and item.get("currency"):
+            currency = str(item["currency"])
+    typed: dict[str, Any] = {field: values.get(key) for field, key in SUMMARY_KEYS.items()}
+    dtr = values.get("daytradesremaining")
+    return m.AccountSummary(
+        account_id=account_id, currency=currency, account_type=account_type,
+        day_trades_remaining=int(dtr) if dtr is not None else None, values=values, **typed,
+    )
+
+
+def ledger(account_id: str, body: Any) -> m.Ledger:
+    entries = []
+    for key, item in _d(body).items():
+        item = _d(item)
+        if not item:
+            continue
+        entries.append(m.LedgerEntry(
+            currency=str(item.get("currency") or key), cash_balance=dec(item.get("cashbalance")),
+            settled_cash=dec(item.get("settledcash")), net_liquidation=dec(item.get("netliquidationvalue")),
+            stock_market_value=dec(item.get("stockmarketvalue")),
+            option_market_value=dec(item.get("stockoptionmarketvalue")),
+            unrealized_pnl=dec(item.get("unrealizedpnl")), realized_pnl=dec(item.get("realizedpnl")),
+            exchange_rate=dec(item.get("exchangerate")),
+        ))
+    return m.Ledger(account_id=account_id, entries=entries)
+
+
+def pnl(body: Any) -> m.Pnl:
+    rows = []
+    upnl = _d(_d(body).get("upnl"))
+    for key, item in upnl.items():
+        item = _d(item)
+        rows.append(m.PnlRow(
+            key=str(key), account_id=str(key).split(".", 1)[0], daily_pnl=dec(item.get("dpl")),
+            net_liquidation=dec(item.get("nl")), unrealized_pnl=dec(item.get("upl")),
+            excess_liquidity=dec(item.get("el")), market_value=dec(item.get("mv")),
+        ))
+    return m.Pnl(rows=rows, complete=bool(upnl))
+
+
+# ---- positions -------------------------------------------------------------------------------
+
+
+def position(account_id: str, p: dict[str, Any]) -> m.Position | None:
+    conid = to_int(p.get("conid"))
+    qty = dec(p.get("position"))
+    if conid is None or qty is None:
+        return None
+    strike = dec(p.get("strike"))
+    mult = dec(p.get("multiplier"))
+    und = to_int(p.get("undConid"))
+    return m.Position(
+        account_id=str(p.get("acctId") or account_id), conid=conid,
+        symbol=_s(p.get("ticker") or p.get("contractDesc")), description=_s(p.get("contractDesc") or p.get("name")),
+        sec_type=mp.asset_class(p.get("assetClass") or p.get("secType")), quantity=qty,
+        avg_cost=dec(p.get("avgCost")), avg_price=dec(p.get("avgPrice")),
+        market_price=dec(p.get("mktPrice", p.get("marketPrice"))),
+        market_value=dec(p.get("mktValue", p.get("marketValue"))), currency=_s(p.get("currency")),
+        unrealized_pnl=dec(p.get("unrealizedPnl")), realized_pnl=dec(p.get("realizedPnl")),
+        expiry=_s(p.get("expiry")), right=mp.right(p.get("putOrCall")),  # type: ignore[arg-type]
+        strike=strike if strike else None, multiplier=mult if mult else None, underlying_conid=und or None,
+    )
+
+
+def positions(account_id: str, body: Any) -> list[m.Position]:
+    items = _l(body)
+    if isinstance(body, dict):  # /portfolio/positions/{conid}: {acct: [...]}
+        items = [p for v in body.values() for p in _l(v)]
+    return [p for p in (position(account_id, _d(x)) for x in items) if p is not None]
+
+
+# ---- orders ----------------------------------------------------------------------------------
+
+
+def order_body(o: m.OrderSpec, account_id: str) -> dict[str, Any]:
+    """One order as IBKR wants it (omitting zero/absent optionals, KB's advice)."""
+    out: dict[str, Any] = {"acctId": account_id, "orderType": mp.ORDER_TYPE_OUT[o.order_type], "side": o.side,
+                           "quantity": float(o.quantity) if o.quantity != o.quantity.to_integral() else int(o.quantity),
+                           "tif": o.tif}
+    if o.conid is not None:
+        out["conid"] = o.conid
+    if o.conidex is not None:
+        out["conidex"] = o.conidex
+    if o.price is not None:
+        out["price"] = float(o.price)
+    if o.aux_price is not None:
+        out["auxPrice"] = float(o.aux_price)
+    if o.coid:
+        out["cOID"] = o.coid
+    if o.parent_id:
+        out["parentId"] = o.parent_id
+    if o.outside_rth:
+        out["outsideRTH"] = True
+    if o.listing_exchange:
+        out["listingExchange"] = o.listing_exchange
+    if o.sec_type:
+        out["secType"] = o.sec_type
+    if o.referrer:
+        out["referrer"] = o.referrer
+    if o.is_single_group is not None:
+        out["isSingleGroup"] = o.is_single_group
+    return out
+
+
+def place_result(body: Any, coid: str | None) -> m.PlaceOrderResult:
+    """The four shapes of place/reply/modify: placed array, question, `{"error"}`, server prompt."""
+    if isinstance(body, dict):
+        if body.get("prompt") or ("options" in body and "reqId" in body):
+            return m.PlaceOrderResult(status="rejected", client_order_id=coid, message=_s(body.get("text")),
+                                      order_id=mp.id_str(body.get("orderId")), prompt=body)
+        if body.get("error") is not None:
+            return m.PlaceOrderResult(status="rejected", client_order_id=coid, message=str(body["error"]))
+        body = [body]
+    items = [_d(x) for x in _l(body)]
+    if not items:
+        return m.PlaceOrderResult(status="unknown", client_order_id=coid, evidence={"reason": "empty answer"})
+    first = items[0]
+    if first.get("id") is not None and ("message" in first or "messageIds" in first):
+        messages = first.get("message")
+        return m.PlaceOrderResult(
+            status="confirmation_required", client_order_id=coid,
+            confirmation=m.Confirmation(
+                reply_id=str(first["id"]),
+                messages=[str(x) for x in messages] if isinstance(messages, list) else [str(messages or "")],
+                message_ids=[str(x) for x in _l(first.get("messageIds"))],
+                options=[str(x) for x in _l(first.get("messageOptions"))],
+            ),
+        )
+    placed = []
+    for item in items:
+        ibkr_status = _s(item.get("order_status"))
+        placed.append(m.PlacedOrder(
+            order_id=mp.id_str(item.get("order_id")),
+            order_status=mp.order_status(ibkr_status) if ibkr_status else None,  # type: ignore[arg-type]
+            ibkr_status=ibkr_status, text=_s(item.get("text") or item.get("warning_message")),
+        ))
+    head = placed[0]
+    failed = head.order_id in (None, "-1") or (head.order_status in ("failed", "inactive") and bool(head.text))
+    if failed:
+        return m.PlaceOrderResult(status="rejected", client_order_id=coid, order_id=None, message=head.text,
+                                  order_status=head.order_status, orders=placed)
+    return m.PlaceOrderResult(status="submitted", client_order_id=coid, order_id=head.order_id,
+                              order_status=head.order_status, orders=placed)
+
+
+def _coid_of(o: dict[str, Any]) -> str | None:
+    for key in ("order_ref", "cOID", "local_order_id", "orderRef"):
+        if o.get(key):
+            return str(o[key])
+    return None
+
+
+def live_order(o: dict[str, Any]) -> m.LiveOrder | None:
+    order_id = mp.id_str(o.get("orderId", o.get("order_id")))
+    if order_id is None:
+        return None
+    ibkr_status = _s(o.get("status") or o.get("order_status"))
+    aux = dec(o.get("auxPrice"))
+    return m.LiveOrder(
+        account_id=_s(o.get("acct") or o.get("account")), order_id=order_id, client_order_id=_coid_of(o),
+        conid=to_int(o.get("conid")), symbol=_s(o.get("ticker") or o.get("description1")),
+        sec_type=mp.asset_class(o.get("secType")), side=mp.side(o.get("side")),  # type: ignore[arg-type]
+        order_type=mp.order_type_in(o.get("origOrderType") or o.get("orderType")),
+        status=mp.order_status(ibkr_status), ibkr_status=ibkr_status,  # type: ignore[arg-type]
+        quantity=dec(o.get("totalSize")), filled_quantity=dec(o.get("filledQuantity")),
+        remaining_quantity=dec(o.get("remainingQuantity")), price=dec(o.get("price")), aux_price=aux,
+        avg_price=dec(o.get("avgPrice")), tif=_s(o.get("timeInForce")), description=_s(o.get("orderDesc")),
+        last_execution_at=mp.ms_time(o.get("lastExecutionTime_r")) or mp.ibkr_time(o.get("lastExecutionTime")),
+    )
+
+
+def live_orders(body: Any) -> list[m.LiveOrder]:
+    items = _l(_d(body).get("orders")) if isinstance(body, dict) else _l(body)
+    return [x for x in (live_order(_d(o)) for o in items) if x is not None]
+
+
+def order_status_result(order_id: str, body: Any) -> m.OrderStatusResult:
+    b = _d(body)
+    ibkr_status = _s(b.get("order_status"))
+    return m.OrderStatusResult(
+        order_id=mp.id_str(b.get("order_id")) or order_id, account_id=_s(b.get("account")),
+        conid=to_int(b.get("conid")), symbol=_s(b.get("symbol")), side=mp.side(b.get("side")),  # type: ignore[arg-type]
+        order_type=mp.order_type_in(b.get("order_type")), status=mp.order_status(ibkr_status),  # type: ignore[arg-type]
+        ibkr_status=ibkr_status, quantity=dec(b.get("total_size") or b.get("size")),
+        filled_quantity=dec(b.get("cum_fill")), limit_price=dec(b.get("limit_price")),
+        stop_price=dec(b.get("stop_price")), avg_price=dec(b.get("average_price")), tif=_s(b.get("tif")),
+        description=_s(b.get("order_description")),
+    )
+
+
+def whatif(body: Any) -> m.WhatIfResult:
+    b = _d(body)
+    amount, equity, initial, maint, pos = (_d(b.get(k)) for k in ("amount", "equity", "initial", "maintenance",
+                                                                    "position"))
+    warn = b.get("warn") or "; ".join(str(x) for x in _l(b.get("warns"))) or None
+    error = b.get("error") or "; ".join(str(x) for x in _l(b.get("errors"))) or None
+    return m.WhatIfResult(
+        amount=dec(amount.get("amount")), commission=dec(amount.get("commission")), total=dec(amount.get("total")),
+        equity_change=dec(equity.get("change")), initial_margin_change=dec(initial.get("change")),
+        initial_margin_after=dec(initial.get("after")), maintenance_margin_change=dec(maint.get("change")),
+        maintenance_margin_after=dec(maint.get("after")), position_after=dec(pos.get("after")),
+        warning=_s(warn), error=_s(error),
+    )
+
+
+def trades(body: Any) -> list[m.Trade]:
+    out = []
+    for t in _l(body):
+        t = _d(t)
+        qty, price = dec(t.get("size")), dec(t.get("price"))
+        if not t.get("execution_id") or qty is None or price is None:
+            continue
+        out.append(m.Trade(
+            execution_id=str(t["execution_id"]), account_id=_s(t.get("account") or t.get("accountCode")),
+            order_id=mp.id_str(t.get("order_id")), client_order_id=_s(t.get("order_ref")),
+            conid=to_int(t.get("conid")), symbol=_s(t.get("symbol")), sec_type=mp.asset_class(t.get("sec_type")),
+            side=mp.side(t.get("side")), quantity=qty, price=price,  # type: ignore[arg-type]
+            commission=dec(t.get("commission")), net_amount=dec(t.get("net_amount")),
+            exchange=_s(t.get("exchange")),
+            executed_at=mp.ms_time(t.get("trade_time_r")) or mp.ibkr_time(t.get("trade_time")),
+        ))
+    return out
+
+
+# ---- contracts and market data -----------------------------------------------------------------
+
+
+def search(body: Any) -> list[c.Contract]:
+    out = []
+    for item in _l(body):
+        item = _d(item)
+        conid = to_int(item.get("conid"))
+        if conid is None or conid <= 0 or conid == 2147483647:
+            continue
+        sections = [_d(s) for s in _l(item.get("sections"))]
+        months: list[str] = []
+        for s in sections:
+            if s.get("secType") == "OPT" and s.get("months"):
+                months = [x for x in str(s["months"]).split(";") if x]
+        first = sections[0].get("secType") if sections else None
+        out.append(c.Contract(
+            conid=conid, symbol=_s(item.get("symbol")), name=_s(item.get("companyName")),
+            sec_type=_s(first) or ("IND" if item.get("restricted") == "IND" else None),
+            exchange=_s(item.get("description")), header=_s(item.get("companyHeader")), option_months=months,
+            derivative_sec_types=[str(s["secType"]) for s in sections[1:] if s.get("secType")],
+        ))
+    return out
+
+
+def strikes(body: Any) -> tuple[list[Decimal], list[Decimal]]:
+    b = _d(body)
+    calls = [x for x in (dec(v) for v in _l(b.get("call"))) if x is not None]
+    puts = [x for x in (dec(v) for v in _l(b.get("put"))) if x is not None]
+    return calls, puts
+
+
+def contract_info(conid: int, body: Any) -> c.ContractInfo:
+    b = _d(body)
+    und = to_int(b.get("underlying_con_id"))
+    return c.ContractInfo(
+        conid=to_int(b.get("con_id")) or conid, symbol=_s(b.get("symbol")),
+        sec_type=mp.asset_class(b.get("instrument_type")), name=_s(b.get("company_name")),
+        currency=_s(b.get("currency")), exchange=_s(b.get("exchange")),
+        valid_exchanges=[x for x in str(b.get("valid_exchanges") or "").split(",") if x],
+        local_symbol=_s(b.get("local_symbol")), trading_class=_s(b.get("trading_class")),
+        multiplier=dec(b.get("multiplier")), strike=dec(b.get("strike")) or None,
+        right=mp.right(b.get("right")),  # type: ignore[arg-type]
+        expiry=mp.ibkr_date(b.get("expiry_full") or b.get("maturity_date")), underlying_conid=und or None,
+        industry=_s(b.get("industry")), category=_s(b.get("category")),
+    )
+
+
+def secdef_info(body: Any) -> list[c.DerivativeContract]:
+    out = []
+    for x in _l(body):
+        x = _d(x)
+        conid = to_int(x.get("conid"))
+        if conid is None:
+            continue
+        out.append(c.DerivativeContract(
+            conid=conid, symbol=_s(x.get("symbol")), sec_type=_s(x.get("secType")),
+            right=mp.right(x.get("right")), strike=dec(x.get("strike")),  # type: ignore[arg-type]
+            expiry=mp.ibkr_date(x.get("maturityDate")), multiplier=dec(x.get("multiplier")),
+            trading_class=_s(x.get("tradingClass")), exchange=_s(x.get("exchange")), currency=_s(x.get("currency")),
+            description=" ".join(str(x[k]) for k in ("desc1", "desc2") if x.get(k)) or None,
+        ))
+    return out
+
+
+def secdef(body: Any) -> list[c.SecdefEntry]:
+    out = []
+    for x in _l(_d(body).get("secdef")):
+        x = _d(x)
+        conid = to_int(x.get("conid"))
+        if conid is None:
+            continue
+        strike, mult, und = dec(x.get("strike")), dec(x.get("multiplier")), to_int(x.get("undConid"))
+        has = x.get("hasOptions")
+        out.append(c.SecdefEntry(
+            conid=conid, symbol=_s(x.get("ticker")), name=_s(x.get("name")),
+            sec_type=mp.asset_class(x.get("assetClass")),
+            currency=_s(x.get("currency")), listing_exchange=_s(x.get("listingExchange")),
+            expiry=mp.ibkr_date(x.get("expiry")), right=mp.right(x.get("putOrCall")),  # type: ignore[arg-type]
+            strike=strike or None, multiplier=mult or None, underlying_conid=und or None,
+            has_options=has if isinstance(has, bool) else None,
+        ))
+    return out
+
+
+def snapshot(item: dict[str, Any]) -> tuple[m.Snapshot | None, bool]:
+    """One snapshot element and whether it carries data (False: only the pre-flight answer)."""
+    conid = to_int(item.get("conid"))
+    if conid is None:
+        return None, False
+    named = mp.snapshot_fields(item)
+    last, is_close, halted = mp.price_flags(named.get("last"))
+    values: dict[str, Any] = {k: mp.to_decimal(named.get(k)) for k in mp.SNAPSHOT_DECIMALS if k != "last"}
+    has_data = any(k in named for k in ("last", "bid", "ask", "close", "prior_close", "mark"))
+    return m.Snapshot(
+        conid=conid, last=last, last_is_close=is_close, halted=halted, availability=named.get("availability"),
+        updated_at=mp.ms_time(item.get("_updated")), fields=named, **values,
+    ), has_data
