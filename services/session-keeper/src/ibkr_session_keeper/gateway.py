@@ -1,0 +1,128 @@
+"""The session calls of the gateway-bridge (`ibkr.<conn>.bridge.session.*`), read as observations.
+
+The keeper never talks HTTP: it asks the bridge over NATS. Whatever comes back (an answer, a
+typed error, garbage, or silence) becomes an `Observation`; nothing here raises.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from ibkr_common.messages.bridge import SessionStatus, TickleResult
+from ibkr_common.replies import ErrorCode
+from ibkr_common.subjects import Subjects
+from ibkr_session_keeper.state import Observation
+
+log = logging.getLogger("ibkr.session-keeper.gateway")
+
+#: Sends a request and returns the raw reply; raises on timeout or when nobody answers.
+Requester = Callable[[str, bytes, float], Awaitable[bytes]]
+
+
+class BridgeReply:
+    """A decoded bridge reply: `result` when ok, else `code`/`message`/`details`."""
+
+    def __init__(self, result: Any = None, code: str | None = None, message: str = "",
+                 details: Any = None) -> None:
+        self.result, self.code, self.message, self.details = result, code, message, details
+
+    @property
+    def ok(self) -> bool:
+        return self.code is None
+
+
+def decode_reply(raw: bytes) -> BridgeReply:
+    """Decode `{"ok", "result" | "error"}`; anything else is a GATEWAY_UNAVAILABLE with detail."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return BridgeReply(code="BAD_REPLY", message=f"bridge reply is not JSON: {raw[:60]!r}")
+    if not isinstance(body, dict) or not isinstance(body.get("ok"), bool):
+        return BridgeReply(code="BAD_REPLY", message=f"bridge reply has no ok flag: {str(body)[:60]}")
+    if body["ok"]:
+        return BridgeReply(result=body.get("result"))
+    raw_error = body.get("error")
+    error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+    return BridgeReply(code=str(error.get("code") or "INTERNAL"), message=str(error.get("message") or ""),
+                       details=error.get("details"))
+
+
+def error_observation(reply: BridgeReply) -> Observation | None:
+    """What a failed call says about the session; None when it says nothing (rate limited)."""
+    if reply.code == ErrorCode.RATE_LIMITED:
+        return None
+    if reply.code == ErrorCode.NOT_AUTHENTICATED:
+        if "no bridge" in reply.message.lower():
+            return Observation("no_bridge", connected=True, detail=reply.message)
+        return Observation("no_session", detail=reply.message)
+    status = reply.details.get("status") if isinstance(reply.details, dict) else None
+    detail = f"{reply.code}: {reply.message}" + (f" (HTTP {status})" if status else "")
+    return Observation("gateway_error", detail=detail[:200])
+
+
+def auth_observation(result: Any, model: type[TickleResult] | type[SessionStatus]) -> Observation:
+    """Read a tickle or auth-status result; a result that does not fit is a gateway error."""
+    try:
+        parsed = model.model_validate(result)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        return Observation("gateway_error", detail=f"bad answer from the gateway: {where}: {first['msg']}"[:200])
+    if isinstance(parsed, TickleResult):
+        if parsed.no_session:
+            return Observation("no_session", detail="tickle: no session")
+        sso = parsed.sso_expires_ms if parsed.sso_expires_ms and parsed.sso_expires_ms > 0 else None
+        return Observation("auth", parsed.authenticated, parsed.connected, parsed.competing, sso)
+    return Observation("auth", parsed.authenticated, parsed.connected, parsed.competing)
+
+
+class BridgeClient:
+    """The session operations of the bridge for one connection."""
+
+    def __init__(self, subjects: Subjects, request: Requester, timeout_s: float) -> None:
+        self.subjects = subjects
+        self.request = request
+        self.timeout_s = timeout_s
+
+    async def call(self, operation: str, body: dict[str, Any] | None = None) -> BridgeReply:
+        """One request to the bridge; silence and transport errors become a reply with a code."""
+        payload = json.dumps(body or {}).encode()
+        try:
+            raw = await self.request(self.subjects.bridge(operation), payload, self.timeout_s)
+        except Exception as exc:  # no responders, timeout, NATS down: the bridge cannot be asked
+            name = type(exc).__name__
+            return BridgeReply(code=ErrorCode.GATEWAY_UNAVAILABLE, message=f"gateway-bridge not answering ({name})")
+        return decode_reply(raw)
+
+    async def _observe(self, operation: str, model: type[TickleResult] | type[SessionStatus],
+                       body: dict[str, Any] | None = None) -> Observation | None:
+        reply = await self.call(operation, body)
+        if not reply.ok:
+            return error_observation(reply)
+        return auth_observation(reply.result, model)
+
+    async def tickle(self) -> Observation | None:
+        """`session.tickle`: keep the session alive and read its flags."""
+        return await self._observe("session.tickle", TickleResult)
+
+    async def status(self) -> Observation | None:
+        """`session.status`: the gateway's auth status."""
+        return await self._observe("session.status", SessionStatus)
+
+    async def init(self, compete: bool) -> Observation | None:
+        """`session.init` (ssodh/init), optionally kicking other sessions of the username."""
+        return await self._observe("session.init", SessionStatus, {"compete": compete})
+
+    async def reauthenticate(self) -> Observation | None:
+        """`session.reauthenticate`; its answer says nothing of the result, so only errors are returned."""
+        reply = await self.call("session.reauthenticate")
+        return None if reply.ok else error_observation(reply)
+
+    async def logout(self) -> BridgeReply:
+        """`session.logout`."""
+        return await self.call("session.logout")
