@@ -60,6 +60,7 @@ async def serve(config: SimConfig) -> None:
             access_log=False,
             log_level="warning",
             lifespan="off",
+            timeout_graceful_shutdown=1,
             ssl_certfile=certfile,
             ssl_keyfile=keyfile,
         )

@@ -9,10 +9,10 @@ MESSAGES: dict[str, str] = {
     "o163": 'The following order "{desc}" price exceeds \nthe Percentage constraint of {pct}%.{sure}',
     "o354": "You are submitting an order without market data. We strongly recommend against this as it may "
     "result in erroneous and unexpected trades.{sure}",
-    "o382": "The following value exceeds the tick size limit of 10 ticks.{sure}",
+    "o382": "The following value exceeds the Tick Size Limit of 10 ticks.{sure}",
     "o383": 'The following order "{desc}" size exceeds the Size Limit of 500.{sure}',
     "o403": "This order will most likely trigger and fill immediately.{sure}",
-    "o451": 'The following order "{desc}" value estimate exceeds \nthe Total Value Limit.{sure}',
+    "o451": 'The following order "{desc}" value estimate exceeds \nthe Total Value Limit of 1,000,000 USD.{sure}',
     "o10151": "Market orders may be executed at a price that is very different from the displayed price.\n{sure}",
     "o10331": "You are about to submit a stop order. Please be aware of the various stop order types available "
     "and the risks associated with each one.{sure}",
