@@ -1,0 +1,88 @@
+"""The sync-worker application: handlers, the sync scheduler, the outbox relay."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from faststream import FastStream
+from faststream.nats import NatsBroker
+
+from ibkr_common.clock import Clock, SystemClock
+from ibkr_common.db.engine import is_sqlite, make_engine, make_sessionmaker
+from ibkr_common.db.migrate import upgrade
+from ibkr_common.events import EventPublisher
+from ibkr_common.outbox import OutboxRelay
+from ibkr_common.service import ensure_events_stream, make_broker, nats_client_of
+from ibkr_common.subjects import Subjects
+from ibkr_sync_worker.bridge_client import BridgeClient
+from ibkr_sync_worker.handlers import Handlers, build_router
+from ibkr_sync_worker.settings import SyncSettings
+from ibkr_sync_worker.store import SyncStore
+from ibkr_sync_worker.syncer import Syncer
+from ibkr_sync_worker.triggers import SyncScheduler, subscribe_events
+
+SOURCE = "sync-worker"
+log = logging.getLogger("ibkr_sync_worker.app")
+
+
+class BrokerNats:
+    """The broker's nats-py client, looked up when used (it exists only once the broker is connected)."""
+
+    def __init__(self, broker: NatsBroker) -> None:
+        self.broker = broker
+
+    async def request(self, subject: str, payload: bytes = b"", timeout: float = 0.5) -> Any:
+        return await nats_client_of(self.broker).request(subject, payload, timeout=timeout)
+
+
+def build_app(settings: SyncSettings, *, clock: Clock | None = None) -> FastStream:
+    """Build the sync-worker; nothing connects until the app starts."""
+    clock = clock or SystemClock()
+    subjects = Subjects(settings.connection)
+    broker = make_broker(settings, SOURCE)
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    publisher = EventPublisher(broker, subjects=subjects, stream=settings.events_stream, source=SOURCE,
+                               environment=settings.default_environment, clock=clock)
+    relay = OutboxRelay(sessions, publisher, clock=clock)
+    nc = BrokerNats(broker)
+    store = SyncStore(sessions, publisher, connection=settings.connection, user_id=settings.user_id,
+                      heartbeat_s=settings.synced_at_heartbeat_s)
+    syncer = Syncer(BridgeClient(nc, subjects, timeout_s=settings.bridge_timeout_s), store, publisher, settings,
+                    clock, on_committed=relay.wake)
+    scheduler = SyncScheduler(syncer, interval_s=settings.sync_interval_ms / 1000,
+                              follow_up_s=settings.fill_resync_delay_ms / 1000)
+    broker.include_router(build_router(subjects, Handlers(settings, scheduler, nc, clock)))
+    app = FastStream(broker, logger=logging.getLogger("ibkr_sync_worker.faststream"))
+    subscriptions: list[Any] = []
+
+    @app.on_startup
+    async def _migrate() -> None:
+        if is_sqlite(settings.database_url) or settings.migrate_on_start:
+            await asyncio.to_thread(upgrade, settings.database_url)
+
+    @app.after_startup
+    async def _start() -> None:
+        await ensure_events_stream(broker, settings)
+        relay.start()
+        subscriptions.extend(await subscribe_events(nats_client_of(broker), subjects, scheduler, SOURCE))
+        scheduler.start()
+
+    @app.on_shutdown
+    async def _stop() -> None:
+        for sub in subscriptions:
+            await sub.unsubscribe()
+        await scheduler.stop()
+        await relay.stop()
+        await publisher.close()
+
+    @app.after_shutdown
+    async def _dispose() -> None:
+        await engine.dispose()
+
+    # for tests and the benchmark: the parts, reachable from the app
+    app.context.set_global("sync_scheduler", scheduler)
+    app.context.set_global("sync_engine", engine)
+    return app

@@ -1,0 +1,168 @@
+"""Request/reply handlers of the sync-worker (thin; reads come from the database)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from faststream.nats import NatsRouter
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from ibkr_common.clock import Clock
+from ibkr_common.messages.sync import (
+    AccountGetRequest,
+    OrdersGetRequest,
+    OrdersResult,
+    PositionsCloseRequest,
+    PositionsExerciseRequest,
+    PositionsGetRequest,
+    PositionsResult,
+    SyncTriggerRequest,
+    SyncTriggerResult,
+)
+from ibkr_common.replies import ErrorCode, ServiceError, ok, reply_middleware
+from ibkr_common.subjects import Subjects
+from ibkr_sync_worker.settings import SyncSettings
+from ibkr_sync_worker.syncer import SyncAborted
+from ibkr_sync_worker.triggers import SyncScheduler
+
+QUEUE_GROUP = "sync-worker"
+EXERCISE_EXPLANATION = (
+    "The Client Portal Web API documents no call to exercise an option (its REST reference has none; "
+    "the websocket's `exercise` topic is an undocumented dialogue, not an API). Exercise in Client Portal "
+    "or TWS, or close the position with positions.close."
+)
+ABORT_CODES = {c.value for c in ErrorCode}
+
+
+class Handlers:
+    """What the handlers need: the scheduler (and its syncer/store), settings, a NATS requester, a clock."""
+
+    def __init__(self, settings: SyncSettings, scheduler: SyncScheduler, nc: Any, clock: Clock) -> None:
+        self.settings = settings
+        self.scheduler = scheduler
+        self.syncer = scheduler.syncer
+        self.store = scheduler.syncer.store
+        self.subjects = Subjects(settings.connection)
+        self.nc = nc
+        self.clock = clock
+
+    async def positions_get(self, request: PositionsGetRequest) -> PositionsResult:
+        synced_at = await self.syncer.synced_at(request.account_id, "positions")
+        positions = await self.store.positions(request.account_id)
+        if synced_at is None and not positions:
+            raise ServiceError(ErrorCode.NOT_FOUND, f"no positions synced for account {request.account_id} yet")
+        return PositionsResult(account_id=request.account_id, positions=positions, synced_at=synced_at)
+
+    async def orders_get(self, request: OrdersGetRequest) -> OrdersResult:
+        orders = await self.store.orders(request.account_id, request.statuses(), request.limit)
+        synced_at = await self.syncer.synced_at(request.account_id, "orders")
+        return OrdersResult(account_id=request.account_id, orders=orders, synced_at=synced_at)
+
+    async def account_get(self, request: AccountGetRequest) -> dict[str, Any]:
+        view = await self.store.account(request.account_id)
+        if view is None:
+            raise ServiceError(ErrorCode.NOT_FOUND, f"no account summary synced for {request.account_id} yet")
+        synced_at = await self.syncer.synced_at(request.account_id, "account")
+        if synced_at is not None:
+            view = view.model_copy(update={"synced_at": synced_at})
+        return view.model_dump(mode="json")
+
+    async def sync_trigger(self, request: SyncTriggerRequest) -> SyncTriggerResult:
+        try:
+            result = await self.scheduler.request(request.account_id)
+        except SyncAborted as exc:
+            code = exc.code if exc.code in ABORT_CODES else ErrorCode.GATEWAY_UNAVAILABLE
+            raise ServiceError(ErrorCode(code), exc.message) from None
+        return SyncTriggerResult(
+            synced_at=result.synced_at, positions=result.positions, orders=result.orders, accounts=result.accounts,
+            events=result.events, rows_written=result.rows_written, problems=result.problems,
+        )
+
+    async def positions_close(self, request: PositionsCloseRequest) -> dict[str, Any]:
+        position = await self.store.position(request.account_id, request.conid)
+        synced_at = await self.syncer.synced_at(request.account_id, "positions")
+        max_age_s = 2 * self.settings.sync_interval_ms / 1000
+        stale = synced_at is None or (self.clock.now() - synced_at).total_seconds() > max_age_s
+        if stale and not self.syncer.paused:
+            try:
+                await self.scheduler.request(request.account_id)
+            except SyncAborted:
+                pass  # close on what is stored; compliance checks again
+            position = await self.store.position(request.account_id, request.conid)
+        if position is None or position.quantity == 0:
+            raise ServiceError(ErrorCode.NOT_FOUND, f"no position in conid {request.conid} on {request.account_id}")
+        held = abs(position.quantity)
+        quantity = request.quantity if request.quantity is not None else held
+        if quantity > held:
+            raise ServiceError(ErrorCode.VALIDATION_ERROR, f"quantity: must be at most the position's {held}",
+                               [{"field": "quantity", "message": f"must be at most {held}"}])
+        order: dict[str, Any] = {
+            "client_order_id": request.client_order_id or f"close-{uuid.uuid4().hex[:20]}",
+            "user_id": request.user_id,
+            "account_id": request.account_id,
+            "environment": self.settings.default_environment,
+            "instrument": {"conid": request.conid},
+            "side": "SELL" if position.quantity > 0 else "BUY",
+            "quantity": format(quantity.normalize(), "f"),
+            "order_type": request.order_type,
+            "tif": request.tif,
+            "position_effect": "close",
+        }
+        if request.limit_price is not None:
+            order["limit_price"] = format(request.limit_price, "f")
+        if request.stop_price is not None:
+            order["stop_price"] = format(request.stop_price, "f")
+        try:
+            msg = await self.nc.request(self.subjects.orders_submit, json.dumps(order).encode(),
+                                        timeout=self.settings.submit_timeout_s)
+        except NoRespondersError:
+            raise ServiceError(ErrorCode.GATEWAY_UNAVAILABLE, "nobody serves orders.submit (is compliance running?)",
+                               {"order_request": order}) from None
+        except NatsTimeout:
+            raise ServiceError(ErrorCode.TIMEOUT, f"orders.submit did not answer in {self.settings.submit_timeout_s} s",
+                               {"order_request": order}) from None
+        try:
+            reply = json.loads(msg.data)
+        except ValueError:
+            raise ServiceError(ErrorCode.INTERNAL, "orders.submit answered with invalid JSON") from None
+        if isinstance(reply, dict) and reply.get("ok") and isinstance(reply.get("result"), dict):
+            reply["result"] = {**reply["result"], "order_request": order}
+        return reply if isinstance(reply, dict) else ok({"reply": reply, "order_request": order})
+
+    async def positions_exercise(self, request: PositionsExerciseRequest) -> dict[str, Any]:
+        raise ServiceError(ErrorCode.NOT_SUPPORTED, EXERCISE_EXPLANATION,
+                           {"account_id": request.account_id, "conid": request.conid, "alternative": "positions.close"})
+
+
+def build_router(subjects: Subjects, handlers: Handlers) -> NatsRouter:
+    """The router serving this connection's sync-worker subjects (queue group, so replicas share)."""
+    router = NatsRouter(middlewares=[reply_middleware()])
+
+    @router.subscriber(subjects.positions_get, queue=QUEUE_GROUP, max_workers=4)
+    async def positions_get(request: PositionsGetRequest) -> dict[str, Any]:
+        return ok(await handlers.positions_get(request))
+
+    @router.subscriber(subjects.orders_get, queue=QUEUE_GROUP, max_workers=4)
+    async def orders_get(request: OrdersGetRequest) -> dict[str, Any]:
+        return ok(await handlers.orders_get(request))
+
+    @router.subscriber(subjects.account_get, queue=QUEUE_GROUP, max_workers=4)
+    async def account_get(request: AccountGetRequest) -> dict[str, Any]:
+        return ok(await handlers.account_get(request))
+
+    @router.subscriber(subjects.sync_trigger, queue=QUEUE_GROUP, max_workers=16)
+    async def sync_trigger(request: SyncTriggerRequest) -> dict[str, Any]:
+        return ok(await handlers.sync_trigger(request))
+
+    @router.subscriber(subjects.positions_close, queue=QUEUE_GROUP, max_workers=8)
+    async def positions_close(request: PositionsCloseRequest) -> dict[str, Any]:
+        return await handlers.positions_close(request)
+
+    @router.subscriber(subjects.positions_exercise, queue=QUEUE_GROUP)
+    async def positions_exercise(request: PositionsExerciseRequest) -> dict[str, Any]:
+        return await handlers.positions_exercise(request)
+
+    return router

@@ -1,0 +1,51 @@
+"""Settings of the sync-worker (environment variables, on top of the common ones)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import Field
+
+from ibkr_common.settings import CommonSettings, env
+
+
+class SyncSettings(CommonSettings):
+    """The sync-worker's own variables; `IBKR_SYNC_INTERVAL` (ms) is a common one."""
+
+    trades_days: int = Field(
+        2, validation_alias=env("IBKR_SYNC_TRADES_DAYS"), ge=1, le=7,
+        description="How many days of executions each sync reads (Client Portal allows 1-7).",
+    )
+    invalidate_positions: bool = Field(
+        True, validation_alias=env("IBKR_SYNC_INVALIDATE_POSITIONS"),
+        description="Discard the gateway's positions cache before each read (one extra call per account).",
+    )
+    pnl_tolerance_abs: Decimal = Field(
+        Decimal("1.00"), validation_alias=env("IBKR_SYNC_PNL_TOLERANCE_ABS"), ge=0,
+        description="Unrealized P&L within this amount of (price - cost) x quantity x multiplier is kept as given.",
+    )
+    pnl_tolerance_rel: Decimal = Field(
+        Decimal("0.005"), validation_alias=env("IBKR_SYNC_PNL_TOLERANCE_REL"), ge=0,
+        description="... or within this fraction of the position's market value.",
+    )
+    bridge_timeout_s: float = Field(
+        30.0, validation_alias=env("IBKR_SYNC_BRIDGE_TIMEOUT_S"), gt=0, le=300,
+        description="How long one bridge request may take (it queues behind the 10 req/s limit).",
+    )
+    submit_timeout_s: float = Field(
+        30.0, validation_alias=env("IBKR_SYNC_SUBMIT_TIMEOUT_S"), gt=0, le=300,
+        description="How long positions.close waits for compliance's orders.submit.",
+    )
+    fill_resync_delay_ms: int = Field(
+        1000, validation_alias=env("IBKR_SYNC_FILL_RESYNC_DELAY_MS"), ge=0, le=60_000,
+        description="Delay of the extra sync after an order was submitted or a fill was seen.",
+    )
+    synced_at_heartbeat_s: int = Field(
+        300, validation_alias=env("IBKR_SYNC_SYNCED_AT_HEARTBEAT_S"), ge=0,
+        description="A sync that changed nothing still stamps synced_at in the database this often "
+        "(0: never); in between, the service answers with the time it keeps in memory.",
+    )
+    migrate_on_start: bool = Field(
+        True, validation_alias=env("IBKR_MIGRATE_ON_START"),
+        description="Run the database migrations at start (always on SQLite).",
+    )
