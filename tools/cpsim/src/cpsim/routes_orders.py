@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cpsim import render_orders, trading
+from cpsim import order_ops, render_orders, trading
 from cpsim.orders import FILTERS
 from cpsim.state import NY, SimState
 from cpsim.web import (
@@ -51,7 +51,7 @@ def routes(state: SimState) -> list[Route]:
         acct = iserver_account(state, request.path_params["account_id"])
         orders = _orders_of(await json_body(request))
         state.book.invalidate_pending()
-        status, body = trading.whatif(state, acct.account_id, orders)
+        status, body = order_ops.whatif(state, acct.account_id, orders)
         return ok(body, status)
 
     async def reply(request: Request) -> Response:
@@ -109,14 +109,14 @@ def routes(state: SimState) -> list[Route]:
         need_accounts(state)
         acct = iserver_account(state, request.path_params["account_id"])
         oid = int_param(request.path_params["order_id"], "orderId")
-        status, body = trading.cancel(state, acct.account_id, oid)
+        status, body = order_ops.cancel(state, acct.account_id, oid)
         return ok(body, status)
 
     async def modify(request: Request) -> Response:
         need_accounts(state)
         acct = iserver_account(state, request.path_params["account_id"])
         oid = int_param(request.path_params["order_id"], "orderId")
-        status, body = trading.modify(state, acct.account_id, oid, await json_body(request))
+        status, body = order_ops.modify(state, acct.account_id, oid, await json_body(request))
         return ok(body, status)
 
     async def trades(request: Request) -> Response:
