@@ -41,10 +41,11 @@ def predict_expiry(
     sso_expires_ms: int | None = None,
 ) -> Expiry:
     """min(login + 24 h, next regional midnight after the brokerage session opened, now + ssoExpires)."""
-    candidates = [
+    candidates = []
+    if sso_expires_ms is not None and sso_expires_ms > 0:  # first: the gateway's word wins a tie
+        candidates.append(Expiry(now.astimezone(UTC) + timedelta(milliseconds=sso_expires_ms), "sso_expires"))
+    candidates += [
         Expiry(login_at.astimezone(UTC) + MAX_SESSION_AGE, "max_age"),
         Expiry(next_midnight(region, authenticated_at), "regional_reset"),
     ]
-    if sso_expires_ms is not None and sso_expires_ms > 0:
-        candidates.append(Expiry(now.astimezone(UTC) + timedelta(milliseconds=sso_expires_ms), "sso_expires"))
     return min(candidates, key=lambda e: e.at)

@@ -235,10 +235,10 @@ class Keeper:
         return True
 
     async def reauthenticate(self) -> SessionStatusResult:
-        """Open the brokerage session again now (ssodh/init), whatever the backoff says."""
+        """Open the brokerage session now (ssodh/init with compete), whatever the backoff or policy says."""
         async with self._lock:
             reset_recovery(self.state)
-        obs = await self.bridge.init(compete=self.policy.on_competing == "takeover")
+        obs = await self.bridge.init(compete=True)  # a human asked for the session: take it
         if obs is None:
             obs = await self.bridge.status()
         if obs is not None:

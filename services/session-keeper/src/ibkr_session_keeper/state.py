@@ -139,6 +139,8 @@ def announce_key(status: Status, reason: str | None) -> str:
 
 
 BAD_KEYS = ("unauthenticated:retrying", "competing", "gateway_down")
+#: Bad states expected inside a maintenance window: not announced there.
+MAINTENANCE_EXPECTED = ("unauthenticated:retrying", "gateway_down")
 
 
 def snapshot(state: SessionState, now: datetime) -> dict[str, Any]:
@@ -186,8 +188,8 @@ def _announce(state: SessionState, now: datetime, policy: Policy, out: Outcome) 
         out.events.append(("gateway_up", snapshot(state, now) | {"down_since": state.bad_since}))
         out.actions.append("status_check")
         state.announced, state.bad_since = "gateway_up", None
-    if state.in_maintenance and state.status != "authenticated":
-        return  # expected during a reset: no alarm
+    if state.in_maintenance and key in MAINTENANCE_EXPECTED:
+        return  # expected during a reset: no alarm (a needed human login is still said, once)
     if key in BAD_KEYS or key == "unauthenticated:login_required":
         state.bad_since = state.bad_since or now
     else:
@@ -277,6 +279,8 @@ def on_clock(state: SessionState, now: datetime, policy: Policy) -> Outcome:
     out = Outcome()
     before = state.persisted()
     active = policy.windows.active(now)
+    if active is not None and state.in_maintenance and state.window is None:
+        state.window, state.window_ends_at = active.label, active.ends_at  # resumed inside a window
     if active is not None and not state.in_maintenance:
         state.in_maintenance, state.window, state.window_ends_at = True, active.label, active.ends_at
         out.events.append(("maintenance_started", snapshot(state, now)
@@ -316,7 +320,7 @@ def logged_out(state: SessionState, now: datetime, policy: Policy) -> Outcome:
     """We logged the session out on request."""
     out = Outcome()
     state.status, state.reason = "logged_out", "logout"
-    state.authenticated = state.competing = False
+    state.authenticated = state.connected = state.competing = False
     state.expires_at = state.warned_for = None
     state.attempts, state.next_attempt_at, state.bad_since = 0, None, None
     out.events.append(_status_event(state, now, policy, reminder=False))

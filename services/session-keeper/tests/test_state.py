@@ -1,0 +1,230 @@
+"""The pure state machine: events on change only, reminders, expiry warning once, backoff, policies."""
+
+from datetime import UTC, datetime, timedelta
+
+from ibkr_session_keeper.state import Observation, Policy, SessionState, logged_out, observe, on_clock
+from ibkr_session_keeper.windows import WindowTable, parse_windows
+
+NOON = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)  # 12:00 New York: no window
+HEALTHY = Observation("auth", authenticated=True, connected=True)
+LOST = Observation("auth", authenticated=False, connected=True)
+NO_SESSION = Observation("no_session", detail="the gateway has no session (401)")
+COMPETING = Observation("auth", authenticated=False, connected=True, competing=True)
+DOWN = Observation("gateway_error", detail="GATEWAY_UNAVAILABLE: gateway not reachable (ConnectError)")
+
+
+def policy(**kw: object) -> Policy:
+    windows = WindowTable(parse_windows("us daily 23:45-01:45 America/New_York"), "us")
+    base: dict[str, object] = {"region": "us", "windows": windows}
+    return Policy(**(base | kw))  # type: ignore[arg-type]
+
+
+def types(events: list[tuple[str, dict[str, object]]]) -> list[str]:
+    return [kind for kind, _ in events]
+
+
+def authenticated_at(now: datetime, p: Policy) -> SessionState:
+    state = SessionState()
+    observe(state, HEALTHY, now, p)
+    return state
+
+
+def test_first_healthy_observation_announces_authenticated_with_expiry() -> None:
+    state = SessionState()
+
+    out = observe(state, HEALTHY, NOON, policy())
+
+    assert types(out.events) == ["authenticated"]
+    assert state.expires_at == datetime(2026, 11, 25, 5, 0, tzinfo=UTC)  # midnight New York (EST)
+    assert out.changed
+
+
+def test_a_state_that_persists_is_announced_once() -> None:
+    p, state = policy(), SessionState()
+
+    events = [e for i in range(20) for e in observe(state, HEALTHY, NOON + timedelta(seconds=60 * i), p).events]
+
+    assert types(events) == ["authenticated"]
+
+
+def test_a_persisting_bad_state_is_reminded_at_most_every_reminder_period() -> None:
+    p = policy(reminder=timedelta(minutes=5), on_competing="wait")
+    state = authenticated_at(NOON, p)
+    events = []
+    for second in range(0, 11 * 60, 5):
+        now = NOON + timedelta(seconds=second)
+        events += observe(state, COMPETING, now, p).events + on_clock(state, now, p).events
+
+    competing = [payload for kind, payload in events if kind == "competing"]
+    assert len(competing) == 3  # announced, reminded at +5 min and +10 min
+    assert [c.get("reminder", False) for c in competing] == [False, True, True]
+
+
+def test_expiring_fires_once_at_the_warning_minute_with_the_time_left() -> None:
+    p = policy(warning=timedelta(minutes=60))
+    state = authenticated_at(NOON, p)
+    assert state.expires_at is not None
+    warn_at = state.expires_at - timedelta(minutes=60)
+
+    before = on_clock(state, warn_at - timedelta(seconds=1), p)
+    at = on_clock(state, warn_at, p)
+    after = on_clock(state, warn_at + timedelta(minutes=1), p)
+
+    assert types(before.events) == []
+    assert types(at.events) == ["expiring"]
+    assert at.events[0][1]["minutes_left"] == 60 and at.events[0][1]["seconds_left"] == 3600
+    assert types(after.events) == []
+    assert state.warned_for == state.expires_at and at.changed
+
+
+def test_expired_fires_once_when_the_time_comes_and_asks_for_a_status_check() -> None:
+    p = policy(windows=WindowTable([], "us"))
+    state = authenticated_at(NOON, p)
+    assert state.expires_at is not None
+
+    out = on_clock(state, state.expires_at, p)
+    again = on_clock(state, state.expires_at + timedelta(seconds=1), p)
+
+    assert types(out.events) == ["expired"]
+    assert out.events[0][1]["expiry_basis"] == "regional_reset"
+    assert "status_check" in out.actions
+    assert types(again.events) == []
+    assert state.status == "expired" and not state.authenticated
+
+
+def test_no_session_says_login_required_once_and_is_never_reminded() -> None:
+    p = policy(reminder=timedelta(minutes=5))
+    state = authenticated_at(NOON, p)
+    events = []
+    for minute in range(30):
+        now = NOON + timedelta(minutes=minute)
+        out = observe(state, NO_SESSION, now, p)
+        events += out.events + on_clock(state, now, p).events
+        assert out.actions == []  # only a human can help: no re-authentication attempts
+
+    assert types(events) == ["unauthenticated"]
+    assert events[0][1]["reason"] == "login_required"
+
+
+def test_lost_authentication_retries_with_backoff_then_says_login_required() -> None:
+    p = policy(backoff_initial=timedelta(seconds=5), backoff_max=timedelta(seconds=60), max_attempts=4)
+    state = authenticated_at(NOON, p)
+    attempts: list[float] = []
+    actions: list[str] = []
+    events = []
+    for second in range(0, 300):
+        now = NOON + timedelta(seconds=second)
+        out = observe(state, LOST, now, p)
+        events += out.events
+        if out.actions:
+            attempts.append(second)
+            actions += out.actions
+
+    assert attempts[:5] == [0, 5, 15, 35, 75]  # pauses 5, 10, 20, 40 s
+    assert attempts[5] - attempts[4] == 60  # capped
+    assert actions[:4] == ["reauthenticate"] * 4 and set(actions[4:]) == {"init"}  # then ssodh/init, slowly
+    unauth = [payload["reason"] for kind, payload in events if kind == "unauthenticated"]
+    assert unauth == ["session_lost", "login_required"]
+
+
+def test_no_bridge_and_not_connected_lead_to_ssodh_init() -> None:
+    p = policy()
+    state = authenticated_at(NOON, p)
+
+    out = observe(state, Observation("no_bridge", connected=True), NOON + timedelta(seconds=1), p)
+    fresh = authenticated_at(NOON, p)
+    out2 = observe(fresh, Observation("auth", authenticated=False, connected=False), NOON, p)
+
+    assert out.actions == ["init"] and state.reason == "no_bridge"
+    assert out2.actions == ["init"] and fresh.reason == "not_connected"
+
+
+def test_competing_with_wait_announces_and_takes_no_action() -> None:
+    p = policy(on_competing="wait")
+    state = authenticated_at(NOON, p)
+
+    out = observe(state, COMPETING, NOON, p)
+
+    assert types(out.events) == ["competing"]
+    assert out.events[0][1]["action"] == "wait"
+    assert out.actions == []
+
+
+def test_competing_with_takeover_announces_and_inits_with_compete() -> None:
+    p = policy(on_competing="takeover")
+    state = authenticated_at(NOON, p)
+
+    out = observe(state, COMPETING, NOON, p)
+
+    assert types(out.events) == ["competing"]
+    assert out.events[0][1]["action"] == "takeover"
+    assert out.actions == ["init_compete"]
+
+
+def test_gateway_down_then_up_announces_both_and_asks_for_a_full_check() -> None:
+    p = policy()
+    state = authenticated_at(NOON, p)
+
+    down = observe(state, DOWN, NOON, p)
+    still = observe(state, DOWN, NOON + timedelta(seconds=30), p)
+    up = observe(state, HEALTHY, NOON + timedelta(seconds=60), p)
+
+    assert types(down.events) == ["gateway_down"]
+    assert "ConnectError" in str(down.events[0][1]["detail"])
+    assert still.events == []
+    assert types(up.events) == ["gateway_up", "authenticated"]
+    assert "status_check" in up.actions
+
+
+def test_inside_a_maintenance_window_failures_are_quiet_and_recovery_is_paced() -> None:
+    p = policy(backoff_initial=timedelta(seconds=5), backoff_max=timedelta(minutes=5))
+    start = datetime(2026, 11, 24, 4, 40, tzinfo=UTC)  # 23:40 New York
+    state = authenticated_at(start, p)
+    events, attempts = [], []
+    for second in range(0, 30 * 60, 5):
+        now = start + timedelta(minutes=10, seconds=second)  # from 23:50
+        events += on_clock(state, now, p).events
+        out = observe(state, LOST, now, p)
+        events += out.events
+        attempts += [second] if out.actions else []
+
+    assert types(events) == ["maintenance_started", "expiring", "expired"]  # no unauthenticated alarm
+    assert state.in_maintenance and state.status == "unauthenticated"
+    assert attempts == [0, 300, 600, 900, 1200, 1500]  # one attempt per 5 minutes, not a hammering
+
+
+def test_leaving_the_window_announces_what_is_still_wrong() -> None:
+    p = policy()
+    start = datetime(2026, 11, 24, 5, 30, tzinfo=UTC)  # 00:30 New York
+    state = SessionState()
+    on_clock(state, start, p)
+    observe(state, LOST, start, p)
+
+    out = on_clock(state, datetime(2026, 11, 24, 6, 45, tzinfo=UTC), p)
+
+    assert types(out.events) == ["maintenance_ended", "unauthenticated"]
+    assert "status_check" in out.actions and not state.in_maintenance
+
+
+def test_after_our_own_logout_no_session_is_expected_and_quiet() -> None:
+    p = policy()
+    state = authenticated_at(NOON, p)
+
+    out = logged_out(state, NOON, p)
+    later = observe(state, NO_SESSION, NOON + timedelta(minutes=1), p)
+    back = observe(state, HEALTHY, NOON + timedelta(minutes=2), p)
+
+    assert types(out.events) == ["logged_out"]
+    assert later.events == [] and later.actions == []
+    assert types(back.events) == ["authenticated"]
+
+
+def test_sso_expires_sets_login_time_and_bounds_expiry() -> None:
+    p = policy()
+    state = SessionState()
+
+    observe(state, Observation("auth", True, True, False, sso_expires_ms=2 * 3600 * 1000), NOON, p)
+
+    assert state.expires_at == NOON + timedelta(hours=2)
+    assert state.login_at == NOON + timedelta(hours=2) - timedelta(hours=24)
+    assert state.expiry_basis == "sso_expires"
