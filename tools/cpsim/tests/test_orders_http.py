@@ -291,3 +291,17 @@ def test_unknown_conid_order_is_rejected(ready: httpx.Client) -> None:
 def test_whatif_returns_display_strings(ready: httpx.Client) -> None:
     body = ready.post(f"{ORDERS}/whatif", json={"orders": [mkt(10)]}).json()
     assert body["amount"]["amount"].endswith("USD (10 Shares)") and body["position"]["after"] == "10"
+
+
+def test_modify_far_from_market_asks_o163_and_applies_after_reply(ready: httpx.Client) -> None:
+    set_price(ready, AAPL, 200.0)
+    _, body = place_confirmed(ready, lmt(198.0))
+    oid = body[0]["order_id"]
+    change = {"conid": AAPL, "orderType": "LMT", "side": "BUY", "tif": "DAY", "quantity": 3, "price": 150.0}
+    question = ready.post(f"/v1/api/iserver/account/{ACCT}/order/{oid}", json=change).json()[0]
+    assert question["messageIds"] == ["o163"]
+    done = ready.post(f"/v1/api/iserver/reply/{question['id']}", json={"confirmed": True}).json()[0]
+    assert done["order_id"] == oid
+    status = ready.get(f"/v1/api/iserver/account/order/status/{oid}").json()
+    assert (status["limit_price"], status["total_size"]) == ("150.00", "3.0")
+    assert len(ready.get("/sim/state").json()["modifications"]) == 1

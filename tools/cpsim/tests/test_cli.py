@@ -1,0 +1,37 @@
+"""`python -m cpsim`: HTTPS by default, plain HTTP by option, prompt shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from cpsim.testing import start_cpsim
+
+
+def test_https_by_default_with_a_self_signed_certificate() -> None:
+    with start_cpsim() as sim:
+        assert sim.url.startswith("https://")
+        try:
+            httpx.get(sim.api_url + "/iserver/auth/status", verify=True)
+            raise AssertionError("a self-signed certificate must not verify")
+        except httpx.ConnectError:
+            pass
+        assert httpx.get(sim.api_url + "/iserver/auth/status", verify=False).status_code == 200
+
+
+def test_plain_http_by_option_and_prompt_stop_with_an_open_connection() -> None:
+    sim = start_cpsim(https=False)
+    client = httpx.Client()
+    assert client.post(sim.url + "/v1/api/tickle").status_code == 200
+    started = time.monotonic()
+    sim.stop()
+    assert time.monotonic() - started < 5
+    assert sim.process.returncode is not None
+    client.close()
+
+
+def test_unknown_paths_are_404_not_a_traceback() -> None:
+    with start_cpsim(https=False) as sim:
+        r = httpx.get(sim.api_url + "/no/such/endpoint")
+        assert r.status_code == 404 and "Traceback" not in r.text
