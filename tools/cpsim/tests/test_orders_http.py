@@ -305,3 +305,23 @@ def test_modify_far_from_market_asks_o163_and_applies_after_reply(ready: httpx.C
     status = ready.get(f"/v1/api/iserver/account/order/status/{oid}").json()
     assert (status["limit_price"], status["total_size"]) == ("150.00", "3.0")
     assert len(ready.get("/sim/state").json()["modifications"]) == 1
+
+
+def test_stop_limit_triggers_then_fills_only_within_its_limit(ready: httpx.Client) -> None:
+    set_price(ready, AAPL, 200.0)
+    place_confirmed(ready, mkt(2))
+    order = {
+        "conid": AAPL,
+        "orderType": "STOP_LIMIT",
+        "side": "SELL",
+        "tif": "GTC",
+        "quantity": 2,
+        "price": 189.0,
+        "auxPrice": 190.0,
+    }
+    _, body = place_confirmed(ready, order)
+    oid = int(body[0]["order_id"])
+    set_price(ready, AAPL, 185.0)  # triggered, but the bid is below the 189 limit
+    assert ready.get(f"/v1/api/iserver/account/order/status/{oid}").json()["order_status"] == "Submitted"
+    set_price(ready, AAPL, 189.5)
+    assert ready.get(f"/v1/api/iserver/account/order/status/{oid}").json()["order_status"] == "Filled"

@@ -143,3 +143,15 @@ def test_logout_ends_everything(http: httpx.Client) -> None:
 def test_trailing_slash_and_portal_alias_are_accepted(ready: httpx.Client) -> None:
     assert ready.get("/v1/api/iserver/account/trades/").status_code == 200
     assert ready.get("/v1/portal/sso/validate").json()["RESULT"] is True
+
+
+def test_reauthenticate_reopens_the_brokerage_session(http: httpx.Client) -> None:
+    http.post("/sim/login", json={"brokerage": False})
+    assert http.post("/v1/api/iserver/reauthenticate").json() == {"message": "triggered"}
+    assert http.post("/v1/api/iserver/auth/status").json()["authenticated"] is True
+
+
+def test_read_only_tickle_answers_with_brokerage_not_authenticated(http: httpx.Client) -> None:
+    http.post("/sim/login", json={"brokerage": False})
+    auth = http.post("/v1/api/tickle").json()["iserver"]["authStatus"]
+    assert (auth["authenticated"], auth["connected"]) == (False, True)
