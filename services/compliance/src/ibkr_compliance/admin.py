@@ -1,0 +1,97 @@
+"""Disclosures, status and the halt switch: `compliance.acknowledge`, `compliance.status`,
+`trading.halt`, `trading.resume`."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from ibkr_common.clock import Clock
+from ibkr_common.events import EventPublisher
+from ibkr_common.replies import ErrorCode, ServiceError
+from ibkr_compliance.controls import Controls
+from ibkr_compliance.disclosures import DisclosureCatalogue
+from ibkr_compliance.messages import AcknowledgeRequest, HaltRequest, StatusRequest
+from ibkr_compliance.rules import AccountState, RulesConfig, resolve_regime
+from ibkr_compliance.state import StateGatherer, day_trades_used
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+class ComplianceAdmin:
+    """The user- and operator-facing switches around the order path."""
+
+    def __init__(
+        self, *, controls: Controls, disclosures: DisclosureCatalogue, gatherer: StateGatherer,
+        publisher: EventPublisher, clock: Clock, config: RulesConfig, regime: str,
+        environment: Literal["paper", "live"],
+    ) -> None:
+        self.controls = controls
+        self.disclosures = disclosures
+        self.gatherer = gatherer
+        self.publisher = publisher
+        self.clock = clock
+        self.config = config
+        self.regime = regime
+        self.environment = environment
+
+    async def acknowledge(self, request: AcknowledgeRequest) -> dict[str, Any]:
+        """Store the user's acknowledgments (current versions) for this connection's environment."""
+        environment = request.environment or self.environment
+        if environment != self.environment:
+            raise ServiceError(ErrorCode.ENVIRONMENT_MISMATCH, f"{environment} on the {self.environment} connection",
+                               [{"field": "environment", "message": "environment mismatch"}])
+        unknown = [d for d in request.disclosures if self.disclosures.get(d) is None]
+        if unknown:
+            raise ServiceError(
+                ErrorCode.VALIDATION_ERROR, f"disclosures: unknown ids {unknown}",
+                [{"field": f"disclosures.{request.disclosures.index(d)}", "message": f"unknown disclosure {d!r}"}
+                 for d in unknown],
+            )
+        items = [d for d in (self.disclosures.get(i) for i in dict.fromkeys(request.disclosures)) if d is not None]
+        stored = await self.controls.acknowledge(request.user_id, environment, items, self.clock.now())
+        missing = self.disclosures.missing(environment, await self.controls.acknowledged(request.user_id, environment))
+        return {"acknowledged": stored, "missing_acknowledgments": missing}
+
+    async def status(self, request: StatusRequest) -> dict[str, Any]:
+        """Regime, day trades, options level, missing acknowledgments and the halt switch.
+
+        An account the sync-worker has not read yet answers with nulls (and `account_synced: false`)
+        rather than an error, so a new user can see what to acknowledge before the first sync.
+        """
+        try:
+            account = await self.gatherer.account_view(request.account_id)
+        except ServiceError:
+            account = None
+        acknowledged = await self.controls.acknowledged(request.user_id, self.environment)
+        missing = self.disclosures.missing(self.environment, acknowledged)
+        halted = await self.controls.halted()
+        regime: str | None = None if self.regime == "auto" else self.regime
+        remaining = account.day_trades_remaining if account else None
+        if account is not None and regime is None:
+            state = AccountState(broker="ibkr", environment=self.environment, account_id=request.account_id,
+                                 daytrades_remaining=remaining)
+            regime = resolve_regime(state, self.clock.now().astimezone(NEW_YORK).date(), self.config)
+        return {
+            "account_id": request.account_id,
+            "environment": self.environment,
+            "regime": regime,
+            "day_trades_used": day_trades_used(remaining, self.config.pdt_max_day_trades_under_min_equity),
+            "day_trades_remaining": remaining,
+            "options_level": account.options_level if account else None,
+            "missing_acknowledgments": missing,
+            "disclosures": [
+                {"id": d.id, "title": d.title, "version": d.version, "acknowledged": d.id not in missing}
+                for d in self.disclosures.required(self.environment)
+            ],
+            "halted": halted,
+            "account_synced": account is not None,
+            "synced_at": account.synced_at if account else None,
+        }
+
+    async def set_halted(self, halted: bool, request: HaltRequest) -> dict[str, Any]:
+        """Halt or resume new opening orders on this connection (closing orders stay allowed)."""
+        event = self.publisher.build("trading.halted" if halted else "trading.resumed",
+                                     {"reason": request.reason, "changed_by": request.changed_by})
+        await self.controls.set_halted(halted, request.reason, request.changed_by, self.clock.now(), event)
+        return {"halted": halted, "reason": request.reason}

@@ -1,0 +1,130 @@
+"""The compliance application: handlers, outbox relay and the resolution of unfinished orders."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from faststream import FastStream
+from faststream.nats import NatsBroker
+
+from ibkr_common.clock import Clock, SystemClock
+from ibkr_common.db.engine import is_sqlite, make_engine, make_sessionmaker
+from ibkr_common.db.migrate import upgrade
+from ibkr_common.events import EventPublisher
+from ibkr_common.outbox import OutboxRelay
+from ibkr_common.service import ensure_events_stream, jetstream_of, make_broker, nats_client_of
+from ibkr_common.subjects import Subjects
+from ibkr_compliance.admin import ComplianceAdmin
+from ibkr_compliance.controls import Controls
+from ibkr_compliance.disclosures import DisclosureCatalogue
+from ibkr_compliance.handlers import build_router
+from ibkr_compliance.instruments import Instruments
+from ibkr_compliance.ledger import Ledger
+from ibkr_compliance.placement import Placement
+from ibkr_compliance.questions import QuestionPolicy
+from ibkr_compliance.rpc import Rpc
+from ibkr_compliance.service import ComplianceService
+from ibkr_compliance.settings import ComplianceSettings
+from ibkr_compliance.state import StateGatherer
+
+log = logging.getLogger("ibkr_compliance.app")
+SOURCE = "compliance"
+_WEEK = timedelta(days=7)
+
+
+class _JetStreamSender:
+    """The publisher's sender over the broker's JetStream context (available once connected)."""
+
+    def __init__(self, broker: NatsBroker) -> None:
+        self.broker = broker
+
+    async def publish(
+        self, message: Any, subject: str, headers: dict[str, str] | None = None, *, stream: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        return await jetstream_of(self.broker).publish(subject, message, headers=headers, stream=stream,
+                                                       timeout=timeout or 2.0)
+
+
+def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> FastStream:
+    """Build the compliance service; nothing connects until the app starts."""
+    clock = clock or SystemClock()
+    broker = make_broker(settings, SOURCE)
+    subjects = Subjects(settings.connection)
+    environment = settings.default_environment
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    publisher = EventPublisher(_JetStreamSender(broker), subjects=subjects, stream=settings.events_stream,
+                               source=SOURCE, environment=environment, clock=clock)
+    relay = OutboxRelay(sessions, publisher, clock=clock)
+    ledger = Ledger(sessions, publisher, relay, settings.connection, settings.user_id)
+    controls = Controls(sessions, publisher, relay, settings.connection, settings.user_id)
+    rpc = Rpc(lambda: nats_client_of(broker))
+    timeout_s = settings.state_timeout_ms / 1000
+    instruments = Instruments(rpc, subjects, max(timeout_s, 5.0))
+    gatherer = StateGatherer(rpc, subjects, instruments, environment=environment,
+                             live_accounts=settings.live_accounts, timeout_s=timeout_s)
+    config = settings.rules_config()
+    disclosures = DisclosureCatalogue(settings.disclosure_versions)
+    policy = QuestionPolicy(settings.question_policy, environment)
+    placement = Placement(rpc, subjects, ledger, publisher, policy, clock, timeout_s=settings.bridge_timeout_s,
+                          max_rounds=settings.max_question_rounds)
+    service = ComplianceService(
+        subjects=subjects, environment=environment, rpc=rpc, ledger=ledger, controls=controls, gatherer=gatherer,
+        instruments=instruments, placement=placement, publisher=publisher, clock=clock, config=config,
+        regime=settings.regime, disclosures=disclosures, timeout_s=settings.bridge_timeout_s,
+        in_flight_s=settings.bridge_timeout_s + 5,
+    )
+    admin = ComplianceAdmin(controls=controls, disclosures=disclosures, gatherer=gatherer, publisher=publisher,
+                            clock=clock, config=config, regime=settings.regime, environment=environment)
+    broker.include_router(build_router(subjects, service, admin))
+    app = FastStream(broker, logger=logging.getLogger("ibkr_compliance.faststream"))
+    tasks: list[asyncio.Task[Any]] = []
+
+    @app.on_startup
+    async def _migrate() -> None:
+        if is_sqlite(settings.database_url) or settings.migrate_on_start:
+            await asyncio.to_thread(upgrade, settings.database_url)
+
+    @app.after_startup
+    async def _start() -> None:
+        await ensure_events_stream(broker, settings)
+        relay.start()
+        if settings.resolve_on_start:
+            tasks.append(asyncio.get_running_loop().create_task(_resolve(service)))
+
+    @app.on_shutdown
+    async def _stop() -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await relay.stop()
+        await publisher.close()
+
+    @app.after_shutdown
+    async def _dispose() -> None:
+        await engine.dispose()
+
+    app.context.set_global("compliance", service)
+    return app
+
+
+async def _resolve(service: ComplianceService) -> None:
+    """Resolve orders a crash or a lost answer left open (in the background: the bridge may come later)."""
+    for attempt in range(30):
+        try:
+            resolved = await service.resolve_unresolved()
+            left = len(await service.ledger.unresolved(service.clock.now(), _WEEK))
+        except Exception:
+            log.exception("resolving unfinished orders failed; retrying")
+            left = 1
+            resolved = 0
+        if resolved:
+            log.info("resolved %d unfinished orders by cOID", resolved)
+        if not left:
+            return
+        await asyncio.sleep(min(2.0 * (attempt + 1), 30.0))
+

@@ -1,0 +1,100 @@
+"""Disclosure acknowledgments (per user and environment) and the connection's halt switch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ibkr_common.db.engine import user_transaction
+from ibkr_common.db.models import ComplianceAcknowledgment, TradingControl
+from ibkr_common.envelope import EventEnvelope
+from ibkr_common.events import EventPublisher
+from ibkr_common.outbox import OutboxRelay, stage_event
+from ibkr_compliance.disclosures import Disclosure
+
+
+class Controls:
+    """Acknowledgments are written under the acknowledging user; the halt row under the connection's owner."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        publisher: EventPublisher,
+        relay: OutboxRelay | None,
+        connection: str,
+        owner: str,
+    ) -> None:
+        self.sessions = sessions
+        self.publisher = publisher
+        self.relay = relay
+        self.connection = connection
+        self.owner = owner
+
+    async def acknowledged(self, user_id: str, environment: str) -> set[tuple[str, str]]:
+        """(disclosure id, version) pairs the user acknowledged in `environment`."""
+        async with user_transaction(self.sessions, user_id) as session:
+            rows = await session.execute(
+                select(ComplianceAcknowledgment.disclosure_id, ComplianceAcknowledgment.version).where(
+                    ComplianceAcknowledgment.user_id == user_id,
+                    ComplianceAcknowledgment.environment == environment,
+                )
+            )
+            return {(d, v) for d, v in rows.all()}
+
+    async def acknowledge(
+        self, user_id: str, environment: str, disclosures: Sequence[Disclosure], now: datetime
+    ) -> list[dict[str, object]]:
+        """Store acknowledgments (an existing one of the same version is kept, with its time)."""
+        result: list[dict[str, object]] = []
+        for disclosure in disclosures:
+            try:
+                async with user_transaction(self.sessions, user_id) as session:
+                    session.add(
+                        ComplianceAcknowledgment(
+                            user_id=user_id, environment=environment, disclosure_id=disclosure.id,
+                            version=disclosure.version, acknowledged_at=now,
+                        )
+                    )
+                at = now
+            except IntegrityError:
+                async with user_transaction(self.sessions, user_id) as session:
+                    at = (
+                        await session.execute(
+                            select(ComplianceAcknowledgment.acknowledged_at).where(
+                                ComplianceAcknowledgment.user_id == user_id,
+                                ComplianceAcknowledgment.environment == environment,
+                                ComplianceAcknowledgment.disclosure_id == disclosure.id,
+                                ComplianceAcknowledgment.version == disclosure.version,
+                            )
+                        )
+                    ).scalar_one()
+            result.append({"id": disclosure.id, "version": disclosure.version, "environment": environment,
+                           "acknowledged_at": at})
+        return result
+
+    async def halted(self) -> bool:
+        """Whether new opening orders are halted on this connection."""
+        async with user_transaction(self.sessions, self.owner) as session:
+            row = await session.get(TradingControl, self.connection)
+            return bool(row is not None and row.halted)
+
+    async def set_halted(
+        self, halted: bool, reason: str, changed_by: str | None, now: datetime, event: EventEnvelope
+    ) -> None:
+        """Persist the switch and stage its event in the same transaction."""
+        async with user_transaction(self.sessions, self.owner) as session:
+            row = await session.get(TradingControl, self.connection)
+            if row is None:
+                session.add(
+                    TradingControl(connection=self.connection, user_id=self.owner, halted=halted, reason=reason,
+                                   changed_by=changed_by, updated_at=now)
+                )
+            else:
+                row.halted, row.reason, row.changed_by, row.updated_at = halted, reason, changed_by, now
+            stage_event(session, self.publisher, event)
+        if self.relay is not None:
+            self.relay.wake()

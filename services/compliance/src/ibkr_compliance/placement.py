@@ -1,0 +1,225 @@
+"""Sending an order through the bridge and recording what came of it, questions included.
+
+Only compliance publishes `bridge.orders.*`. An order is sent at most once: a lost answer leaves
+the ledger row `unknown`, resolved later with `bridge.orders.lookup` by cOID, never by sending again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+
+from ibkr_common.clock import Clock
+from ibkr_common.envelope import EventEnvelope
+from ibkr_common.events import EventPublisher
+from ibkr_common.messages.bridge import LookupResult, PlaceOrderResult
+from ibkr_common.replies import ErrorCode, ServiceError
+from ibkr_common.subjects import Subjects
+from ibkr_compliance.ledger import DecisionRecord, Ledger, LedgerEntry
+from ibkr_compliance.questions import QuestionPolicy
+from ibkr_compliance.rpc import Rpc, RpcError, RpcUnavailable
+
+#: Bridge error codes that mean the order never left: safe to record as `failed`.
+NOT_SENT = frozenset({"VALIDATION_ERROR", "RATE_LIMITED", "NOT_AUTHENTICATED", "ENVIRONMENT_MISMATCH",
+                      "NOT_SUPPORTED", "TRADING_HALTED"})
+#: Bridge error codes of a reply that could not be applied (the question is gone).
+REPLY_GONE = frozenset({"NOT_FOUND", "VALIDATION_ERROR", "CONFLICT"})
+
+
+@dataclass
+class Pending:
+    """The order whose outcome is being recorded."""
+
+    client_order_id: str
+    account_id: str
+    user_id: str
+    result: dict[str, Any]
+    status: str
+    order: dict[str, Any] = field(default_factory=dict)
+    new_request: dict[str, Any] | None = None
+    announce: bool = True
+
+
+class Placement:
+    """Talks to `bridge.orders.*` and records every outcome in the ledger."""
+
+    def __init__(
+        self, rpc: Rpc, subjects: Subjects, ledger: Ledger, publisher: EventPublisher, policy: QuestionPolicy,
+        clock: Clock, *, timeout_s: float, max_rounds: int,
+    ) -> None:
+        self.rpc = rpc
+        self.subjects = subjects
+        self.ledger = ledger
+        self.publisher = publisher
+        self.policy = policy
+        self.clock = clock
+        self.timeout_s = timeout_s
+        self.max_rounds = max_rounds
+
+    async def send(self, pending: Pending, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Call a placing operation (`orders.place`, `orders.modify`) and settle the outcome."""
+        payload = {**payload, "priority": "order"}
+        try:
+            raw = await self.rpc.call(self.subjects.bridge(operation), payload, self.timeout_s)
+            placed = PlaceOrderResult.model_validate(raw)
+        except RpcUnavailable as exc:
+            if not exc.sent and operation == "orders.place":
+                await self._finish(pending, "failed", message="the gateway-bridge is not running",
+                                   extra={"error_code": "GATEWAY_UNAVAILABLE"})
+                raise ServiceError(ErrorCode.GATEWAY_UNAVAILABLE, "the gateway-bridge is not running") from None
+            return await self._finish(pending, "unknown", message=f"no answer from the bridge ({exc})")
+        except RpcError as exc:
+            if exc.code in NOT_SENT and operation == "orders.place":
+                await self._finish(pending, "failed", message=exc.message, extra={"error_code": exc.code})
+                raise ServiceError(_code(exc.code), exc.message, exc.details) from None
+            if operation == "orders.modify":
+                raise ServiceError(_code(exc.code), exc.message, exc.details) from None
+            return await self._finish(pending, "unknown", message=f"{exc.code}: {exc.message}")
+        except ValidationError:
+            return await self._finish(pending, "unknown", message="unreadable answer from the bridge")
+        return await self.settle(pending, placed)
+
+    async def answer(self, pending: Pending, reply_id: str, confirmed: bool, answered_by: str,
+                     message_ids: list[str]) -> dict[str, Any]:
+        """Log an answer to IBKR's question, send it, and settle what follows."""
+        await self._log_answer(pending, reply_id, confirmed, answered_by, message_ids)
+        payload = {"reply_id": reply_id, "confirmed": confirmed, "account_id": pending.account_id,
+                   "client_order_id": pending.client_order_id, "priority": "order"}
+        try:
+            placed = PlaceOrderResult.model_validate(
+                await self.rpc.call(self.subjects.bridge("orders.reply"), payload, self.timeout_s)
+            )
+        except RpcUnavailable as exc:
+            if not confirmed:
+                return await self._finish(pending, "rejected", message=f"declined by {answered_by}")
+            return await self._finish(pending, "unknown", message=f"no answer from the bridge ({exc})")
+        except RpcError as exc:
+            if not confirmed or exc.code in REPLY_GONE:
+                why = f"declined by {answered_by}" if not confirmed else f"{exc.code}: {exc.message}"
+                return await self._finish(pending, "rejected", message=why)
+            return await self._finish(pending, "unknown", message=f"{exc.code}: {exc.message}")
+        except ValidationError:
+            return await self._finish(pending, "unknown", message="unreadable answer from the bridge")
+        if not confirmed and placed.status != "rejected":
+            return await self._finish(pending, "rejected", message=f"declined by {answered_by}")
+        return await self.settle(pending, placed)
+
+    async def settle(self, pending: Pending, placed: PlaceOrderResult) -> dict[str, Any]:
+        """Record the bridge's outcome; answer questions the policy answers; hand the rest to the user."""
+        rounds = len(pending.result.get("answers") or [])
+        if placed.status == "submitted":
+            return await self._finish(pending, "submitted", order_id=placed.order_id,
+                                      extra={"order_status": placed.order_status}, submitted=True)
+        if placed.status == "rejected":
+            return await self._finish(pending, "rejected", message=placed.message)
+        if placed.status == "unknown" or placed.confirmation is None:
+            return await self._finish(pending, "unknown", message=placed.message,
+                                      extra={"evidence": placed.evidence})
+        question = placed.confirmation
+        ruling = self.policy.rule(question.message_ids)
+        action = ruling.action if rounds < self.max_rounds else "ask_user"
+        if action == "auto_confirm":
+            return await self.answer(pending, question.reply_id, True, "policy:auto_confirm", question.message_ids)
+        if action == "reject":
+            await self.answer(pending, question.reply_id, False, "policy:reject", question.message_ids)
+            return await self._finish(
+                pending, "rejected", message=f"IBKR question {','.join(question.message_ids)} rejected by policy"
+            )
+        confirmation = {"reply_id": question.reply_id, "messages": question.messages,
+                        "message_ids": question.message_ids}
+        return await self._finish(pending, "confirmation_required", extra={"confirmation": confirmation},
+                                  message="IBKR asks: answer with orders.confirm")
+
+    async def resolve(self, entry: LedgerEntry, *, min_age_s: float) -> LedgerEntry:
+        """Ask the broker by cOID about a row left pending/unknown/answering; never sends the order."""
+        now = self.clock.now()
+        if entry.status != "unknown" and now - entry.updated_at < timedelta(seconds=min_age_s):
+            return entry  # still in flight in another request
+        try:
+            found = LookupResult.model_validate(
+                await self.rpc.call(
+                    self.subjects.bridge("orders.lookup"),
+                    {"account_id": entry.account_id, "client_order_id": entry.client_order_id, "priority": "order"},
+                    self.timeout_s,
+                )
+            )
+        except (RpcUnavailable, RpcError, ValidationError):
+            return entry
+        pending = Pending(entry.client_order_id, entry.account_id, str(entry.request.get("user_id") or ""),
+                          dict(entry.result), entry.status, entry.request)
+        if found.found:
+            await self._finish(pending, "submitted", order_id=found.order_id, submitted=True,
+                               message=f"resolved by cOID ({found.source})",
+                               extra={"order_status": found.status, "evidence": found.evidence})
+        elif entry.status != "unknown":
+            await self._finish(pending, "unknown", message="not found at the broker by cOID",
+                               extra={"evidence": found.evidence})
+        return await self.ledger.get(entry.client_order_id) or entry
+
+    async def _finish(
+        self, pending: Pending, status: str, *, order_id: str | None = None, message: str | None = None,
+        extra: dict[str, Any] | None = None, submitted: bool = False,
+    ) -> dict[str, Any]:
+        now = self.clock.now()
+        result = {**pending.result, **(extra or {}), "status": status, "message": message}
+        if status != "confirmation_required":
+            result["confirmation"] = None
+        if order_id is not None:
+            result["order_id"] = order_id
+        events: list[EventEnvelope] = []
+        if submitted and pending.announce:
+            events.append(self.publisher.build(
+                "orders.submitted",
+                {"client_order_id": pending.client_order_id, "order_id": result.get("order_id"),
+                 "order_status": result.get("order_status"), "order": pending.order, "message": message},
+                account_id=pending.account_id, user_id=pending.user_id or None,
+                correlation_id=pending.client_order_id,
+            ))
+        request = pending.new_request if status == "submitted" else None
+        if request is not None:
+            result.pop("new_request", None)
+        elif pending.new_request is not None:
+            result["new_request"] = pending.new_request
+        written = await self.ledger.record(
+            pending.client_order_id, status=status, result=result, now=now, order_id=result.get("order_id"),
+            request=request, events=events, expected=pending.status,
+        )
+        if not written:
+            current = await self.ledger.get(pending.client_order_id)
+            return {**(current.result if current else result), "status": current.status if current else status}
+        pending.result, pending.status = result, status
+        return result
+
+    async def _log_answer(self, pending: Pending, reply_id: str, confirmed: bool, answered_by: str,
+                          message_ids: list[str]) -> None:
+        now = self.clock.now()
+        answer = {"reply_id": reply_id, "confirmed": confirmed, "answered_by": answered_by,
+                  "message_ids": message_ids, "answered_at": now.isoformat()}
+        result = {**pending.result, "answers": [*(pending.result.get("answers") or []), answer]}
+        record = DecisionRecord(
+            account_id=pending.account_id, client_order_id=pending.client_order_id, action="answer",
+            decision="allow" if confirmed else "block", reason_codes=list(message_ids), regime=None,
+            order={**answer, "user_id": pending.user_id}, state_snapshot={}, latency_ms=Decimal(0), decided_at=now,
+        )
+        status = "answering"
+        written = await self.ledger.record(pending.client_order_id, status=status, result=result, now=now,
+                                           decision=record, expected=pending.status)
+        if not written:
+            raise ServiceError(ErrorCode.CONFLICT, "the order was answered by another request")
+        pending.result, pending.status = result, status
+
+
+def _code(code: str) -> ErrorCode:
+    try:
+        return ErrorCode(code)
+    except ValueError:
+        return ErrorCode.INTERNAL
+
+
+def age_s(entry: LedgerEntry, now: datetime) -> float:
+    """Seconds since the row last changed."""
+    return (now - entry.updated_at).total_seconds()

@@ -1,0 +1,107 @@
+"""Settings of the compliance service (on top of CommonSettings); every variable is documented here.
+
+- `IBKR_COMPLIANCE_RULES_FILE`: YAML with the rules thresholds (a `defaults:` mapping as in
+  cases-examples.yaml, or a flat one); unset: the engine's defaults.
+- `IBKR_COMPLIANCE_REGIME`: `auto` (resolve per RULES.md 7.2), `legacy_pdt` or `intraday_margin`.
+- `IBKR_COMPLIANCE_QUESTION_POLICY`: overrides of the IBKR question policy table, e.g.
+  `o354=auto_confirm,o163@live=reject,*=ask_user` (see questions.py for the defaults).
+- `IBKR_LIVE_ENABLED_ACCOUNTS`: comma-separated live accounts enabled for trading (RULES.md 7.8).
+- `IBKR_COMPLIANCE_DISCLOSURE_VERSIONS`: overrides of disclosure versions, e.g. `options_risk=2027-01`
+  (a new version is asked again).
+- `IBKR_COMPLIANCE_STATE_TIMEOUT_MS`: wait for each piece of synced state before treating it as missing.
+- `IBKR_COMPLIANCE_BRIDGE_TIMEOUT_S`: wait for the bridge to place / answer / modify an order.
+- `IBKR_COMPLIANCE_MAX_QUESTION_ROUNDS`: IBKR questions answered by policy for one order.
+- `IBKR_COMPLIANCE_RESOLVE_ON_START`: resolve `pending`/`unknown` ledger rows through the bridge at start.
+- `IBKR_MIGRATE_ON_START`: run the migrations at start (always on SQLite).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, field_validator
+
+from ibkr_common.settings import CommonSettings, env
+from ibkr_compliance.rules import RulesConfig
+
+
+class ComplianceSettings(CommonSettings):
+    """The compliance service's own variables."""
+
+    rules_file: Path | None = Field(
+        None, validation_alias=env("IBKR_COMPLIANCE_RULES_FILE"),
+        description="YAML with the rules configuration; unset: RulesConfig defaults (= cases-examples.yaml).",
+    )
+    regime: Literal["auto", "legacy_pdt", "intraday_margin"] = Field(
+        "auto", validation_alias=env("IBKR_COMPLIANCE_REGIME"),
+        description="The day-trading regime; auto resolves it per account and trade date.",
+    )
+    question_policy: str = Field(
+        "", validation_alias=env("IBKR_COMPLIANCE_QUESTION_POLICY"),
+        description="Overrides of the question policy table: id[@environment]=action, comma-separated.",
+    )
+    live_enabled_accounts: str = Field(
+        "", validation_alias=env("IBKR_LIVE_ENABLED_ACCOUNTS"),
+        description="Live accounts enabled for trading (comma-separated); all others are refused live.",
+    )
+    disclosure_versions: str = Field(
+        "", validation_alias=env("IBKR_COMPLIANCE_DISCLOSURE_VERSIONS"),
+        description="Overrides of disclosure versions: id=version, comma-separated.",
+    )
+    state_timeout_ms: int = Field(
+        2_000, validation_alias=env("IBKR_COMPLIANCE_STATE_TIMEOUT_MS"), ge=50, le=60_000,
+        description="Wait for each piece of synced state (account, positions, orders, session, quote).",
+    )
+    bridge_timeout_s: float = Field(
+        40.0, validation_alias=env("IBKR_COMPLIANCE_BRIDGE_TIMEOUT_S"), gt=0, le=600,
+        description="Wait for the bridge's answer to a placement, reply or modify.",
+    )
+    max_question_rounds: int = Field(
+        10, validation_alias=env("IBKR_COMPLIANCE_MAX_QUESTION_ROUNDS"), ge=1, le=20,
+        description="Questions answered by policy for one order before giving the order back to the user.",
+    )
+    resolve_on_start: bool = Field(
+        True, validation_alias=env("IBKR_COMPLIANCE_RESOLVE_ON_START"),
+        description="Resolve ledger rows left pending/unknown by asking the bridge by cOID at start.",
+    )
+    migrate_on_start: bool = Field(
+        True, validation_alias=env("IBKR_MIGRATE_ON_START"),
+        description="Run the database migrations at start (always on SQLite).",
+    )
+
+    @field_validator("live_enabled_accounts", "question_policy", "disclosure_versions")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @property
+    def live_accounts(self) -> frozenset[str]:
+        """The live accounts enabled for trading."""
+        return frozenset(a.strip().upper() for a in self.live_enabled_accounts.split(",") if a.strip())
+
+    def rules_config(self) -> RulesConfig:
+        """The engine configuration: the file's values over the defaults."""
+        if self.rules_file is None:
+            return RulesConfig()
+        raw: Any = yaml.safe_load(self.rules_file.read_text(encoding="utf-8")) or {}
+        if isinstance(raw, dict) and isinstance(raw.get("defaults"), dict):
+            raw = raw["defaults"]
+        if not isinstance(raw, dict):
+            raise ValueError(f"{self.rules_file}: expected a mapping of rule settings")
+        return RulesConfig.from_mapping(raw)
+
+
+def pairs(text: str) -> dict[str, str]:
+    """`a=1,b=2` as a dict (blank items ignored); a malformed item raises ValueError."""
+    result: dict[str, str] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"expected key=value, got {item!r}")
+        result[key.strip()] = value.strip()
+    return result

@@ -1,0 +1,207 @@
+"""Gathering the state an order is decided on, over NATS, concurrently and with timeouts.
+
+account.get, positions.get and orders.get (sync-worker), session.status (session-keeper, the
+bridge's session.status when no keeper runs), quotes through `bridge.marketdata.snapshot` for
+market-like and multi-leg orders. A missing or late piece fails the engine's freshness or session
+gate (STALE_ACCOUNT_DATA, BROKER_SESSION_NOT_AUTHENTICATED); it never crashes the decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from ibkr_common.messages.bridge import SessionStatus, Snapshots
+from ibkr_common.messages.orders import Instrument, OrderRequest
+from ibkr_common.messages.session import SessionStatusResult
+from ibkr_common.messages.sync import AccountView, OrdersResult, PositionsResult
+from ibkr_common.replies import ErrorCode, ServiceError
+from ibkr_common.subjects import Subjects
+from ibkr_compliance.instruments import Instruments
+from ibkr_compliance.mapping import account_state, position_symbol
+from ibkr_compliance.rpc import Rpc, RpcError, RpcUnavailable
+from ibkr_compliance.rules import AccountState, MarketData, Quote
+
+
+@dataclass
+class Gathered:
+    """The engine inputs for one order, and what the decision log keeps of them."""
+
+    account: AccountState
+    market: MarketData
+    symbols: list[str]
+    instruments: list[Instrument]
+    missing: list[str] = field(default_factory=list)
+    account_view: AccountView | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state as used, for `trading_compliance_log.state_snapshot`."""
+        a = self.account
+        return {
+            "account": self.account_view.model_dump(mode="json") if self.account_view else None,
+            "positions": [{"symbol": p.symbol, "qty": str(p.qty)} for p in a.positions],
+            "open_orders": [
+                {"symbol": o.symbol, "side": o.side, "qty": str(o.qty), "status": o.status} for o in a.open_orders
+            ],
+            "executions_today": len(a.today_executions),
+            "session": a.session.model_dump() if a.session else None,
+            "snapshot_age_s": str(a.snapshot_age_s) if a.snapshot_age_s is not None else None,
+            "quotes": {
+                k: {"bid": str(q.bid) if q.bid is not None else None, "ask": str(q.ask) if q.ask is not None else None}
+                for k, q in self.market.quotes.items()
+            },
+            "missing": self.missing,
+        }
+
+
+class StateGatherer:
+    """Asks the other services for the pieces of one account's state."""
+
+    def __init__(
+        self,
+        rpc: Rpc,
+        subjects: Subjects,
+        instruments: Instruments,
+        *,
+        environment: Literal["paper", "live"],
+        live_accounts: frozenset[str],
+        timeout_s: float,
+    ) -> None:
+        self.rpc = rpc
+        self.subjects = subjects
+        self.instruments = instruments
+        self.environment = environment
+        self.live_accounts = live_accounts
+        self.timeout_s = timeout_s
+
+    async def _get(self, subject: str, payload: dict[str, Any]) -> Any:
+        """The result, or None when the piece is unavailable (NOT_FOUND is raised)."""
+        try:
+            return await self.rpc.call(subject, payload, self.timeout_s)
+        except RpcUnavailable:
+            return None
+        except RpcError as exc:
+            if exc.code == "NOT_FOUND":
+                raise
+            return None
+
+    async def account_view(self, account_id: str) -> AccountView | None:
+        """The synced account summary; NOT_FOUND for an account the sync-worker does not know."""
+        try:
+            raw = await self._get(self.subjects.account_get, {"account_id": account_id})
+        except RpcError as exc:
+            raise ServiceError(ErrorCode.NOT_FOUND, f"unknown account {account_id}",
+                               [{"field": "account_id", "message": exc.message or "unknown account"}]) from None
+        return _parse(AccountView, raw)
+
+    async def session(self) -> SessionStatusResult | None:
+        """The session-keeper's view; the bridge's when no keeper answers."""
+        try:
+            raw = await self.rpc.call(self.subjects.session_status, {}, self.timeout_s)
+            return _parse(SessionStatusResult, raw)
+        except RpcUnavailable as exc:
+            if exc.sent:
+                return None
+        except RpcError:
+            return None
+        try:
+            status = SessionStatus.model_validate(
+                await self.rpc.call(self.subjects.bridge("session.status"), {}, self.timeout_s)
+            )
+        except (RpcError, RpcUnavailable, ValidationError):
+            return None
+        return SessionStatusResult(
+            authenticated=status.authenticated and status.connected and not status.competing,
+            connected=status.connected, competing=status.competing, in_maintenance=False,
+            status="authenticated" if status.authenticated else "unauthenticated", region="us",
+        )
+
+    async def _positions(self, account_id: str) -> PositionsResult | None:
+        return _parse(PositionsResult, await self._get(self.subjects.positions_get, {"account_id": account_id}))
+
+    async def _orders(self, account_id: str) -> OrdersResult | None:
+        return _parse(OrdersResult, await self._get(self.subjects.orders_get, {"account_id": account_id}))
+
+    async def _instruments(self, request: OrderRequest, quotes: bool) -> tuple[list[str], dict[str, Quote]]:
+        instruments = _instruments_of(request)
+        symbols = list(await asyncio.gather(*(self.instruments.symbol_of(i) for i in instruments)))
+        if not quotes:
+            return symbols, {}
+        try:
+            conids = list(await asyncio.gather(*(self.instruments.conid_of(i) for i in instruments)))
+            raw = await self.rpc.call(self.subjects.bridge("marketdata.snapshot"), {"conids": conids}, self.timeout_s)
+            snaps = Snapshots.model_validate(raw)
+        except (ServiceError, RpcError, RpcUnavailable, ValidationError):
+            return symbols, {}
+        by_conid = {s.conid: s for s in snaps.snapshots}
+        result: dict[str, Quote] = {}
+        for symbol, conid in zip(symbols, conids, strict=True):
+            snap = by_conid.get(conid)
+            if snap is not None and not snap.halted and (snap.bid is not None or snap.ask is not None):
+                result[symbol] = Quote(symbol=symbol, bid=snap.bid, ask=snap.ask, as_of=snap.updated_at)
+        return symbols, result
+
+    async def gather(self, request: OrderRequest, now: datetime, *, exclude_order: str | None = None) -> Gathered:
+        """Every piece the engine needs for `request`, fetched concurrently."""
+        quotes = request.order_type in ("MKT", "STP") or request.legs is not None
+        account, positions, orders, session, (symbols, quote_map) = await asyncio.gather(
+            self.account_view(request.account_id),
+            self._positions(request.account_id),
+            self._orders(request.account_id),
+            self.session(),
+            self._instruments(request, quotes),
+        )
+        missing = [name for name, piece in (("account", account), ("positions", positions), ("orders", orders),
+                                            ("session", session)) if piece is None]
+        for p in positions.positions if positions else ():
+            symbol = position_symbol(p)
+            if symbol:
+                self.instruments.learn(p.conid, symbol)
+        if orders is not None:
+            unknown = [o.conid for o in orders.orders if o.conid and o.sec_type in ("OPT", "FOP")]
+            await self.instruments.symbols_of(unknown)
+        state = account_state(
+            account_id=request.account_id,
+            environment=self.environment,
+            live_enabled=request.account_id.upper() in self.live_accounts,
+            account=account,
+            positions=positions.positions if positions else None,
+            positions_synced_at=positions.synced_at if positions else None,
+            orders=orders.orders if orders else None,
+            session=session,
+            symbols=self.instruments.symbols,
+            now=now,
+            exclude_order=exclude_order,
+        )
+        return Gathered(state, MarketData(quotes=quote_map), symbols, _instruments_of(request), missing, account)
+
+
+def _instruments_of(request: OrderRequest) -> list[Instrument]:
+    if request.legs is not None:
+        return [leg.instrument for leg in request.legs]
+    assert request.instrument is not None
+    return [request.instrument]
+
+
+def _parse(model: Any, raw: Any) -> Any:
+    if raw is None:
+        return None
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def day_trades_used(remaining: int | None, maximum: int) -> int | None:
+    """Day trades used in the window as IBKR's counter tells (None when unlimited or unknown)."""
+    if remaining is None or remaining < 0:
+        return None
+    return max(maximum - remaining, 0)
+
+
+ZERO = Decimal(0)
