@@ -185,6 +185,10 @@ class Syncer:
             if not isinstance(items, list):
                 rnd.problem("positions_page_unreadable", acct, f"page {page} has no positions list", page=page)
                 return (out or None), False
+            if body.get("has_more") and len(items) < PAGE_SIZE:
+                complete = False  # the bridge dropped entries it could not read from a full page
+                rnd.problem("position_unreadable", acct, f"page {page}: {PAGE_SIZE - len(items)} position(s) "
+                            "were not readable; no position is closed this round", page=page)
             for raw in items:
                 try:
                     record = position_from_bridge(bridge.Position.model_validate(raw), acct)
