@@ -8,7 +8,7 @@ from faststream import FastStream
 
 from ibkr_common.clock import Clock, SystemClock
 from ibkr_common.events import EventPublisher
-from ibkr_common.service import ensure_events_stream, jetstream_of, make_broker
+from ibkr_common.service import ensure_events_stream, make_broker
 from ibkr_common.subjects import Subjects
 from ibkr_gateway_bridge.client import CpClient, Transport
 from ibkr_gateway_bridge.events import CallEvents
@@ -35,7 +35,7 @@ def build_app(settings: BridgeSettings, *, clock: Clock | None = None) -> FastSt
     async def _started() -> None:
         await ensure_events_stream(broker, settings)
         publisher = EventPublisher(
-            jetstream_of(broker), subjects=subjects, stream=settings.events_stream, source="gateway-bridge",
+            broker, subjects=subjects, stream=settings.events_stream, source="gateway-bridge",
             environment=settings.default_environment, clock=clock,
         )
         events = CallEvents(publisher)

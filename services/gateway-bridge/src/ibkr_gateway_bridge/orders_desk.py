@@ -18,6 +18,9 @@ log = logging.getLogger("ibkr.gateway-bridge.orders")
 DUPLICATE_COID = "local order id"
 #: Queue wait allowed to a lookup: live orders and trades are 1 call / 5 s each.
 LOOKUP_WAIT_S = 12.0
+#: A lost order answer is looked up this many times (live orders, then trades), the first after a pause.
+RESOLVE_ROUNDS = 2
+RESOLVE_GRACE_S = 0.5
 
 
 class OrderDesk:
@@ -173,8 +176,17 @@ class OrderDesk:
     async def _resolve(self, account_id: str, coid: str, exc: GatewayError, priority: str) -> m.PlaceOrderResult:
         """The answer to an order POST was lost: look the cOID up, never send again."""
         log.warning("order answer lost (%s); resolving cOID by lookup", exc.code)
-        found = await self.lookup(m.LookupRequest(account_id=account_id, client_order_id=coid), priority)
-        evidence = {**self._failure(exc, None), **found.evidence}
+        evidence = self._failure(exc, None)
+        request = m.LookupRequest(account_id=account_id, client_order_id=coid)
+        rounds: list[dict[str, Any]] = []
+        for attempt in range(RESOLVE_ROUNDS):
+            # a slow gateway may still be working on the order: look again one live-orders period later
+            await asyncio.sleep(RESOLVE_GRACE_S if attempt == 0 else 0)
+            found = await self.lookup(request, priority)
+            rounds.append(found.evidence)
+            if found.found:
+                break
+        evidence["lookups"] = rounds
         if found.found:
             return m.PlaceOrderResult(status="submitted", client_order_id=coid, order_id=found.order_id,
                                       order_status=found.status, evidence={**evidence, "source": found.source})

@@ -31,6 +31,7 @@ SECRET_PATHS = ("/tickle", "/sso/", "/iserver/auth/", "/logout", "/iserver/reaut
 NO_BRIDGE = "no bridge"
 ACCOUNTS_FIRST = "query /accounts first"
 PORTFOLIO_FIRST = "portfolio/accounts first"
+RETRY_WAIT_S = 7.0
 
 
 class GatewayError(ServiceError):
@@ -198,7 +199,10 @@ class Transport:
         try:
             while True:
                 try:
-                    waited = await self.limiter.acquire(key, priority, max_wait_s)
+                    wait_limit = max_wait_s
+                    if retries:  # the refused first attempt counted at IBKR too: allow one spacing period
+                        wait_limit = max(max_wait_s or self.limiter.max_wait_s, RETRY_WAIT_S)
+                    waited = await self.limiter.acquire(key, priority, wait_limit)
                 except RateLimited as exc:
                     raise GatewayError(
                         ErrorCode.RATE_LIMITED, f"{template}: {exc.reason}",

@@ -1,0 +1,127 @@
+"""Mapping tables and parsing, over IBKR's recorded responses (/work/shared/cpapi/recordings)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ibkr_gateway_bridge import mapping, parsing
+
+RECORDINGS = Path(__file__).resolve().parents[4] / "shared" / "cpapi" / "recordings"
+if not RECORDINGS.exists():
+    RECORDINGS = Path("/work/shared/cpapi/recordings")
+NOW = datetime(2026, 4, 1, tzinfo=UTC)
+
+
+def body(name: str) -> Any:
+    data = json.loads((RECORDINGS / name).read_text())
+    response = data["Response"]
+    return response.get("Body", response.get("JsonBody"))
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("168.42", Decimal("168.42")), ("1,300", Decimal(1300)), ("2.4K", Decimal(2400)), ("1.00M", Decimal(1000000)),
+    ("0.54%", Decimal("0.54")), (0.1, Decimal("0.1")), (654.51, Decimal("654.51")), ("", None), (None, None),
+    ("n/a", None), ("1,005,254 USD", Decimal(1005254)), (True, None), (float("nan"), None), ("-3.50", Decimal("-3.5")),
+])
+def test_to_decimal(raw: Any, expected: Decimal | None) -> None:
+    assert mapping.to_decimal(raw) == expected
+
+
+@pytest.mark.parametrize(("raw", "price", "close", "halted"), [
+    ("C123.45", Decimal("123.45"), True, False), ("H99", Decimal(99), False, True),
+    ("168.42", Decimal("168.42"), False, False),
+])
+def test_last_price_prefixes(raw: str, price: Decimal, close: bool, halted: bool) -> None:
+    assert mapping.price_flags(raw) == (price, close, halted)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("PreSubmitted", "pre_submitted"), ("Pending Submit", "pending_submit"), ("PendingSubmit", "pending_submit"),
+    ("Filled", "filled"), ("Cancelled", "cancelled"), ("Inactive", "inactive"), ("WarnState", "warn_state"),
+    ("Failed", "failed"), ("PendingCancel", "pending_cancel"), ("Submitted", "submitted"), ("weird", "unknown"),
+])
+def test_order_status(raw: str, expected: str) -> None:
+    assert mapping.order_status(raw) == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("B", "BUY"), ("S", "SELL"), ("BOT", "BUY"), ("SLD", "SELL"),
+                                               ("Buy", "BUY"), ("SELL", "SELL"), ("", None)])
+def test_side(raw: str, expected: str | None) -> None:
+    assert mapping.side(raw) == expected
+
+
+def test_recorded_live_orders_and_status() -> None:
+    [order] = parsing.live_orders(body("Orders/GET-live-orders.json"))
+    assert order.order_id == "473740665" and order.status == "filled" and order.side == "BUY"
+    assert order.avg_price == Decimal("647.09") and order.price is None and order.order_type == "MKT"
+    assert order.last_execution_at is not None and order.last_execution_at.tzinfo is not None
+    assert parsing.live_orders(body("Orders/GET-live-orders-empty.json")) == []
+    status = parsing.order_status_result("1", body("Orders/GET-order-status.json"))
+    assert status.status != "unknown" and status.order_id
+
+
+def test_recorded_place_shapes() -> None:
+    placed = parsing.place_result(body("Orders/POST-place-order-submitted.json"), "c1")
+    assert placed.status == "submitted" and placed.order_id == "123456789" and placed.order_status == "pre_submitted"
+    asked = parsing.place_result(body("Orders/POST-place-order-confirmation.json"), "c1")
+    assert asked.status == "confirmation_required" and asked.confirmation is not None
+    assert asked.confirmation.reply_id == "test-reply-id-001" and asked.confirmation.message_ids == ["o354"]
+    assert "market data" in asked.confirmation.messages[0]
+    replied = parsing.place_result(body("Orders/POST-reply-submitted.json"), "c1")
+    assert replied.status == "submitted" and replied.order_id
+    text = "Order couldn't be submitted: Local order ID=c1 is already registered."
+    rejected = parsing.place_result({"error": text}, "c1")
+    assert rejected.status == "rejected" and "Local order ID" in (rejected.message or "")
+    bracket = parsing.place_result([{"order_id": "-1", "order_status": "Failed", "text": "size"},
+                                    {"order_id": "1760268467", "order_status": "Inactive"}], "c1")
+    assert bracket.status == "rejected" and len(bracket.orders) == 2
+    prompt = parsing.place_result({"orderId": 1, "reqId": "2", "text": "Use algo?", "options": ["a"], "prompt": True},
+                                  "c1")
+    assert prompt.status == "rejected" and prompt.prompt is not None
+
+
+def test_recorded_trades_positions_summary() -> None:
+    [trade] = parsing.trades(body("Orders/GET-trades.json"))
+    assert trade.side == "BUY" and trade.price == Decimal("647.09") and trade.quantity == Decimal("1.0")
+    assert parsing.trades(body("Orders/GET-trades-empty.json")) == []
+    positions = parsing.positions("U1234567", body("Portfolio/GET-portfolio-positions-page0.json"))
+    assert positions and all(isinstance(p.quantity, Decimal) for p in positions)
+    summary = parsing.account_summary("U1234567", body("Portfolio/GET-portfolio-summary.json"))
+    assert summary.net_liquidation is not None and summary.net_liquidation > 0
+    assert "accountcode" not in summary.values
+    ledger = parsing.ledger("U1234567", body("Portfolio/GET-portfolio-ledger.json"))
+    assert any(e.currency == "BASE" for e in ledger.entries)
+    pnl = parsing.pnl(body("Portfolio/GET-iserver-account-pnl-partitioned.json"))
+    assert pnl.rows or pnl.complete is False
+    accounts = parsing.portfolio_accounts(body("Portfolio/GET-portfolio-accounts.json"))
+    assert accounts.accounts[0].account_id == "U1234567"
+    assert parsing.accounts_list(body("Accounts/GET-iserver-accounts.json")).accounts == ["U1234567"]
+
+
+def test_recorded_contracts_and_snapshot() -> None:
+    found = parsing.search(body("Contracts/GET-secdef-search.json"))
+    assert found[0].conid == 756733 and found[0].option_months == ["APR26", "MAY26", "JUN26"]
+    calls, puts = parsing.strikes(body("Contracts/GET-secdef-strikes.json"))
+    assert calls[0] == Decimal("50.0") and len(puts) == len(calls)
+    info = parsing.contract_info(1, body("Contracts/GET-contract-info.json"))
+    assert info.conid > 1 and info.symbol
+    assert parsing.secdef(body("Contracts/GET-trsrv-secdef.json"))
+    [snap] = [parsing.snapshot(x)[0] for x in body("MarketData/GET-snapshot.json")]
+    assert snap is not None and snap.last == Decimal("655.89") and snap.volume == Decimal(50000000)
+    assert snap.change_pct == Decimal("0.54") and snap.fields["bid"] == "655.88"
+    assert parsing.snapshot({"conid": 1, "conidEx": "1"}) [1] is False
+
+
+def test_session_bodies_never_carry_secrets() -> None:
+    tickle = parsing.tickle(body("Session/POST-tickle.json"), NOW)
+    dumped = tickle.model_dump_json()
+    raw = body("Session/POST-tickle.json")
+    assert raw.get("session") is None or raw["session"] not in dumped
+    status = parsing.session_status(body("Session/GET-auth-status.json"))
+    assert status.authenticated is True
