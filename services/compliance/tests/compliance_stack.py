@@ -1,0 +1,149 @@
+"""Fixtures of the compliance service tests: real NATS, cpsim, gateway-bridge, sync-worker and
+session-keeper (subprocesses), and compliance itself in-process on a fresh database per test.
+
+Import the fixtures into a test module with `from compliance_stack import *`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from faststream import TestApp
+
+from ibkr_common.clock import Clock
+from ibkr_compliance.app import build_app
+from ibkr_compliance.settings import ComplianceSettings
+from ibkr_testkit.processes import ServiceProcess, service_env, start_service
+
+ACCOUNT = "DU1234567"
+AAPL = 265598
+USER = "alice"
+DISCLOSURES = ["options_risk", "day_trading_risk"]
+_ids = itertools.count(1)
+
+
+def coid(prefix: str = "t") -> str:
+    """A client_order_id unique to the run."""
+    return f"{prefix}-{int(time.time() * 1000) % 10**9}-{next(_ids)}"
+
+
+@dataclass
+class Stack:
+    """The other services of one connection, running against one cpsim."""
+
+    conn: str
+    stream: str
+    subjects: str
+    nats_url: str
+    cpsim_url: str
+    processes: list[ServiceProcess] = field(default_factory=list)
+
+    def sim(self, method: str, path: str, body: Any = None) -> Any:
+        with httpx.Client(verify=False, timeout=10) as client:
+            response = client.request(method, f"{self.cpsim_url}/sim{path}", json=body)
+            response.raise_for_status()
+            return response.json()
+
+    def received(self, client_order_id: str) -> list[dict[str, Any]]:
+        """Orders cpsim received with this cOID."""
+        state = self.sim("GET", "/state")
+        orders = state.get("orders") or []
+        return [o for o in orders if isinstance(o, dict) and o.get("cOID") == client_order_id]
+
+    def env(self, database_url: str | None, **extra: str) -> dict[str, str]:
+        return service_env(nats_url=self.nats_url, database_url=database_url, conn=self.conn, stream=self.stream,
+                           stream_subjects=self.subjects, gateway_url=self.cpsim_url, **extra)
+
+
+@pytest.fixture(scope="module")
+def stack(nats_url: str, cpsim_url: str, run_names: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """gateway-bridge, sync-worker and session-keeper as subprocesses on a connection of this module."""
+    n = next(_ids)
+    conn = f"{run_names.conn}-c{n}"
+    st = Stack(conn, f"{run_names.stream}_C{n}", f"ibkr.{conn}.events.>", nats_url, cpsim_url)
+    st.sim("POST", "/reset")
+    folder: Path = tmp_path_factory.mktemp(f"stack{n}")
+    try:
+        st.processes.append(start_service("ibkr_gateway_bridge", st.env(None)))
+        st.processes.append(start_service(
+            "ibkr_sync_worker", st.env(f"sqlite+aiosqlite:///{folder}/sync.db", IBKR_SYNC_INTERVAL="600000")))
+        st.processes.append(start_service(
+            "ibkr_session_keeper", st.env(f"sqlite+aiosqlite:///{folder}/keeper.db", IBKR_TICKLE_INTERVAL="5000")))
+        yield st
+    finally:
+        for process in reversed(st.processes):
+            process.stop()
+
+
+def compliance_settings(stack: Stack, database_url: str, **extra: Any) -> ComplianceSettings:
+    """Settings of an in-process compliance app on the stack's connection."""
+    return ComplianceSettings(
+        nats_url=stack.nats_url, database_url=database_url, connection=stack.conn, events_stream=stack.stream,
+        events_subjects=stack.subjects, **extra,
+    )
+
+
+@pytest.fixture
+def start_compliance(stack: Stack) -> Callable[..., Any]:
+    """Factory: an async context manager running compliance in-process on a database."""
+
+    @asynccontextmanager
+    async def run(database_url: str, *, clock: Clock | None = None, **extra: Any) -> AsyncIterator[None]:
+        app = build_app(compliance_settings(stack, database_url, **extra), clock=clock)
+        async with TestApp(app):
+            yield
+
+    return run
+
+
+async def call(nc: Any, stack: Stack, subject: str, payload: Any, timeout: float = 30.0) -> dict[str, Any]:
+    """Request `ibkr.<conn>.<subject>` and decode the reply."""
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    msg = await nc.request(f"ibkr.{stack.conn}.{subject}", data, timeout=timeout)
+    reply: dict[str, Any] = json.loads(msg.data)
+    return reply
+
+
+async def synced(nc: Any, stack: Stack) -> None:
+    """Ask the sync-worker for a fresh sync of the account."""
+    reply = await call(nc, stack, "sync.trigger", {"account_id": ACCOUNT}, timeout=60)
+    assert reply["ok"], reply
+
+
+async def acknowledged(nc: Any, stack: Stack, user: str = USER) -> None:
+    reply = await call(nc, stack, "compliance.acknowledge", {"user_id": user, "disclosures": DISCLOSURES})
+    assert reply["ok"], reply
+
+
+def order(client_order_id: str, **changes: Any) -> dict[str, Any]:
+    """A LMT BUY 1 AAPL @ 230 (near cpsim's price: no o163 question), changed by `changes`."""
+    base: dict[str, Any] = {
+        "client_order_id": client_order_id, "user_id": USER, "account_id": ACCOUNT, "environment": "paper",
+        "instrument": {"conid": AAPL}, "side": "BUY", "quantity": "1", "order_type": "LMT",
+        "limit_price": "230.00", "tif": "DAY", "position_effect": "open",
+    }
+    base.update(changes)
+    return base
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if await check():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+__all__ = ["stack", "start_compliance"]
