@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from compliance_stack import (  # noqa: E402
+from compliance_stack import (
     ACCOUNT,
     USER,
     Stack,
