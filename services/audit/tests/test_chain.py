@@ -21,7 +21,7 @@ def rows(n: int) -> list[ChainRow]:
                  source="t", occurred_at=T0 + timedelta(seconds=i), stored_at=T0, stream_seq=i,
                  envelope=f'{{"n":{i}}}')
         for i in range(n)
-    ])
+    ], T0)
 
 
 def test_link_numbers_and_chains_from_genesis() -> None:

@@ -1,26 +1,34 @@
 """The hash chain of the audit log: pure functions, no database.
 
 Row n stores `prev_hash` (row n-1's `hash`, or 64 zeros for row 1) and
-`hash = sha256(prev_hash + canonical_row(row))`, where the canonical row is a compact JSON array
-of every stored column but the hashes. Changing any column of a row, removing a row or
-reordering rows breaks the chain at that row or the next, which `ChainWalker` reports.
+`hash = sha256(prev_hash + canonical_row(row))`. The canonical row joins every stored column but the
+hashes, in a fixed order, each written as `<length>:<text>` (`-` for null), separated by `|`.
+Changing any column of a row, removing a row or reordering rows breaks the chain at that row or
+the next, which `ChainWalker` reports.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 GENESIS_HASH = "0" * 64
 
 
 def format_time(value: datetime) -> str:
-    """The one text form of a time inside hashes: UTC, microseconds, `Z`."""
+    """The one text form of a time inside hashes: UTC with microseconds, `+00:00`."""
     if value.tzinfo is None:
         raise ValueError("naive datetime in the audit chain")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _field(value: str | int | None) -> str:
+    """A netstring-like field: `-` for null, else `<length>:<text>`; never ambiguous."""
+    if value is None:
+        return "-"
+    text = str(value)
+    return f"{len(text)}:{text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,30 +50,32 @@ class ChainRow:
     hash: str = ""
 
 
-def canonical_row(row: ChainRow) -> str:
-    """Compact JSON of the hashed columns, in a fixed order."""
-    return json.dumps(
-        [
-            row.seq, row.event_id, row.conn, row.type, row.account_id, row.user_id, row.source,
-            format_time(row.occurred_at), format_time(row.stored_at), row.stream_seq, row.envelope,
-        ],
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+def canonical_row(row: ChainRow, stored_at: str | None = None) -> str:
+    """The hashed columns in a fixed order, each length-prefixed (see `_field`)."""
+    return "|".join((
+        _field(row.seq), _field(row.event_id), _field(row.conn), _field(row.type), _field(row.account_id),
+        _field(row.user_id), _field(row.source), _field(format_time(row.occurred_at)),
+        _field(stored_at or format_time(row.stored_at)), _field(row.stream_seq), _field(row.envelope),
+    ))
 
 
-def row_hash(prev_hash: str, row: ChainRow) -> str:
+def row_hash(prev_hash: str, row: ChainRow, stored_at: str | None = None) -> str:
     """sha256 hex of the previous hash followed by the canonical row."""
-    return hashlib.sha256((prev_hash + canonical_row(row)).encode()).hexdigest()
+    return hashlib.sha256((prev_hash + canonical_row(row, stored_at)).encode()).hexdigest()
 
 
-def link(prev_seq: int, prev_hash: str, rows: list[ChainRow]) -> list[ChainRow]:
-    """Number rows after `prev_seq` and chain them after `prev_hash`."""
+def link(prev_seq: int, prev_hash: str, rows: list[ChainRow], stored_at: datetime) -> list[ChainRow]:
+    """Number rows after `prev_seq`, stamp them `stored_at` and chain them after `prev_hash`."""
     out: list[ChainRow] = []
-    for offset, row in enumerate(rows, start=1):
-        numbered = replace(row, seq=prev_seq + offset, prev_hash=prev_hash)
-        prev_hash = row_hash(prev_hash, numbered)
-        out.append(replace(numbered, hash=prev_hash))
+    seq = prev_seq
+    stamp = format_time(stored_at)
+    for r in rows:
+        seq += 1
+        row = ChainRow(seq, r.event_id, r.conn, r.type, r.account_id, r.user_id, r.source, r.occurred_at,
+                       stored_at, r.stream_seq, r.envelope, prev_hash)
+        prev_hash = row_hash(prev_hash, row, stamp)
+        out.append(ChainRow(seq, r.event_id, r.conn, r.type, r.account_id, r.user_id, r.source, r.occurred_at,
+                            stored_at, r.stream_seq, r.envelope, row.prev_hash, prev_hash))
     return out
 
 

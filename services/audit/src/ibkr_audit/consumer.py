@@ -24,7 +24,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 
 from ibkr_audit.chain import ChainRow
-from ibkr_audit.redact import redact_value
+from ibkr_audit.redact import may_hold_secrets, redact_value
 from ibkr_audit.store import AuditStore, DeadLetterItem
 from ibkr_common.envelope import EventEnvelope
 from ibkr_common.logs import redact as redact_text
@@ -92,13 +92,18 @@ def parse_message(subject: str, data: bytes, stream_seq: int | None) -> tuple[Ch
     if subject_conn != envelope.conn:
         reason = f"envelope conn {envelope.conn!r} does not match the subject {subject!r}"
         return DeadLetterItem(subject, stream_seq, masked_raw(data), reason), 0
-    body: dict[str, Any] = envelope.model_dump(mode="json")
-    body["payload"], masked = redact_value(body["payload"])
+    masked = 0
+    text = None
+    if may_hold_secrets(data):
+        body: dict[str, Any] = envelope.model_dump(mode="json")
+        body["payload"], masked = redact_value(body["payload"])
+        if masked:
+            text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     row = ChainRow(
         seq=0, event_id=str(envelope.event_id), conn=envelope.conn, type=envelope.type,
         account_id=envelope.account_id, user_id=envelope.user_id, source=envelope.source,
         occurred_at=envelope.occurred_at, stored_at=envelope.occurred_at, stream_seq=stream_seq,
-        envelope=json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        envelope=text if text is not None else envelope.model_dump_json(),
     )
     return row, masked
 
@@ -131,7 +136,7 @@ class AuditConsumer:
         *,
         stream: str,
         durable: str,
-        batch_max: int = 500,
+        batch_max: int = 1000,
         max_latency_s: float = 0.05,
         ack_wait_s: float = 60.0,
         max_ack_pending: int = 5000,

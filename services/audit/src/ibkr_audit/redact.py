@@ -9,6 +9,8 @@ which masks `password=...`, `token: ...` and the like. Each masked event is coun
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any
 
 from ibkr_common.logs import redact as redact_text
@@ -20,10 +22,24 @@ SECRET_KEY_PARTS = (
 )
 
 
+_KEY_PATTERN = re.compile("|".join(sorted({p.replace("_", "") for p in SECRET_KEY_PARTS})))
+#: Cheap first look at the raw message: without any of these (or a JSON escape) nothing can be masked.
+_HINTS = (
+    b"pass", b"secret", b"encryption", b"token", b"cookie", b"authori", b"apikey", b"api_key", b"api-key",
+    b"session", b"private", b"credential", b"xsrf", b"csrf", b"bearer", b"\\u",
+)
+
+
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """True for key names that announce a secret."""
-    norm = key.lower().replace("-", "").replace("_", "")
-    return any(part.replace("_", "") in norm for part in SECRET_KEY_PARTS)
+    return _KEY_PATTERN.search(key.lower().replace("-", "").replace("_", "")) is not None
+
+
+def may_hold_secrets(raw: bytes) -> bool:
+    """False when the raw JSON has no word that redaction reacts to (then it can be skipped)."""
+    low = raw.lower()
+    return any(hint in low for hint in _HINTS)
 
 
 def redact_value(value: Any) -> tuple[Any, int]:

@@ -17,7 +17,7 @@ class AuditSettings(CommonSettings):
         description="Name of the durable JetStream pull consumer (shared by replicas).",
     )
     audit_batch_max: int = Field(
-        500, validation_alias=env("IBKR_AUDIT_BATCH_MAX"), ge=1, le=5000,
+        1000, validation_alias=env("IBKR_AUDIT_BATCH_MAX"), ge=1, le=5000,
         description="At most this many events per database transaction.",
     )
     audit_max_latency_ms: int = Field(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from psycopg.errors import UniqueViolation
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -27,6 +28,9 @@ CHAIN_LOCK_KEY = 0x1BC2A0D1
 VERIFY_CHUNK = 2000
 EXPORT_CHUNK = 1000
 INTEGRITY_RETRIES = 5
+COLUMNS = ("seq", "event_id", "conn", "type", "account_id", "user_id", "source", "occurred_at", "stored_at",
+           "stream_seq", "envelope", "prev_hash", "hash")
+COPY_SQL = f"COPY ibkr_trading_activity_log ({', '.join(COLUMNS)}) FROM STDIN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +87,7 @@ class AuditStore:
             try:
                 async with self.engine.begin() as conn:
                     outcome = await self._write(conn, events, dead)
-            except IntegrityError:
+            except (IntegrityError, UniqueViolation):
                 # Another writer raced us (e.g. a replica on SQLite, or a concurrent duplicate): redo.
                 if attempt == INTEGRITY_RETRIES:
                     raise
@@ -102,30 +106,40 @@ class AuditStore:
         unique: dict[str, ChainRow] = {}
         for row in events:
             unique.setdefault(row.event_id, row)
-        if unique:
+        if unique and self.is_postgres:
+            found = await conn.execute(
+                text("SELECT event_id FROM ibkr_trading_activity_log WHERE event_id = ANY(:ids)"),
+                {"ids": list(unique)},
+            )
+            for (event_id,) in found:
+                unique.pop(event_id, None)
+        elif unique:
             found = await conn.execute(select(LOG.c.event_id).where(LOG.c.event_id.in_(list(unique))))
             for (event_id,) in found:
                 unique.pop(event_id, None)
         stored_at = self.clock.now()
-        rows = link(last_seq, last_hash, [replace(r, stored_at=stored_at) for r in unique.values()])
-        if rows:
-            await conn.execute(
-                insert(LOG),
-                [
-                    {
-                        "seq": r.seq, "event_id": r.event_id, "conn": r.conn, "type": r.type,
-                        "account_id": r.account_id, "user_id": r.user_id, "source": r.source,
-                        "occurred_at": r.occurred_at, "stored_at": r.stored_at, "stream_seq": r.stream_seq,
-                        "envelope": r.envelope, "prev_hash": r.prev_hash, "hash": r.hash,
-                    }
-                    for r in rows
-                ],
-            )
+        rows = link(last_seq, last_hash, list(unique.values()), stored_at)
+        if rows and self.is_postgres:
+            await self._copy_rows(conn, rows)
+        elif rows:
+            await conn.execute(insert(LOG), [{c: getattr(r, c) for c in COLUMNS} for r in rows])
         new_dead = await self._dead_letters(conn, dead, stored_at)
         return BatchOutcome(
             stored=len(rows), duplicates=len(events) - len(rows), dead_letters=new_dead,
             last_seq=rows[-1].seq if rows else last_seq,
         )
+
+    async def _copy_rows(self, conn: AsyncConnection, rows: list[ChainRow]) -> None:
+        """PostgreSQL: COPY the rows in (several times faster than INSERT for a batch)."""
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        async with driver.cursor() as cur, cur.copy(COPY_SQL) as copy:
+            for r in rows:
+                await copy.write_row(
+                    (r.seq, r.event_id, r.conn, r.type, r.account_id, r.user_id, r.source, r.occurred_at,
+                     r.stored_at, r.stream_seq, r.envelope, r.prev_hash, r.hash)
+                )
 
     async def _dead_letters(self, conn: AsyncConnection, dead: list[DeadLetterItem], now: datetime) -> int:
         if not dead:

@@ -1,0 +1,264 @@
+"""Benchmark of the audit service on PostgreSQL, beside a raw psycopg batched insert of the same rows.
+
+    python bench/bench_audit.py [--events 50000] [--lag-rate 2000] [--lag-seconds 10]
+
+Starts its own nats-server and PostgreSQL (ibkr_testkit.servers), then measures in one run:
+1. raw: psycopg `executemany` of the same rows (envelopes, hashes), 500 rows per transaction, into a
+   copy of the audit table (same columns and indexes): the floor of what the database takes;
+2. audit stored events/s: N events are waiting in the stream, audit (a subprocess, default settings)
+   is started, and the rate is N over the time from its first to its last committed row;
+3. publish-to-commit lag: with audit caught up, events are published at a steady rate; the commit time
+   of each is when its seq becomes visible (the bench polls `max(seq)` every few ms).
+Target (issue): audit >= 0.5 x raw and >= 5,000 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nats
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "services/audit/src"))
+
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from ibkr_audit.chain import GENESIS_HASH, ChainRow, link  # noqa: E402
+from ibkr_audit.consumer import parse_message  # noqa: E402
+from ibkr_common.envelope import EventEnvelope, new_event  # noqa: E402
+from ibkr_common.streams import ensure_stream, events_stream_config  # noqa: E402
+from ibkr_common.subjects import Subjects  # noqa: E402
+from ibkr_testkit.databases import DatabaseFactory  # noqa: E402
+from ibkr_testkit.processes import service_env, start_service  # noqa: E402
+from ibkr_testkit.servers import start_nats, start_postgres  # noqa: E402
+
+CONN = "bench"
+STREAM = "IBKR_EVENTS_BENCH"
+SUBJECTS = f"ibkr.{CONN}.events.>"
+COLUMNS = ("seq", "event_id", "conn", "type", "account_id", "user_id", "source", "occurred_at", "stored_at",
+           "stream_seq", "envelope", "prev_hash", "hash")
+
+
+@dataclass(frozen=True)
+class Names:
+    database: str = f"ibkr_bench_{uuid.uuid4().hex[:6]}"
+    app_role: str = f"ibkr_bench_{uuid.uuid4().hex[:6]}"
+
+
+def make_events(n: int) -> list[EventEnvelope]:
+    """Events shaped like the bridge's gateway.call (the most frequent kind)."""
+    now = datetime.now(UTC)
+    return [
+        new_event("gateway.call", conn=CONN, environment="paper", source="gateway-bridge", occurred_at=now,
+                  payload={"method": "GET", "path": "/iserver/account/{accountId}/orders", "status": 200,
+                           "latency_ms": 12.5, "retries": 0, "n": i})
+        for i in range(n)
+    ]
+
+
+def raw_insert(url: str, events: list[EventEnvelope], batch: int = 500) -> float:
+    """Rows/s of psycopg executemany of the same rows, `batch` per transaction."""
+    rows: list[ChainRow] = []
+    for i, e in enumerate(events):
+        item, _ = parse_message(f"ibkr.{CONN}.events.gateway.call", e.to_bytes(), i + 1)
+        assert isinstance(item, ChainRow)
+        rows.append(item)
+    stored_at = datetime.now(UTC)
+    chained = link(0, GENESIS_HASH, rows, stored_at)
+    values = [tuple(getattr(r, c) for c in COLUMNS) for r in chained]
+    sql = f"INSERT INTO bench_raw ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+    with psycopg.connect(url) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_raw")
+        conn.execute("CREATE TABLE bench_raw (LIKE ibkr_trading_activity_log INCLUDING ALL)")
+        conn.commit()
+        start = time.perf_counter()
+        for i in range(0, len(values), batch):
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(sql, values[i : i + batch])
+        elapsed = time.perf_counter() - start
+        conn.execute("DROP TABLE bench_raw")
+        conn.commit()
+    return len(values) / elapsed
+
+
+async def publish_all(js: object, events: list[EventEnvelope], in_flight: int = 256) -> dict[str, float]:
+    """Publish with acks, `in_flight` at a time; returns event_id -> publish start time."""
+    subject = Subjects(CONN).event("gateway.call")
+    sent: dict[str, float] = {}
+    sem = asyncio.Semaphore(in_flight)
+
+    async def one(e: EventEnvelope) -> None:
+        async with sem:
+            eid = str(e.event_id)
+            sent[eid] = time.monotonic()
+            await js.publish(subject, e.to_bytes(), headers={"Nats-Msg-Id": eid}, stream=STREAM, timeout=30)  # type: ignore[attr-defined]
+
+    await asyncio.gather(*(one(e) for e in events))
+    return sent
+
+
+async def publish_steady(js: object, events: list[EventEnvelope], rate: float) -> dict[str, float]:
+    """Publish at `rate` events/s (acks awaited concurrently); returns event_id -> publish time."""
+    subject = Subjects(CONN).event("gateway.call")
+    sent: dict[str, float] = {}
+    tasks = []
+    start = time.monotonic()
+    for i, e in enumerate(events):
+        due = start + i / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        eid = str(e.event_id)
+        sent[eid] = time.monotonic()
+        tasks.append(asyncio.ensure_future(
+            js.publish(subject, e.to_bytes(), headers={"Nats-Msg-Id": eid}, stream=STREAM, timeout=30)  # type: ignore[attr-defined]
+        ))
+    await asyncio.gather(*tasks)
+    return sent
+
+
+class SeqWatcher:
+    """Polls max(seq) and records when each value first became visible (commit time)."""
+
+    def __init__(self, url: str, interval_s: float = 0.003) -> None:
+        self.url, self.interval_s = url, interval_s
+        self.samples: list[tuple[float, int]] = []
+        self._stop = False
+
+    async def run(self) -> None:
+        async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+            while not self._stop:
+                cur = await conn.execute("SELECT coalesce(max(seq), 0) FROM ibkr_trading_activity_log")
+                row = await cur.fetchone()
+                seq = int(row[0]) if row else 0
+                if not self.samples or seq > self.samples[-1][1]:
+                    self.samples.append((time.monotonic(), seq))
+                await asyncio.sleep(self.interval_s)
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def commit_time(self, seq: int) -> float:
+        lo, hi = 0, len(self.samples) - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.samples[mid][1] >= seq:
+                hi = mid
+            else:
+                lo = mid + 1
+        return self.samples[lo][0]
+
+    async def wait_for(self, seq: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.samples or self.samples[-1][1] < seq:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"audit stored {self.samples[-1][1] if self.samples else 0} of {seq}")
+            await asyncio.sleep(0.01)
+
+
+async def seqs_of(url: str) -> dict[str, int]:
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cur = await conn.execute("SELECT event_id, seq FROM ibkr_trading_activity_log")
+        return {eid: seq for eid, seq in await cur.fetchall()}
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    nats_server = start_nats()
+    pg = start_postgres()
+    audit = None
+    try:
+        factory = DatabaseFactory(pg.url, Names())
+        app_url = factory.create("audit")
+        psy_url = make_url(app_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        admin_url = make_url(factory.admin_url_for("audit")).set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        events = make_events(args.events)
+
+        print(f"raw insert of {len(events)} rows ...", file=sys.stderr)
+        raw_rate = statistics.median(raw_insert(admin_url, events) for _ in range(args.raw_runs))
+
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        await ensure_stream(js, events_stream_config(STREAM, [SUBJECTS]))
+        print(f"publishing {len(events)} events (audit not running) ...", file=sys.stderr)
+        t0 = time.monotonic()
+        await publish_all(js, events)
+        publish_rate = len(events) / (time.monotonic() - t0)
+
+        watcher = SeqWatcher(psy_url)
+        watch_task = asyncio.create_task(watcher.run())
+        env = service_env(nats_url=nats_server.url, database_url=app_url, conn=CONN, stream=STREAM,
+                          stream_subjects=SUBJECTS, IBKR_MIGRATE_ON_START="false")
+        audit = await asyncio.to_thread(start_service, "ibkr_audit", env)
+        print("audit started; draining the backlog ...", file=sys.stderr)
+        await watcher.wait_for(len(events), timeout=600)
+        first = next(t for t, s in watcher.samples if s > 0)
+        last = watcher.commit_time(len(events))
+        first_seq = next(s for t, s in watcher.samples if s > 0)
+        audit_rate = (len(events) - first_seq) / (last - first) if last > first else float("nan")
+
+        lag_events = make_events(int(args.lag_rate * args.lag_seconds))
+        print(f"steady flow: {len(lag_events)} events at {args.lag_rate:.0f}/s ...", file=sys.stderr)
+        sent = await publish_steady(js, lag_events, args.lag_rate)
+        total = len(events) + len(lag_events)
+        await watcher.wait_for(total, timeout=120)
+        watcher.stop()
+        await watch_task
+        seqs = await seqs_of(psy_url)
+        lags = [(watcher.commit_time(seqs[eid]) - t) * 1000 for eid, t in sent.items()]
+        stored = len(seqs)
+        await nc.close()
+    finally:
+        if audit is not None:
+            audit.stop()
+        nats_server.stop()
+        pg.stop()
+
+    ratio = audit_rate / raw_rate
+    rows = [
+        ("audit stored events/s (PostgreSQL)", f"{audit_rate:,.0f}", f"{raw_rate:,.0f}", f"{ratio:.2f}",
+         ">= 0.5 x raw, >= 5,000", ratio >= 0.5 and audit_rate >= 5000),
+        ("raw psycopg executemany rows/s (500/tx)", f"{raw_rate:,.0f}", "-", "-", "-", True),
+        ("publish rate with ack, 256 in flight (ev/s)", f"{publish_rate:,.0f}", "-", "-", "-", True),
+        (f"lag publish->commit p50 at {args.lag_rate:.0f} ev/s (ms)", f"{pct(lags, 50):.1f}", "-", "-", "-", True),
+        (f"lag publish->commit p99 at {args.lag_rate:.0f} ev/s (ms)", f"{pct(lags, 99):.1f}", "-", "-",
+         "<= 250", pct(lags, 99) <= 250),
+        ("events stored == published", f"{stored}", f"{total}", "-", "equal", stored == total),
+    ]
+    widths = [max(len(str(r[i])) for r in [("metric", "value", "baseline", "ratio", "target", "pass"), *rows])
+              for i in range(6)]
+    header = ("metric", "value", "baseline", "ratio", "target", "pass")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    for r in rows:
+        cells = [*r[:5], "yes" if r[5] else "NO"]
+        print("  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)))
+    print("(PostgreSQL of ibkr_testkit: fsync=off, synchronous_commit=off, for both audit and raw)")
+    return 0 if all(r[5] for r in rows) else 1
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--events", type=int, default=50_000)
+    p.add_argument("--lag-rate", type=float, default=2000.0)
+    p.add_argument("--lag-seconds", type=float, default=10.0)
+    p.add_argument("--raw-runs", type=int, default=3)
+    raise SystemExit(asyncio.run(main_async(p.parse_args())))
+
+
+if __name__ == "__main__":
+    main()
