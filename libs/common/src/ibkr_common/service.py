@@ -68,3 +68,26 @@ def run_service(service: str, settings_cls: type[S], build_app: Callable[[S], Fa
         asyncio.run(app.run())
     except KeyboardInterrupt:
         pass
+
+
+def document_events(broker: NatsBroker, settings: CommonSettings, event_types: list[str], service: str) -> None:
+    """Declare the events a service publishes, so its AsyncAPI document lists every event subject.
+
+    Account-scoped subjects are documented with `*` in place of the account id.
+    """
+    from ibkr_common.envelope import EventEnvelope
+    from ibkr_common.subjects import ACCOUNT_SCOPED_AREAS, Subjects
+
+    subjects = Subjects(settings.connection)
+    for event_type in event_types:
+        area = event_type.split(".", 1)[0]
+        if area in ACCOUNT_SCOPED_AREAS:
+            subject = subjects.event(event_type, "ACCOUNT").replace(".ACCOUNT.", ".*.")
+        else:
+            subject = subjects.event(event_type)
+        broker.publisher(
+            subject,
+            schema=EventEnvelope,
+            title=f"{event_type}:Event",
+            description=f"`{event_type}` event published by {service} on the {settings.events_stream} stream.",
+        )
