@@ -6,11 +6,29 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from typing import Any
+
+from nats.js import JetStreamContext
 
 from ibkr_common.events import EventPublisher
 from ibkr_gateway_bridge.client.transport import CallRecord
 
 log = logging.getLogger("ibkr.gateway-bridge.events")
+BATCH_DELAY_S = 0.2
+BATCH_MAX = 100
+
+
+class JetStreamAdapter:
+    """EventPublisher's sender over nats-py's JetStream context (lighter than the broker's publish path)."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
+
+    async def publish(
+        self, message: Any, subject: str, headers: dict[str, str] | None = None, *, stream: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        return await self.js.publish(subject, message, timeout=timeout, stream=stream, headers=headers)
 
 
 class CallEvents:
@@ -41,14 +59,18 @@ class CallEvents:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            await asyncio.sleep(BATCH_DELAY_S)  # gather a few, publish them together off the hot path
             self._wake.clear()
             while self._pending:
-                record = self._pending.popleft()
-                try:
-                    await self.publisher.emit("gateway.call", record.payload())
-                    self.emitted += 1
-                except Exception:
-                    log.exception("gateway.call event not published")
+                batch = [self._pending.popleft() for _ in range(min(len(self._pending), BATCH_MAX))]
+                results = await asyncio.gather(
+                    *(self.publisher.emit("gateway.call", r.payload()) for r in batch), return_exceptions=True
+                )
+                for result in results:
+                    if isinstance(result, BaseException):
+                        log.error("gateway.call event not published: %s", type(result).__name__)
+                    else:
+                        self.emitted += 1
 
     async def stop(self, timeout_s: float = 3.0) -> None:
         """Emit what is pending (bounded), then stop."""

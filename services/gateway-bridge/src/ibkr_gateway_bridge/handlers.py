@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from ibkr_common.messages import bridge as m
 from ibkr_common.messages import contracts as c
-from ibkr_common.replies import ErrorCode, ServiceError, ok, reply_middleware
+from ibkr_common.replies import ErrorCode, ServiceError, reply_middleware
 from ibkr_common.subjects import Subjects
 from ibkr_gateway_bridge.service import BridgeService, priority_of
 
@@ -58,15 +58,20 @@ def _operations(s: BridgeService) -> dict[str, tuple[type[BaseModel], Callable[[
     }
 
 
+def _reply(result: BaseModel) -> bytes:
+    """`{"ok": true, "result": ...}` serialised once by pydantic (Decimals as strings), not via dicts."""
+    return b'{"ok":true,"result":' + result.model_dump_json().encode() + b"}"
+
+
 def _register(router: NatsRouter, subject: str, op: str, model: type[BaseModel],
               call: Callable[[Any, str], Awaitable[BaseModel]], deadline_s: float | None) -> None:
-    async def handler(body: model) -> dict[str, Any]:  # type: ignore[valid-type]
+    async def handler(body: model) -> bytes:  # type: ignore[valid-type]
         priority = priority_of(body, op)  # type: ignore[arg-type]
         if deadline_s is None:
-            return ok(await call(body, priority))
+            return _reply(await call(body, priority))
         try:
             async with asyncio.timeout(deadline_s):
-                return ok(await call(body, priority))
+                return _reply(await call(body, priority))
         except TimeoutError:
             raise ServiceError(ErrorCode.TIMEOUT, f"{op}: no answer from the gateway within {deadline_s:.1f} s",
                                {"operation": op, "deadline_s": deadline_s}) from None

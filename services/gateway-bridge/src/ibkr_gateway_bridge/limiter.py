@@ -269,7 +269,7 @@ class PriorityLimiter:
         now = self.clock()
         delay = max(self.core.global_delay(now), self.core.endpoint_delay(key, now))
         ahead = sum(1 for w in self._waiters if w.key == key) + len(self._waiters) / max(self.core.rps, 1)
-        return round(min(60.0, (delay if math.isfinite(delay) else 5.0) + ahead), 1)
+        return round(max(1.0, min(60.0, (delay if math.isfinite(delay) else 5.0) + ahead)), 1)
 
     def _pick(self, now: float) -> tuple[_Waiter | None, float]:
         """The waiter to grant now, or how long to sleep."""

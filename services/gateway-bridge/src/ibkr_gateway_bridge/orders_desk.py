@@ -107,7 +107,7 @@ class OrderDesk:
     # ---- reading -----------------------------------------------------------------------------
 
     async def live(self, req: m.LiveOrdersRequest, priority: str) -> m.LiveOrders:
-        orders, as_of, complete = await self._live_orders(req.max_age_s, req.force, priority)
+        orders, as_of, complete = await self._live_orders(req.max_age_s, req.force, priority, LOOKUP_WAIT_S)
         if req.account_id:
             orders = [o for o in orders if o.account_id in (None, req.account_id)]
         if req.status:
@@ -145,7 +145,7 @@ class OrderDesk:
         return parsing.order_status_result(req.order_id, raw)
 
     async def trades(self, req: m.TradesRequest, priority: str) -> m.Trades:
-        raw = await self.client.trades(req.days, req.account_id, priority)
+        raw = await self.client.trades(req.days, req.account_id, priority, LOOKUP_WAIT_S)
         return m.Trades(trades=parsing.trades(raw))
 
     async def lookup(self, req: m.LookupRequest, priority: str) -> m.LookupResult:

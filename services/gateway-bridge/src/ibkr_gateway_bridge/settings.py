@@ -11,7 +11,7 @@ class BridgeSettings(CommonSettings):
     """Variables of the gateway-bridge; see .env.example."""
 
     rate_limit_rps: float = Field(
-        10.0, validation_alias=env("IBKR_RATE_LIMIT_RPS"), gt=0, le=100,
+        10.0, validation_alias=env("IBKR_RATE_LIMIT_RPS"), gt=0, le=10_000,
         description="Global Client Portal requests per second (10 through the gateway, 50 for OAuth).",
     )
     rate_limit_penalty_s: float = Field(
