@@ -10,6 +10,7 @@ states are not announced and recovery is paced at the longest backoff.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -202,8 +203,8 @@ def _new_period(state: SessionState, obs: Observation, now: datetime, policy: Po
     sso = obs.sso_expires_ms if policy.use_sso_expires else None
     if sso:
         state.login_at = login_from_sso(now, sso)
-    elif state.login_at is None or state.status not in ("authenticated", "unknown"):
-        state.login_at = now
+    elif state.login_at is None or state.reason in (LOGIN_REQUIRED, "logout"):
+        state.login_at = now  # a new login; a reopened brokerage session keeps the login it belongs to
     state.authenticated_at = now
     expiry = predict_expiry(region=policy.region, login_at=state.login_at, authenticated_at=now, now=now,
                             sso_expires_ms=sso)
@@ -219,12 +220,16 @@ def _refresh_expiry(state: SessionState, obs: Observation, now: datetime, policy
                             authenticated_at=state.authenticated_at or now, now=now, sso_expires_ms=sso)
     if state.expires_at is None or abs(expiry.at - state.expires_at) > EXPIRY_TOLERANCE:
         state.expires_at, state.expiry_basis = expiry.at, expiry.basis
+    implied = login_from_sso(now, sso)
+    if abs(implied - state.login_at) > EXPIRY_TOLERANCE:
+        state.login_at = implied
 
 
 def observe(state: SessionState, obs: Observation, now: datetime, policy: Policy) -> Outcome:
     """Apply one observation of the gateway at `now`."""
     out = Outcome()
     before = state.persisted()
+    _check_expiry(state, now, policy, out, check=False)  # time passed since the last look at the clock
     status, reason = classify(obs)
     if state.status == "logged_out" and status == "unauthenticated":
         return out  # we logged out ourselves: no session is what we expect
@@ -293,18 +298,7 @@ def on_clock(state: SessionState, now: datetime, policy: Policy) -> Outcome:
         state.attempts = 0
         out.actions.append("status_check")
         _announce(state, now, policy, out)
-    if state.expires_at is not None and state.status not in ("logged_out", "expired"):
-        if now >= state.expires_at and state.expired_for != state.expires_at:
-            state.expired_for = state.expires_at
-            state.status, state.reason, state.authenticated = "expired", state.expiry_basis, False
-            out.events.append(_status_event(state, now, policy, reminder=False))
-            state.announced, state.announced_at = "expired", now
-            out.actions.append("status_check")
-        elif state.expires_at - policy.warning <= now < state.expires_at and state.warned_for != state.expires_at:
-            state.warned_for = state.expires_at
-            left = state.seconds_left(now) or 0
-            out.events.append(("expiring", snapshot(state, now)
-                               | {"minutes_left": left // 60, "expiry_basis": state.expiry_basis}))
+    _check_expiry(state, now, policy, out, check=True)
     key = announce_key(state.status, state.reason)
     if (
         key in BAD_KEYS and key == state.announced and not state.in_maintenance
@@ -314,6 +308,23 @@ def on_clock(state: SessionState, now: datetime, policy: Policy) -> Outcome:
         state.announced_at = now
     out.changed = out.changed or state.persisted() != before
     return out
+
+
+def _check_expiry(state: SessionState, now: datetime, policy: Policy, out: Outcome, check: bool) -> None:
+    """`expired` once when expires_at has passed; `expiring` once inside the warning period."""
+    if state.expires_at is not None and state.status not in ("logged_out", "expired"):
+        if now >= state.expires_at and state.expired_for != state.expires_at:
+            state.expired_for = state.expires_at
+            state.status, state.reason, state.authenticated = "expired", state.expiry_basis, False
+            out.events.append(_status_event(state, now, policy, reminder=False))
+            state.announced, state.announced_at = "expired", now
+            if check:
+                out.actions.append("status_check")
+        elif state.expires_at - policy.warning <= now < state.expires_at and state.warned_for != state.expires_at:
+            state.warned_for = state.expires_at
+            left = (state.expires_at - now).total_seconds()
+            out.events.append(("expiring", snapshot(state, now)
+                               | {"minutes_left": math.ceil(left / 60), "expiry_basis": state.expiry_basis}))
 
 
 def logged_out(state: SessionState, now: datetime, policy: Policy) -> Outcome:

@@ -1,0 +1,218 @@
+"""The keeper through NATS with the real gateway-bridge and cpsim (its clock moved in step)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+pytestmark = pytest.mark.connected
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+async def test_tickles_keep_the_session_and_status_answers_from_memory_fast(make_stack, sqlite_url) -> None:
+    stack = await make_stack()
+    async with stack.keeper(sqlite_url):
+        first = await stack.events.wait_for("authenticated")
+        await stack.events.wait_for("tickled")
+        timings, reply = [], {}
+        for _ in range(30):
+            start = time.perf_counter()
+            reply = await stack.request("session.status")
+            timings.append((time.perf_counter() - start) * 1000)
+
+    result = reply["result"]
+    assert result["authenticated"] is True and result["connected"] is True and result["competing"] is False
+    assert result["expires_at"] and result["last_tickle_at"] and result["status"] == "authenticated"
+    assert first["payload"]["expires_at"] == result["expires_at"]
+    assert statistics.median(timings) < 10, timings
+    assert stack.calls("/tickle") >= 1
+
+
+async def test_idle_timeout_when_tickles_stop_says_login_required_after_restart(make_stack, sqlite_url) -> None:
+    stack = await make_stack()
+    async with stack.keeper(sqlite_url):
+        await stack.events.wait_for("tickled")
+    stack.advance(6 * 60)  # the keeper is stopped: nobody tickles for 6 minutes
+    mark = len(stack.events.items)
+
+    async with stack.keeper(sqlite_url) as keeper:
+        event = await stack.events.wait_for("unauthenticated", since=mark)
+        status = (await stack.request("session.status"))["result"]
+        await asyncio.sleep(2)
+        later = stack.events.types(mark)
+        assert keeper.state.reason == "login_required"
+
+    assert event["payload"]["reason"] == "login_required"
+    assert status["authenticated"] is False and status["reason"] == "login_required"
+    assert "authenticated" not in later  # resumed as authenticated: not announced again
+    assert later.count("unauthenticated") == 1  # said once
+
+
+async def test_expiring_fires_once_at_the_warning_minute(make_stack, sqlite_url) -> None:
+    stack = await make_stack()
+    stack.clock_to(utc("2026-11-24T03:59:57"))  # 22:59:57 New York; midnight is 05:00 UTC
+    stack.sim("POST", "/login")
+
+    async with stack.keeper(sqlite_url, session_warning_minutes=60):
+        authenticated = await stack.events.wait_for("authenticated")
+        expiring = await stack.events.wait_for("expiring")
+        await asyncio.sleep(2)
+
+    assert authenticated["payload"]["expires_at"] == "2026-11-24T05:00:00Z"
+    occurred = datetime.fromisoformat(expiring["occurred_at"])
+    assert utc("2026-11-24T04:00:00") <= occurred < utc("2026-11-24T04:00:02")
+    assert expiring["payload"]["minutes_left"] == 60
+    assert len(stack.events.of("expiring")) == 1
+
+
+@pytest.mark.parametrize(
+    ("region", "midnight"),
+    [
+        ("us", "2026-11-01T04:00:00Z"),  # 00:00 EDT, the night the clocks go back
+        ("us", "2026-11-02T05:00:00Z"),  # 00:00 EST, the first midnight after the change
+        ("eu", "2026-10-25T23:00:00Z"),  # 00:00 CET, the first midnight after the change of 2026-10-25
+        ("asia", "2026-11-01T16:00:00Z"),  # 00:00 HKT: no DST
+    ],
+)
+async def test_regional_midnight_expires_the_session_and_it_is_reopened(
+    make_stack, sqlite_url, region, midnight
+) -> None:
+    stack = await make_stack(region=region)
+    at = datetime.fromisoformat(midnight)
+    stack.clock_to(at - timedelta(seconds=5))
+    stack.sim("POST", "/login")
+
+    async with stack.keeper(sqlite_url):
+        first = await stack.events.wait_for("authenticated")
+        expired = await stack.events.wait_for("expired")
+        mark = stack.events.items.index(expired)
+        again = await stack.events.wait_for("authenticated", since=mark)
+
+    assert first["payload"]["expires_at"] == midnight
+    assert at <= datetime.fromisoformat(expired["occurred_at"]) < at + timedelta(seconds=2)
+    assert expired["payload"]["expiry_basis"] == "regional_reset"
+    assert again["payload"]["expiry_basis"] == "max_age"  # reopened by ssodh/init: 24 h from the login
+    assert "unauthenticated" not in stack.events.types()  # inside the reset window: no alarm
+
+
+async def test_competing_with_wait_announces_and_leaves_the_other_session(make_stack, sqlite_url) -> None:
+    stack = await make_stack()
+    async with stack.keeper(sqlite_url, on_competing="wait"):
+        await stack.events.wait_for("authenticated")
+        stack.sim("POST", "/competing", {"competing": True})
+        event = await stack.events.wait_for("competing")
+        await asyncio.sleep(2)
+        status = (await stack.request("session.status"))["result"]
+
+    assert event["payload"]["action"] == "wait" and event["payload"]["policy"] == "wait"
+    assert status["competing"] is True and status["authenticated"] is False
+    assert stack.calls("/ssodh/init") == 0
+
+
+async def test_competing_with_takeover_announces_and_takes_the_session_back(make_stack, sqlite_url) -> None:
+    stack = await make_stack()
+    async with stack.keeper(sqlite_url, on_competing="takeover"):
+        await stack.events.wait_for("authenticated")
+        stack.sim("POST", "/competing", {"competing": True})
+        event = await stack.events.wait_for("competing")
+        mark = stack.events.items.index(event)
+        await stack.events.wait_for("authenticated", since=mark)
+        status = (await stack.request("session.status"))["result"]
+
+    assert event["payload"]["action"] == "takeover"
+    assert status["authenticated"] is True and status["competing"] is False
+    assert stack.calls("/ssodh/init") >= 1
+
+
+async def test_maintenance_window_is_quiet_then_what_persists_is_announced(make_stack, sqlite_url) -> None:
+    stack = await make_stack(idle_timeout=10**6)
+    stack.clock_to(utc("2026-11-24T04:44:57"))  # 23:44:57 New York, a Monday night
+    stack.sim("POST", "/login")
+
+    async with stack.keeper(sqlite_url):
+        await stack.events.wait_for("authenticated")
+        started = await stack.events.wait_for("maintenance_started")
+        stack.sim("POST", "/faults", {"path_glob": "*tickle*", "status": 503, "count": 10_000})
+        await asyncio.sleep(3)
+        inside = (await stack.request("session.status"))["result"]
+        quiet = stack.events.types()
+        stack.clock_to(utc("2026-11-24T06:44:58"))  # 01:44:58: past midnight, the window ends at 01:45
+        ended = await stack.events.wait_for("maintenance_ended")
+        mark = stack.events.items.index(ended)
+        down = await stack.events.wait_for("gateway_down", since=mark)
+        stack.sim("DELETE", "/faults")
+        await stack.events.wait_for("gateway_up", since=mark)
+        await stack.events.wait_for("authenticated", since=mark)
+
+    assert started["payload"]["window"] == "us daily 23:45-01:45 America/New_York"
+    assert inside["in_maintenance"] is True
+    assert "gateway_down" not in quiet and "unauthenticated" not in quiet
+    assert "503" in down["payload"]["detail"]
+
+
+async def test_gateway_killed_and_restarted_is_down_then_up_with_a_full_check(make_stack, sqlite_url) -> None:
+    stack = await make_stack()
+    async with stack.keeper(sqlite_url):
+        await stack.events.wait_for("authenticated")
+        stack.stop_gateway()
+        down = await stack.events.wait_for("gateway_down")
+        status = (await stack.request("session.status"))["result"]
+        stack.start_gateway()
+        mark = stack.events.items.index(down)
+        await stack.events.wait_for("gateway_up", since=mark)
+        back = await stack.events.wait_for("authenticated", since=mark)
+
+    assert "GATEWAY_UNAVAILABLE" in down["payload"]["detail"]
+    assert status["status"] == "gateway_down" and status["authenticated"] is False
+    assert back["payload"]["authenticated"] is True
+    assert stack.calls("/iserver/auth/status") >= 1  # the full status check after it answered again
+
+
+async def test_garbage_from_the_gateway_is_gateway_down_with_detail(make_stack, sqlite_url) -> None:
+    stack = await make_stack()
+    async with stack.keeper(sqlite_url):
+        await stack.events.wait_for("authenticated")
+        stack.sim("POST", "/faults", {"path_glob": "*tickle*", "status": 200, "html": True, "count": 10_000})
+        down = await stack.events.wait_for("gateway_down")
+        stack.sim("DELETE", "/faults")
+        await stack.events.wait_for("gateway_up")
+
+    assert "HTML" in down["payload"]["detail"]
+
+
+async def test_logout_logs_out_at_the_gateway_and_stays_quiet(make_stack, sqlite_url) -> None:
+    stack = await make_stack()
+    async with stack.keeper(sqlite_url):
+        await stack.events.wait_for("authenticated")
+        reply = await stack.request("session.logout")
+        await stack.events.wait_for("logged_out")
+        at_gateway = stack.sim("GET", "/state")["session"]
+        await asyncio.sleep(2.5)
+        status = (await stack.request("session.status"))["result"]
+        quiet = stack.events.types()
+        stack.sim("POST", "/login")
+        await stack.events.wait_for("authenticated", since=len(stack.events.items) - 1)
+
+    assert reply == {"ok": True, "result": {"logged_out": True}}
+    assert at_gateway["sso"] is False and at_gateway["ended_reason"] == "logout"
+    assert status["status"] == "logged_out" and status["authenticated"] is False
+    assert "unauthenticated" not in quiet
+
+
+async def test_reauthenticate_reopens_a_lost_brokerage_session(make_stack, sqlite_url) -> None:
+    stack = await make_stack()
+    async with stack.keeper(sqlite_url, reauth_backoff_s=600.0, reauth_backoff_max_s=600.0):
+        await stack.events.wait_for("authenticated")
+        stack.sim("POST", "/login", {"brokerage": False})  # SSO only: the brokerage session is not open
+        await stack.events.wait_for("unauthenticated")
+        reply = await stack.request("session.reauthenticate")
+
+    assert reply["ok"] is True
+    assert reply["result"]["authenticated"] is True and reply["result"]["status"] == "authenticated"
