@@ -216,3 +216,42 @@ async def test_reauthenticate_reopens_a_lost_brokerage_session(make_stack, sqlit
 
     assert reply["ok"] is True
     assert reply["result"]["authenticated"] is True and reply["result"]["status"] == "authenticated"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_restart_resumes_state_from_session_tracking(make_stack, sqlite_url, request, backend) -> None:
+    database_url = sqlite_url if backend == "sqlite" else request.getfixturevalue("database_url")
+    stack = await make_stack()
+    async with stack.keeper(database_url, session_warning_minutes=24 * 60) as first:
+        await stack.events.wait_for("expiring")  # warned_for is written
+        await stack.events.wait_for("tickled")
+        await asyncio.sleep(0.3)
+        known = first.status()
+    row = await read_tracking(database_url, stack.conn)
+    mark = len(stack.events.items)
+
+    async with stack.keeper(database_url, session_warning_minutes=24 * 60) as second:
+        resumed = second.status()
+        await asyncio.sleep(2.5)
+        after_restart = stack.events.types(mark)
+
+    assert row["status"] == "authenticated" and row["authenticated"] is True
+    assert row["expires_at"] == known.expires_at and row["last_tickle_at"] is not None
+    assert row["warned_for"] == known.expires_at and row["user_id"] == "local"
+    assert resumed.status == "authenticated" and resumed.expires_at == known.expires_at
+    assert set(after_restart) == {"tickled"}  # neither authenticated nor expiring a second time
+
+
+async def read_tracking(database_url: str, conn: str) -> dict[str, object]:
+    from ibkr_common.db.engine import make_engine, make_sessionmaker, user_transaction
+    from ibkr_common.db.models import SessionTracking
+
+    engine = make_engine(database_url)
+    try:
+        async with user_transaction(make_sessionmaker(engine), "local") as session:
+            row = await session.get(SessionTracking, conn)
+            assert row is not None
+            return {c: getattr(row, c) for c in ("status", "authenticated", "expires_at", "last_tickle_at",
+                                                  "warned_for", "user_id", "reason")}
+    finally:
+        await engine.dispose()
