@@ -34,6 +34,7 @@ class SyncScheduler:
         self._timers: set[asyncio.TimerHandle] = set()
         self.rounds = 0
         self.last_failed = False
+        self._stopping = False
 
     @property
     def paused(self) -> bool:
@@ -46,11 +47,15 @@ class SyncScheduler:
         self.submit(None)
 
     async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
         for timer in self._timers:
             timer.cancel()
         for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            # asyncio.wait_for in 3.11 can swallow a cancellation that races with a reply: insist.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait([task], timeout=0.5)
         for _, future in self._pending:
             if not future.done():
                 future.set_exception(SyncAborted("UNAVAILABLE", "the sync-worker is stopping"))
@@ -82,9 +87,11 @@ class SyncScheduler:
         self._timers.add(handle)
 
     async def _worker(self) -> None:
-        while True:
+        while not self._stopping:
             await self._wake.wait()
             self._wake.clear()
+            if self._stopping:
+                break
             batch, self._pending = self._pending, []
             if not batch:
                 continue
@@ -115,7 +122,7 @@ class SyncScheduler:
                 self.soon(None)
 
     async def _interval(self) -> None:
-        while True:
+        while not self._stopping:
             delay = min(self.interval_s, RETRY_S) if self.last_failed and not self.paused else self.interval_s
             await asyncio.sleep(delay)
             if self.paused:

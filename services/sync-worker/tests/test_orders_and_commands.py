@@ -1,0 +1,129 @@
+"""Orders from other apps, positions.close through orders.submit, exercise, pause while logged out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from conftest import request
+
+pytestmark = pytest.mark.connected
+ACCT = "DU1234567"
+STOCK = {"conid": 9100001, "symbol": "ZZST", "sec_type": "STK", "quantity": 100, "avg_price": 150, "market_price": 170}
+SHORT = {"conid": 9100003, "symbol": "ZZSH", "sec_type": "STK", "quantity": -30, "avg_price": 20, "market_price": 21}
+
+
+async def test_executions_from_another_app_become_a_filled_order_and_are_announced(
+    sim, names, events, nats_client, database_url, start_bridge, start_worker
+):
+    sim("POST", f"/trades/{ACCT}", [
+        {"conid": 9100001, "symbol": "ZZST", "side": "BUY", "quantity": 60, "price": 150, "order_id": "555001"},
+        {"conid": 9100001, "symbol": "ZZST", "side": "BUY", "quantity": 40, "price": 151, "order_id": "555001"},
+    ])
+    async with start_bridge(), start_worker(database_url):
+        assert (await request(nats_client, names.subject("sync.trigger"), {}))["ok"]
+        got = await request(nats_client, names.subject("orders.get"), {"account_id": ACCT, "status": "filled"})
+        assert got["ok"] is True, got
+        [order] = got["result"]["orders"]
+        assert order["order_id"] == "555001" and Decimal(order["filled_quantity"]) == 100
+        assert Decimal(order["avg_fill_price"]) == Decimal("150.4") and len(order["fills"]) == 2
+        filled = await events.wait_for(lambda e: e["type"] == "orders.filled")
+        assert filled["account_id"] == ACCT and filled["payload"]["order"]["order_id"] == "555001"
+        open_orders = await request(nats_client, names.subject("orders.get"), {"account_id": ACCT, "status": "open"})
+        assert open_orders["result"]["orders"] == []
+
+
+async def test_close_without_compliance_running_is_a_clear_error(
+    sim, names, nats_client, sqlite_url, start_bridge, start_worker
+):
+    sim("POST", f"/positions/{ACCT}", [STOCK])
+    async with start_bridge(), start_worker(sqlite_url):
+        assert (await request(nats_client, names.subject("sync.trigger"), {}))["ok"]
+        reply = await request(nats_client, names.subject("positions.close"),
+                              {"account_id": ACCT, "conid": 9100001, "user_id": "alice"})
+        assert reply["ok"] is False and reply["error"]["code"] == "GATEWAY_UNAVAILABLE"
+        assert "orders.submit" in reply["error"]["message"]
+
+
+async def test_close_submits_the_opposite_side_for_the_whole_position_through_orders_submit(
+    sim, names, nats_client, sqlite_url, start_bridge, start_worker
+):
+    sim("POST", f"/positions/{ACCT}", [STOCK, SHORT])
+    received: list[dict[str, Any]] = []
+
+    async def compliance(msg: Any) -> None:
+        order = json.loads(msg.data)
+        received.append(order)
+        await msg.respond(json.dumps({"ok": True, "result": {"client_order_id": order["client_order_id"],
+                                                             "decision": "allow", "status": "submitted"}}).encode())
+
+    sub = await nats_client.subscribe(names.subject("orders.submit"), cb=compliance)
+    try:
+        async with start_bridge(), start_worker(sqlite_url):
+            assert (await request(nats_client, names.subject("sync.trigger"), {}))["ok"]
+            long_close = await request(nats_client, names.subject("positions.close"),
+                                       {"account_id": ACCT, "conid": 9100001, "user_id": "alice",
+                                        "client_order_id": "close-1"})
+            short_close = await request(nats_client, names.subject("positions.close"),
+                                        {"account_id": ACCT, "conid": 9100003, "user_id": "alice",
+                                         "order_type": "LMT", "limit_price": "21.5", "quantity": "10"})
+    finally:
+        await sub.unsubscribe()
+    assert long_close["ok"] is True and long_close["result"]["status"] == "submitted"
+    first, second = received
+    assert first == {"client_order_id": "close-1", "user_id": "alice", "account_id": ACCT, "environment": "paper",
+                     "instrument": {"conid": 9100001}, "side": "SELL", "quantity": "100", "order_type": "MKT",
+                     "tif": "DAY", "position_effect": "close"}
+    assert (second["side"], second["quantity"], second["limit_price"]) == ("BUY", "10", "21.5")
+    assert short_close["result"]["order_request"]["position_effect"] == "close"
+
+
+async def test_close_refuses_more_than_the_position(sim, names, nats_client, sqlite_url, start_bridge, start_worker):
+    sim("POST", f"/positions/{ACCT}", [STOCK])
+    async with start_bridge(), start_worker(sqlite_url):
+        assert (await request(nats_client, names.subject("sync.trigger"), {}))["ok"]
+        reply = await request(nats_client, names.subject("positions.close"),
+                              {"account_id": ACCT, "conid": 9100001, "user_id": "alice", "quantity": "101"})
+        assert reply["ok"] is False and reply["error"]["code"] == "VALIDATION_ERROR"
+        missing = await request(nats_client, names.subject("positions.close"),
+                                {"account_id": ACCT, "conid": 42, "user_id": "alice"})
+        assert missing["ok"] is False and missing["error"]["code"] == "NOT_FOUND"
+
+
+async def test_exercise_is_not_supported_with_an_explanation(names, nats_client, sqlite_url, start_worker):
+    async with start_worker(sqlite_url):
+        reply = await request(nats_client, names.subject("positions.exercise"), {"account_id": ACCT, "conid": 1})
+        assert reply["ok"] is False and reply["error"]["code"] == "NOT_SUPPORTED"
+        assert "Client Portal" in reply["error"]["message"]
+
+
+async def test_bad_request_names_the_field(names, nats_client, sqlite_url, start_worker):
+    async with start_worker(sqlite_url):
+        reply = await request(nats_client, names.subject("positions.get"), {"account_id": "no spaces allowed"})
+        assert reply["ok"] is False and reply["error"]["code"] == "VALIDATION_ERROR"
+        assert reply["error"]["details"][0]["field"] == "account_id"
+
+
+async def test_syncs_pause_while_logged_out_and_a_full_sync_follows_the_login(
+    sim, names, events, nats_client, sqlite_url, start_bridge, start_worker
+):
+    sim("POST", f"/positions/{ACCT}", [STOCK])
+    async with start_bridge(), start_worker(sqlite_url, sync_interval_ms=1000) as app:
+        assert (await request(nats_client, names.subject("sync.trigger"), {}))["ok"]
+        sim("POST", "/logout")
+        sim("POST", f"/positions/{ACCT}", [])
+        reply = await request(nats_client, names.subject("sync.trigger"), {})
+        assert reply["ok"] is False and reply["error"]["code"] == "NOT_AUTHENTICATED", reply
+        scheduler = app.context.get("sync_scheduler")
+        assert scheduler.paused
+        rounds = scheduler.rounds
+        await asyncio.sleep(2.5)
+        assert scheduler.rounds == rounds  # no sync while paused
+        got = await request(nats_client, names.subject("positions.get"), {"account_id": ACCT})
+        assert [p["conid"] for p in got["result"]["positions"]] == [9100001]  # nothing falsely closed
+        sim("POST", "/login")
+        await events.wait_for(lambda e: e["type"] == "positions.closed", timeout=20)
+        assert not scheduler.paused
