@@ -26,7 +26,7 @@ import httpx
 import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from table import emit, percentile, row  # noqa: E402
+from table import emit, percentile, row
 
 ACCT = "DU1234567"
 AAPL = 265598

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
+from nats.aio.msg import Msg
 
 from ibkr_common.clock import Clock, SystemClock
 from ibkr_common.db.engine import is_sqlite, make_engine, make_sessionmaker
@@ -16,7 +18,7 @@ from ibkr_common.db.migrate import upgrade
 from ibkr_common.events import EventPublisher
 from ibkr_common.outbox import OutboxRelay
 from ibkr_common.service import ensure_events_stream, jetstream_of, make_broker, nats_client_of
-from ibkr_common.subjects import Subjects
+from ibkr_common.subjects import Subjects, event_type_of
 from ibkr_compliance.admin import ComplianceAdmin
 from ibkr_compliance.controls import Controls
 from ibkr_compliance.disclosures import DisclosureCatalogue
@@ -66,7 +68,8 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     timeout_s = settings.state_timeout_ms / 1000
     instruments = Instruments(rpc, subjects, max(timeout_s, 5.0))
     gatherer = StateGatherer(rpc, subjects, instruments, environment=environment,
-                             live_accounts=settings.live_accounts, timeout_s=timeout_s)
+                             live_accounts=settings.live_accounts, timeout_s=timeout_s,
+                             cache_s=settings.state_cache_ms / 1000)
     config = settings.rules_config()
     disclosures = DisclosureCatalogue(settings.disclosure_versions)
     policy = QuestionPolicy(settings.question_policy, environment)
@@ -92,6 +95,7 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     @app.after_startup
     async def _start() -> None:
         await ensure_events_stream(broker, settings)
+        await nats_client_of(broker).subscribe(subjects.events_all, cb=_invalidator(gatherer, controls))
         relay.start()
         if settings.resolve_on_start:
             tasks.append(asyncio.get_running_loop().create_task(_resolve(service)))
@@ -110,6 +114,25 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
 
     app.context.set_global("compliance", service)
     return app
+
+
+def _invalidator(gatherer: StateGatherer, controls: Controls) -> Callable[[Msg], Awaitable[None]]:
+    """Drops cached state when an event says it changed (core subscription, no acknowledgement)."""
+
+    async def on_event(msg: Msg) -> None:
+        try:
+            _, event_type, account_id = event_type_of(msg.subject)
+        except ValueError:
+            return
+        area = event_type.split(".", 1)[0]
+        if area == "orders" and b'"source":"compliance"' in msg.data:
+            return  # our own orders.submitted: the sync-worker's copy did not change
+        if area in ("positions", "orders", "account"):
+            gatherer.invalidate(account_id)
+        elif area == "trading":
+            controls.forget_halt()
+
+    return on_event
 
 
 async def _resolve(service: ComplianceService) -> None:

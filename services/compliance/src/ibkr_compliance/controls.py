@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -33,6 +34,9 @@ class Controls:
         self.relay = relay
         self.connection = connection
         self.owner = owner
+        self.halt_cache_s = 2.0
+        self._halted: tuple[float, bool] | None = None
+        self._complete: set[tuple[str, str, frozenset[tuple[str, str]]]] = set()
 
     async def acknowledged(self, user_id: str, environment: str) -> set[tuple[str, str]]:
         """(disclosure id, version) pairs the user acknowledged in `environment`."""
@@ -76,11 +80,32 @@ class Controls:
                            "acknowledged_at": at})
         return result
 
+    def forget_halt(self) -> None:
+        """Read the halt switch from the database next time (a trading.halted/resumed event came)."""
+        self._halted = None
+
     async def halted(self) -> bool:
-        """Whether new opening orders are halted on this connection."""
+        """Whether new opening orders are halted on this connection (cached 2 s; events and this
+        service's own changes refresh it at once)."""
+        cached = self._halted
+        if cached is not None and time.monotonic() - cached[0] < self.halt_cache_s:
+            return cached[1]
         async with user_transaction(self.sessions, self.owner) as session:
             row = await session.get(TradingControl, self.connection)
-            return bool(row is not None and row.halted)
+            value = bool(row is not None and row.halted)
+        self._halted = (time.monotonic(), value)
+        return value
+
+    async def has_all(self, user_id: str, environment: str, required: frozenset[tuple[str, str]]) -> bool:
+        """Whether the user acknowledged every (id, version) in `required`; a yes is remembered
+        (acknowledgments are never withdrawn; a new version is a new pair)."""
+        key = (user_id, environment, required)
+        if key in self._complete:
+            return True
+        if required <= await self.acknowledged(user_id, environment):
+            self._complete.add(key)
+            return True
+        return False
 
     async def set_halted(
         self, halted: bool, reason: str, changed_by: str | None, now: datetime, event: EventEnvelope
@@ -96,5 +121,6 @@ class Controls:
             else:
                 row.halted, row.reason, row.changed_by, row.updated_at = halted, reason, changed_by, now
             stage_event(session, self.publisher, event)
+        self._halted = (time.monotonic(), halted)
         if self.relay is not None:
             self.relay.wake()

@@ -100,12 +100,16 @@ class ComplianceService:
                             message=f"{request.environment} order on the {self.environment} connection")
             decision = Decision(client_order_id=request.client_order_id, decision="block", reasons=[reason])
             return Decided(decision, None, _ms(started), {"requested_environment": request.environment})
-        gathered, halted, acknowledged = await asyncio.gather(
+        required = frozenset((d.id, d.version) for d in self.disclosures.required(request.environment))
+        gathered, halted, complete = await asyncio.gather(
             self.gatherer.gather(request, when, exclude_order=exclude_order),
             self.controls.halted(),
-            self.controls.acknowledged(request.user_id, request.environment),
+            self.controls.has_all(request.user_id, request.environment, required),
         )
-        missing = self.disclosures.missing(request.environment, acknowledged)
+        missing: list[str] = []
+        if not complete:
+            acknowledged = await self.controls.acknowledged(request.user_id, request.environment)
+            missing = self.disclosures.missing(request.environment, acknowledged)
         flags = ServiceFlags(missing_disclosures=tuple(missing), requested_environment=request.environment)
         outcome = evaluate(
             engine_order(request, gathered.symbols), gathered.account, self.config, when,

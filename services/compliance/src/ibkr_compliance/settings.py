@@ -9,6 +9,8 @@
 - `IBKR_COMPLIANCE_DISCLOSURE_VERSIONS`: overrides of disclosure versions, e.g. `options_risk=2027-01`
   (a new version is asked again).
 - `IBKR_COMPLIANCE_STATE_TIMEOUT_MS`: wait for each piece of synced state before treating it as missing.
+- `IBKR_COMPLIANCE_STATE_CACHE_MS`: keep an account's synced pieces this long; its positions/orders/account
+  events drop them at once (0: ask the sync-worker for every order).
 - `IBKR_COMPLIANCE_BRIDGE_TIMEOUT_S`: wait for the bridge to place / answer / modify an order.
 - `IBKR_COMPLIANCE_MAX_QUESTION_ROUNDS`: IBKR questions answered by policy for one order.
 - `IBKR_COMPLIANCE_RESOLVE_ON_START`: resolve `pending`/`unknown` ledger rows through the bridge at start.
@@ -53,6 +55,10 @@ class ComplianceSettings(CommonSettings):
     state_timeout_ms: int = Field(
         2_000, validation_alias=env("IBKR_COMPLIANCE_STATE_TIMEOUT_MS"), ge=50, le=60_000,
         description="Wait for each piece of synced state (account, positions, orders, session, quote).",
+    )
+    state_cache_ms: int = Field(
+        2_000, validation_alias=env("IBKR_COMPLIANCE_STATE_CACHE_MS"), ge=0, le=30_000,
+        description="Keep an account's synced pieces this long (dropped at once by its events); 0: never.",
     )
     bridge_timeout_s: float = Field(
         40.0, validation_alias=env("IBKR_COMPLIANCE_BRIDGE_TIMEOUT_S"), gt=0, le=600,

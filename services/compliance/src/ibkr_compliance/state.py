@@ -9,6 +9,7 @@ gate (STALE_ACCOUNT_DATA, BROKER_SESSION_NOT_AUTHENTICATED); it never crashes th
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -59,8 +60,24 @@ class Gathered:
         }
 
 
+@dataclass
+class _Pieces:
+    fetched: float
+    account: AccountView | None
+    positions: PositionsResult | None
+    orders: OrdersResult | None
+    refreshing: bool = False
+
+
 class StateGatherer:
-    """Asks the other services for the pieces of one account's state."""
+    """Asks the other services for the pieces of one account's state.
+
+    The synced pieces (account, positions, orders) of an account are kept for `cache_s` seconds and
+    dropped as soon as an event of the account (positions, orders, account) says they changed; an
+    entry past half its life is served and refreshed in the background. They are at most `cache_s`
+    older than the sync-worker's copy, which is itself up to a sync interval old (and gated by
+    `max_snapshot_age_s` on its `synced_at`). `cache_s` 0 asks every time.
+    """
 
     def __init__(
         self,
@@ -71,7 +88,11 @@ class StateGatherer:
         environment: Literal["paper", "live"],
         live_accounts: frozenset[str],
         timeout_s: float,
+        cache_s: float = 0.0,
     ) -> None:
+        self.cache_s = cache_s
+        self._cache: dict[str, _Pieces] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.rpc = rpc
         self.subjects = subjects
         self.instruments = instruments
@@ -127,6 +148,46 @@ class StateGatherer:
     async def _orders(self, account_id: str) -> OrdersResult | None:
         return _parse(OrdersResult, await self._get(self.subjects.orders_get, {"account_id": account_id}))
 
+    def invalidate(self, account_id: str | None = None) -> None:
+        """Forget the cached pieces of an account (every account when None)."""
+        if account_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(account_id, None)
+
+    async def _fetch(self, account_id: str) -> _Pieces:
+        account, positions, orders = await asyncio.gather(
+            self.account_view(account_id), self._positions(account_id), self._orders(account_id)
+        )
+        return _Pieces(time.monotonic(), account, positions, orders)
+
+    async def _refresh(self, account_id: str, entry: _Pieces) -> None:
+        try:
+            fresh = await self._fetch(account_id)
+        except Exception:
+            self._cache.pop(account_id, None)
+            return
+        if self._cache.get(account_id) is entry and None not in (fresh.account, fresh.positions, fresh.orders):
+            self._cache[account_id] = fresh
+        else:
+            entry.refreshing = False
+
+    async def pieces(self, account_id: str) -> _Pieces:
+        """The synced pieces of an account, from the cache when young enough."""
+        entry = self._cache.get(account_id)
+        now = time.monotonic()
+        if entry is not None and now - entry.fetched < self.cache_s:
+            if now - entry.fetched > self.cache_s / 2 and not entry.refreshing:
+                entry.refreshing = True
+                task = asyncio.get_running_loop().create_task(self._refresh(account_id, entry))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            return entry
+        fresh = await self._fetch(account_id)
+        if self.cache_s > 0 and None not in (fresh.account, fresh.positions, fresh.orders):
+            self._cache[account_id] = fresh
+        return fresh
+
     async def _instruments(self, request: OrderRequest, quotes: bool) -> tuple[list[str], dict[str, Quote]]:
         instruments = _instruments_of(request)
         symbols = list(await asyncio.gather(*(self.instruments.symbol_of(i) for i in instruments)))
@@ -149,13 +210,10 @@ class StateGatherer:
     async def gather(self, request: OrderRequest, now: datetime, *, exclude_order: str | None = None) -> Gathered:
         """Every piece the engine needs for `request`, fetched concurrently."""
         quotes = request.order_type in ("MKT", "STP") or request.legs is not None
-        account, positions, orders, session, (symbols, quote_map) = await asyncio.gather(
-            self.account_view(request.account_id),
-            self._positions(request.account_id),
-            self._orders(request.account_id),
-            self.session(),
-            self._instruments(request, quotes),
+        pieces, session, (symbols, quote_map) = await asyncio.gather(
+            self.pieces(request.account_id), self.session(), self._instruments(request, quotes),
         )
+        account, positions, orders = pieces.account, pieces.positions, pieces.orders
         missing = [name for name, piece in (("account", account), ("positions", positions), ("orders", orders),
                                             ("session", session)) if piece is None]
         for p in positions.positions if positions else ():
