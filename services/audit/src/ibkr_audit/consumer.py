@@ -103,7 +103,7 @@ def parse_message(subject: str, data: bytes, stream_seq: int | None) -> tuple[Ch
         seq=0, event_id=str(envelope.event_id), conn=envelope.conn, type=envelope.type,
         account_id=envelope.account_id, user_id=envelope.user_id, source=envelope.source,
         occurred_at=envelope.occurred_at, stored_at=envelope.occurred_at, stream_seq=stream_seq,
-        envelope=text if text is not None else envelope.model_dump_json(),
+        envelope=text if text is not None else data.decode(),  # validated above: store it as received
     )
     return row, masked
 
