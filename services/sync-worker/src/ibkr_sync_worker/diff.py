@@ -20,6 +20,8 @@ from ibkr_sync_worker.normalize import (
 )
 
 REJECTED = frozenset({"inactive", "failed"})
+#: Fills of a first-seen order count as "just seen" (worth a follow-up sync) only when this recent.
+RECENT_S = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +141,8 @@ def diff_orders(
         if old is None:
             plan.inserts.append((new, [_history_entry(new, now)]))
             plan.events.append(Event(order_event_type(None, new), _order_payload(new, None, new.fills)))
-            plan.new_fills += len(new.fills)
+            recent = new.last_execution_at is not None and (now - new.last_execution_at).total_seconds() < RECENT_S
+            plan.new_fills += len(new.fills) if recent else 0
             continue
         prev: OrderRecord = old.record
         merged = replace(new, fills=merge_fills(prev.fills, new.fills)) if live else _from_trades_onto(prev, new)

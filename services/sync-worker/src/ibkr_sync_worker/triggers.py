@@ -35,6 +35,7 @@ class SyncScheduler:
         self.rounds = 0
         self.last_failed = False
         self._stopping = False
+        self.running = False
 
     @property
     def paused(self) -> bool:
@@ -96,6 +97,7 @@ class SyncScheduler:
             if not batch:
                 continue
             wanted = None if any(a is None for a, _ in batch) else {a for a, _ in batch if a}
+            self.running = True
             try:
                 result = await self.syncer.sync(wanted)
             except SyncAborted as exc:
@@ -113,6 +115,8 @@ class SyncScheduler:
                     if not future.done():
                         future.set_exception(aborted)
                 continue
+            finally:
+                self.running = False
             self.rounds += 1
             self.last_failed = False
             for _, future in batch:
@@ -120,6 +124,15 @@ class SyncScheduler:
                     future.set_result(result)
             if result.fills_seen:
                 self.soon(None)
+
+    async def settle(self, timeout_s: float = 60.0) -> bool:
+        """Wait until no sync runs, is queued or is scheduled (tests, benchmarks); True when idle."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.running or self._pending or self._timers:
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
 
     async def _interval(self) -> None:
         while not self._stopping:
