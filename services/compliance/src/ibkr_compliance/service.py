@@ -110,18 +110,14 @@ class ComplianceService:
         if not complete:
             acknowledged = await self.controls.acknowledged(request.user_id, request.environment)
             missing = self.disclosures.missing(request.environment, acknowledged)
-        flags = ServiceFlags(missing_disclosures=tuple(missing), requested_environment=request.environment)
+        flags = ServiceFlags(missing_disclosures=tuple(missing), requested_environment=request.environment,
+                             trading_halted=halted)
         outcome = evaluate(
             engine_order(request, gathered.symbols), gathered.account, self.config, when,
             market=gathered.market, regime=self.regime, flags=flags,
         )
         reasons = [Reason(code=r.code, message=r.message) for r in outcome.reasons]
-        verdict = outcome.decision
-        if halted and outcome.computed.get("opening", True):
-            reasons = [r for r in reasons if r.code != "OK"]
-            reasons.insert(0, Reason(code="TRADING_HALTED", message="trading is halted: opening orders are refused"))
-            verdict = "block"
-        decision = Decision(client_order_id=request.client_order_id, decision=verdict, reasons=reasons,
+        decision = Decision(client_order_id=request.client_order_id, decision=outcome.decision, reasons=reasons,
                             regime=outcome.regime, computed=outcome.computed)
         flag_info = {"halted": halted, "missing_disclosures": missing, "at": when.isoformat()}
         return Decided(decision, gathered, _ms(started), flag_info)

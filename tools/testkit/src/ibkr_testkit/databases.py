@@ -5,9 +5,10 @@ from __future__ import annotations
 import secrets
 
 import psycopg
+from sqlalchemy.engine import make_url
+
 from ibkr_common.db.migrate import upgrade
 from ibkr_common.db.rls import create_app_role
-from sqlalchemy.engine import make_url
 
 
 class DatabaseFactory:

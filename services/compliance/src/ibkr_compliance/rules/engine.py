@@ -135,7 +135,7 @@ def evaluate(
     facts = _describe(order, account)
     out.computed["opening"] = facts.opening
 
-    check_gates(account, flags, now, config, out)
+    check_gates(account, flags, now, config, out, opening=facts.opening)
     settled_only = check_restrictions(account, facts.opening, today, out)
     strategy = _check_levels(order, account, facts, config, out)
     pricing = _check_price(order, facts, strategy, market, now, config, out)

@@ -26,7 +26,15 @@ def actual_environment(account: AccountState) -> Environment | None:
     return None
 
 
-def check_gates(account: AccountState, flags: ServiceFlags, now: datetime, config: RulesConfig, out: Outcome) -> None:
+def check_gates(
+    account: AccountState,
+    flags: ServiceFlags,
+    now: datetime,
+    config: RulesConfig,
+    out: Outcome,
+    *,
+    opening: bool = True,
+) -> None:
     declared = flags.requested_environment or account.environment
     actual = actual_environment(account)
     if declared != account.environment or (actual is not None and actual != declared):
@@ -48,8 +56,8 @@ def check_gates(account: AccountState, flags: ServiceFlags, now: datetime, confi
     out.computed["snapshot_age_s"] = age
     if age is not None and age > config.max_snapshot_age_s:
         out.add("STALE_ACCOUNT_DATA", "block", f"account snapshot is {age}s old (max {config.max_snapshot_age_s}s)")
-    if flags.trading_halted:
-        out.add("TRADING_HALTED", "block", "trading is halted by the operator")
+    if flags.trading_halted and opening:
+        out.add("TRADING_HALTED", "block", "trading is halted by the operator: opening orders are refused")
     if flags.missing_disclosures:
         missing = ", ".join(flags.missing_disclosures)
         out.add("DISCLOSURES_NOT_ACKNOWLEDGED", "block", f"disclosures not acknowledged: {missing}")
