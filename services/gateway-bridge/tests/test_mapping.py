@@ -125,3 +125,28 @@ def test_session_bodies_never_carry_secrets() -> None:
     assert raw.get("session") is None or raw["session"] not in dumped
     status = parsing.session_status(body("Session/GET-auth-status.json"))
     assert status.authenticated is True
+
+
+def test_unreadable_positions_are_counted_not_silently_dropped() -> None:
+    page = body("Portfolio/GET-portfolio-positions-page0.json")
+    broken = [*page, {"acctId": "U1234567", "conid": None, "position": "??", "contractDesc": "MYSTERY"}]
+    read, received, unreadable = parsing.positions_read("U1234567", broken)
+    assert received == len(page) + 1
+    assert unreadable == 1
+    assert len(read) == len(page)
+
+
+def test_option_position_keeps_its_underlying_symbol() -> None:
+    raw = {"acctId": "DU1", "conid": 1, "position": 2, "assetClass": "OPT", "putOrCall": "C", "strike": "440",
+           "multiplier": 100, "undConid": 756733, "undSym": "SPY", "expiry": "20250117",
+           "contractDesc": "SPY    JAN2025 440 C [SPY   250117C00440000 100]"}
+    pos = parsing.position("DU1", raw)
+    assert pos is not None and pos.underlying_symbol == "SPY" and pos.underlying_conid == 756733
+
+
+def test_text_summary_values_are_kept_apart_from_numbers() -> None:
+    raw = {"netliquidation": {"amount": 30000.0, "currency": "USD", "isNull": False, "value": None},
+           "daytradingstatus-s": {"amount": 0.0, "currency": None, "isNull": False, "value": "Pattern Day Trader"}}
+    summary = parsing.account_summary("DU1", raw)
+    assert summary.texts == {"daytradingstatus-s": "Pattern Day Trader"}
+    assert summary.net_liquidation == Decimal("30000.0")

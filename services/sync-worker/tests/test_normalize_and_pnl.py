@@ -113,3 +113,14 @@ def test_option_pnl_uses_the_multiplier():
 def test_short_position_pnl_gains_when_price_falls():
     record = position_from_bridge(stock_position(quantity="-10", avg="100", price="90"), ACCT)
     assert expected_pnl(record) == Decimal(100)
+
+
+@pytest.mark.parametrize(("status", "flagged"), [
+    ("Pattern Day Trader", True), ("PDT", True), ("Non-Pattern Day Trader", False), ("Not a PDT", False),
+    ("Normal", False), (None, None),
+])
+def test_pdt_flag_is_read_from_the_day_trading_status_text(status, flagged):
+    s = summary()
+    if status is not None:
+        s = s.model_copy(update={"texts": {"daytradingstatus-s": status}})
+    assert account_from_summary(s).pdt_flag is flagged

@@ -18,6 +18,8 @@ QUEUE = "gateway-bridge"
 #: the 1-per-5-s live-orders and trades endpoints).
 NO_DEADLINE = frozenset({"orders.place", "orders.reply", "orders.modify", "orders.cancel", "orders.lookup"})
 SLOW = frozenset({"orders.live", "trades.list"})
+#: Requests handled at once per operation; the limiter, not the handler, paces the gateway.
+MAX_WORKERS = 16
 
 
 def _operations(s: BridgeService) -> dict[str, tuple[type[BaseModel], Callable[[Any, str], Awaitable[BaseModel]]]]:
@@ -77,7 +79,7 @@ def _register(router: NatsRouter, subject: str, op: str, model: type[BaseModel],
                                {"operation": op, "deadline_s": deadline_s}) from None
 
     handler.__name__ = handler.__qualname__ = "handle_" + subject.replace(".", "_").replace("-", "_")
-    router.subscriber(subject, queue=QUEUE)(handler)
+    router.subscriber(subject, queue=QUEUE, max_workers=MAX_WORKERS)(handler)
 
 
 def build_router(service: BridgeService, subjects: Subjects, deadline_s: float) -> NatsRouter:

@@ -31,6 +31,9 @@ class OrderDesk:
         self.now = now
         self._live: tuple[float, int, list[m.LiveOrder], datetime] | None = None
         self._live_lock = asyncio.Lock()
+        # IBKR: one order conversation at a time ("don't submit another order until the previous one is
+        # fully acknowledged"); handlers run concurrently, so placements, replies and modifications queue here.
+        self._order_lock = asyncio.Lock()
 
     def _invalidate_live(self) -> None:
         self._live = None
@@ -38,6 +41,10 @@ class OrderDesk:
     # ---- placement ---------------------------------------------------------------------------
 
     async def place(self, req: m.PlaceOrderRequest, priority: str) -> m.PlaceOrderResult:
+        async with self._order_lock:
+            return await self._place(req, priority)
+
+    async def _place(self, req: m.PlaceOrderRequest, priority: str) -> m.PlaceOrderResult:
         coid = req.orders[0].coid
         body = [parsing.order_body(o, req.account_id) for o in req.orders]
         self._invalidate_live()
@@ -58,6 +65,10 @@ class OrderDesk:
         return result
 
     async def reply(self, req: m.ReplyRequest, priority: str) -> m.PlaceOrderResult:
+        async with self._order_lock:
+            return await self._reply(req, priority)
+
+    async def _reply(self, req: m.ReplyRequest, priority: str) -> m.PlaceOrderResult:
         self._invalidate_live()
         try:
             raw = await self.client.reply(req.reply_id, req.confirmed, priority)
@@ -80,7 +91,8 @@ class OrderDesk:
         self._invalidate_live()
         order = parsing.order_body(req.order, req.account_id)
         order.pop("cOID", None)
-        raw = await self.client.modify_order(req.account_id, req.order_id, order, priority)
+        async with self._order_lock:
+            raw = await self.client.modify_order(req.account_id, req.order_id, order, priority)
         return parsing.place_result(raw, req.order.coid)
 
     async def cancel(self, req: m.CancelRequest, priority: str) -> m.CancelResult:

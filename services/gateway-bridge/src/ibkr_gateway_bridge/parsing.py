@@ -103,6 +103,7 @@ SUMMARY_KEYS = {
 def account_summary(account_id: str, body: Any) -> m.AccountSummary:
     """`/portfolio/{id}/summary`: each key maps to `{amount, currency, isNull, value, ...}`."""
     values: dict[str, Decimal] = {}
+    texts: dict[str, str] = {}
     currency = account_type = None
     for key, item in _d(body).items():
         item = _d(item)
@@ -115,13 +116,15 @@ def account_summary(account_id: str, body: Any) -> m.AccountSummary:
         amount = dec(item.get("amount")) if text in (None, "") else dec(text)
         if amount is not None:
             values[key] = amount
+        elif isinstance(text, str) and text:
+            texts[key] = text
         if key == "netliquidation" and item.get("currency"):
             currency = str(item["currency"])
     typed: dict[str, Any] = {field: values.get(key) for field, key in SUMMARY_KEYS.items()}
     dtr = values.get("daytradesremaining")
     return m.AccountSummary(
         account_id=account_id, currency=currency, account_type=account_type,
-        day_trades_remaining=int(dtr) if dtr is not None else None, values=values, **typed,
+        day_trades_remaining=int(dtr) if dtr is not None else None, values=values, texts=texts, **typed,
     )
 
 
@@ -176,14 +179,21 @@ def position(account_id: str, p: dict[str, Any]) -> m.Position | None:
         unrealized_pnl=dec(p.get("unrealizedPnl")), realized_pnl=dec(p.get("realizedPnl")),
         expiry=_s(p.get("expiry")), right=mp.right(p.get("putOrCall")),  # type: ignore[arg-type]
         strike=strike if strike else None, multiplier=mult if mult else None, underlying_conid=und or None,
+        underlying_symbol=_s(p.get("undSym")),
     )
 
 
 def positions(account_id: str, body: Any) -> list[m.Position]:
+    return positions_read(account_id, body)[0]
+
+
+def positions_read(account_id: str, body: Any) -> tuple[list[m.Position], int, int]:
+    """The readable positions, how many entries IBKR sent, and how many could not be read."""
     items = _l(body)
     if isinstance(body, dict):  # /portfolio/positions/{conid}: {acct: [...]}
         items = [p for v in body.values() for p in _l(v)]
-    return [p for p in (position(account_id, _d(x)) for x in items) if p is not None]
+    read = [p for p in (position(account_id, _d(x)) for x in items) if p is not None]
+    return read, len(items), len(items) - len(read)
 
 
 # ---- orders ----------------------------------------------------------------------------------

@@ -92,21 +92,26 @@ class BridgeService:
     async def positions_page(self, req: m.PositionsPageRequest, priority: str) -> m.Positions:
         raw = await self.client.positions_page(req.account_id, req.page, priority)
         items = raw if isinstance(raw, list) else []
-        return m.Positions(account_id=req.account_id, positions=parsing.positions(req.account_id, raw),
-                           page=req.page, has_more=len(items) >= POSITIONS_PAGE_SIZE)
+        read, received, unreadable = parsing.positions_read(req.account_id, raw)
+        return m.Positions(account_id=req.account_id, positions=read, page=req.page,
+                           has_more=len(items) >= POSITIONS_PAGE_SIZE, received=received, unreadable=unreadable)
 
     async def positions_all(self, req: m.AccountRequest, priority: str) -> m.Positions:
         out: list[m.Position] = []
+        received = unreadable = 0
         for page in range(MAX_POSITION_PAGES):
             got = await self.positions_page(m.PositionsPageRequest(account_id=req.account_id, page=page), priority)
             out.extend(got.positions)
+            received += got.received
+            unreadable += got.unreadable
             if not got.has_more:
                 break
-        return m.Positions(account_id=req.account_id, positions=out)
+        return m.Positions(account_id=req.account_id, positions=out, received=received, unreadable=unreadable)
 
     async def position(self, req: m.PositionRequest, priority: str) -> m.Positions:
         raw = await self.client.position_by_conid(req.account_id, req.conid, priority)
-        return m.Positions(account_id=req.account_id, positions=parsing.positions(req.account_id, raw))
+        read, received, unreadable = parsing.positions_read(req.account_id, raw)
+        return m.Positions(account_id=req.account_id, positions=read, received=received, unreadable=unreadable)
 
     async def invalidate(self, req: m.AccountRequest, priority: str) -> m.InvalidateResult:
         await self.client.invalidate_positions(req.account_id, priority)

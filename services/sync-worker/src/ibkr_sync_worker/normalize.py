@@ -162,7 +162,7 @@ def position_from_bridge(p: bridge.Position, account_id: str) -> PositionRecord:
         right=p.right if option else None,
         multiplier=multiplier,
         underlying_conid=(p.underlying_conid or None) if option else None,
-        underlying_symbol=(symbol.split()[0] if symbol else None) if option else None,
+        underlying_symbol=_underlying_symbol(p, symbol) if option else None,
         market_price=dec(p.market_price),
         market_value=dec(p.market_value),
         unrealized_pnl=dec(p.unrealized_pnl),
@@ -387,10 +387,24 @@ def _value(values: dict[str, Decimal], *keys: str) -> Decimal | None:
     return None
 
 
+def _underlying_symbol(p: bridge.Position, symbol: str | None) -> str | None:
+    return text(p.underlying_symbol, 64) or (symbol.split()[0] if symbol else None)
+
+
+def pdt_from_status(status: str | None) -> bool | None:
+    """`daytradingstatus-s` as text: flagged when it names a pattern day trader; None when absent."""
+    if not status:
+        return None
+    lowered = status.lower()
+    negated = any(word in lowered for word in ("non", "not ", "no "))
+    return ("pattern" in lowered or "pdt" in lowered) and not negated
+
+
 def account_from_summary(s: bridge.AccountSummary, options_level: int | None = None) -> AccountRecord:
     """Normalise `/portfolio/{id}/summary` as the bridge types it (every numeric key in `values`)."""
     v = {k.lower(): n for k, n in s.values.items()}
     pdt = _value(v, "pdtflag", "patterndaytrader", "ispdt")
+    status = next((t for k, t in s.texts.items() if k.lower().startswith("daytradingstatus")), None)
     return AccountRecord(
         account_id=s.account_id,
         account_type=text(s.account_type, 16),
@@ -402,7 +416,7 @@ def account_from_summary(s: bridge.AccountSummary, options_level: int | None = N
         day_trades_remaining_t2=_int(_value(v, "daytradesremainingt+2", "daytradesremainingt2")),
         day_trades_remaining_t3=_int(_value(v, "daytradesremainingt+3", "daytradesremainingt3")),
         day_trades_remaining_t4=_int(_value(v, "daytradesremainingt+4", "daytradesremainingt4")),
-        pdt_flag=None if pdt is None else pdt != 0,
+        pdt_flag=(pdt != 0) if pdt is not None else pdt_from_status(status),
         options_level=options_level,
         net_liquidation=dec(s.net_liquidation if s.net_liquidation is not None else _value(v, "netliquidation")),
         equity_with_loan=dec(s.equity_with_loan if s.equity_with_loan is not None

@@ -185,7 +185,11 @@ class Syncer:
             if not isinstance(items, list):
                 rnd.problem("positions_page_unreadable", acct, f"page {page} has no positions list", page=page)
                 return (out or None), False
-            if body.get("has_more") and len(items) < PAGE_SIZE:
+            if isinstance(body.get("unreadable"), int) and body["unreadable"] > 0:
+                complete = False  # the bridge could not read some entries (also on the last page)
+                rnd.problem("position_unreadable", acct, f"page {page}: {body['unreadable']} position(s) were not "
+                            "readable; no position is closed this round", page=page)
+            elif body.get("has_more") and len(items) < PAGE_SIZE:
                 complete = False  # the bridge dropped entries it could not read from a full page
                 rnd.problem("position_unreadable", acct, f"page {page}: {PAGE_SIZE - len(items)} position(s) "
                             "were not readable; no position is closed this round", page=page)

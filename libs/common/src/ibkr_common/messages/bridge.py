@@ -133,6 +133,7 @@ class AccountSummary(BaseModel):
     cushion: Decimal | None = None
     day_trades_remaining: int | None = Field(None, description="-1 means unlimited.")
     values: dict[str, Decimal] = {}
+    texts: dict[str, str] = Field({}, description="Keys whose value is text (e.g. a day-trading status).")
 
 
 class LedgerEntry(BaseModel):
@@ -197,6 +198,7 @@ class Position(BaseModel):
     strike: Decimal | None = None
     multiplier: Decimal | None = None
     underlying_conid: int | None = None
+    underlying_symbol: str | None = None
 
 
 class Positions(BaseModel):
@@ -204,6 +206,10 @@ class Positions(BaseModel):
     positions: list[Position]
     page: int | None = None
     has_more: bool = False
+    received: int = Field(0, description="Entries IBKR returned, readable or not.")
+    unreadable: int = Field(
+        0, description="Entries without a readable conid or quantity: the read is not complete when > 0."
+    )
 
 
 class InvalidateResult(BaseModel):

@@ -53,7 +53,7 @@ class OrdersGetRequest(AccountScoped):
         """The statuses asked for, with `open` expanded; None for all."""
         if self.status is None:
             return None
-        wanted = {self.status} if isinstance(self.status, str) else set(self.status)
+        wanted: set[str] = {self.status} if isinstance(self.status, str) else set(self.status)
         if "open" in wanted:
             wanted = (wanted - {"open"}) | OPEN_STATUSES
         return wanted
