@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "services/audit/src"))
 
 from sqlalchemy.engine import make_url  # noqa: E402
+from table import emit, row  # noqa: E402
 
 from ibkr_audit.chain import GENESIS_HASH, ChainRow, link  # noqa: E402
 from ibkr_audit.consumer import parse_message  # noqa: E402
@@ -230,25 +231,20 @@ async def main_async(args: argparse.Namespace) -> int:
         pg.stop()
 
     ratio = audit_rate / raw_rate
+    lag_p99 = pct(lags, 99)
     rows = [
-        ("audit stored events/s (PostgreSQL)", f"{audit_rate:,.0f}", f"{raw_rate:,.0f}", f"{ratio:.2f}",
-         ">= 0.5 x raw, >= 5,000", ratio >= 0.5 and audit_rate >= 5000),
-        ("raw psycopg executemany rows/s (500/tx)", f"{raw_rate:,.0f}", "-", "-", "-", True),
-        ("publish rate with ack, 256 in flight (ev/s)", f"{publish_rate:,.0f}", "-", "-", "-", True),
-        (f"lag publish->commit p50 at {args.lag_rate:.0f} ev/s (ms)", f"{pct(lags, 50):.1f}", "-", "-", "-", True),
-        (f"lag publish->commit p99 at {args.lag_rate:.0f} ev/s (ms)", f"{pct(lags, 99):.1f}", "-", "-",
-         "<= 250", pct(lags, 99) <= 250),
-        ("events stored == published", f"{stored}", f"{total}", "-", "equal", stored == total),
+        row("audit", "stored events/s on PostgreSQL (vs raw executemany)", audit_rate, "ev/s", baseline=raw_rate,
+            target=">= 0.5 x raw and >= 5000", passed=ratio >= 0.5 and audit_rate >= 5000),
+        row("audit", "publish rate with ack, 256 in flight", publish_rate, "ev/s"),
+        row("audit", f"lag publish->commit p50 at {args.lag_rate:.0f} ev/s", pct(lags, 50), "ms"),
+        row("audit", f"lag publish->commit p99 at {args.lag_rate:.0f} ev/s", lag_p99, "ms", target="report"),
+        row("audit", "events stored (vs published)", float(stored), "events", baseline=float(total),
+            target="equal", passed=stored == total),
     ]
-    widths = [max(len(str(r[i])) for r in [("metric", "value", "baseline", "ratio", "target", "pass"), *rows])
-              for i in range(6)]
-    header = ("metric", "value", "baseline", "ratio", "target", "pass")
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    for r in rows:
-        cells = [*r[:5], "yes" if r[5] else "NO"]
-        print("  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)))
+    emit(rows)
     print("(PostgreSQL of ibkr_testkit: fsync=off, synchronous_commit=off, for both audit and raw)")
-    return 0 if all(r[5] for r in rows) else 1
+    passed = [r["pass"] for r in rows if r["pass"] is not None]
+    return 0 if all(passed) else 1
 
 
 def main() -> None:
