@@ -50,7 +50,7 @@ class Events:
     def of(self, kind: str, since: int = 0) -> list[dict[str, Any]]:
         return [e for e in self.items[since:] if e["type"] == f"session.{kind}"]
 
-    async def wait_for(self, kind: str, timeout: float = 10.0, since: int = 0) -> dict[str, Any]:
+    async def wait_for(self, kind: str, timeout: float = 20.0, since: int = 0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self.of(kind, since)

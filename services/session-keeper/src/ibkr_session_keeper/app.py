@@ -22,7 +22,7 @@ from ibkr_session_keeper.settings import SessionKeeperSettings
 from ibkr_session_keeper.state import Policy
 from ibkr_session_keeper.store import TrackingStore
 
-log = logging.getLogger("ibkr.session-keeper")
+log = logging.getLogger("ibkr_session_keeper.app")
 SERVICE = "session-keeper"
 
 
@@ -63,7 +63,7 @@ def build_app(settings: SessionKeeperSettings, *, clock: Clock | None = None) ->
         region=settings.gateway_region,
     )
     broker.include_router(build_router(subjects, keeper))
-    app = FastStream(broker, logger=logging.getLogger("ibkr.session-keeper.faststream"))
+    app = FastStream(broker, logger=logging.getLogger("ibkr_session_keeper.faststream"))
 
     @app.on_startup
     async def _prepare() -> None:

@@ -18,7 +18,7 @@ from ibkr_common.replies import ErrorCode
 from ibkr_common.subjects import Subjects
 from ibkr_session_keeper.state import Observation
 
-log = logging.getLogger("ibkr.session-keeper.gateway")
+log = logging.getLogger("ibkr_session_keeper.gateway")
 
 #: Sends a request and returns the raw reply; raises on timeout or when nobody answers.
 Requester = Callable[[str, bytes, float], Awaitable[bytes]]

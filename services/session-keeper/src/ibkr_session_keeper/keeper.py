@@ -40,7 +40,7 @@ from ibkr_session_keeper.state import (
 )
 from ibkr_session_keeper.store import TrackingStore
 
-log = logging.getLogger("ibkr.session-keeper")
+log = logging.getLogger("ibkr_session_keeper.keeper")
 TICKLE_PERSIST_EVERY = timedelta(minutes=1)
 MAX_ACTION_ROUNDS = 3
 
