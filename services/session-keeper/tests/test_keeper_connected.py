@@ -255,3 +255,21 @@ async def read_tracking(database_url: str, conn: str) -> dict[str, object]:
                                                   "warned_for", "user_id", "reason")}
     finally:
         await engine.dispose()
+
+
+async def test_failed_reauthentication_backs_off_then_says_login_required_once(make_stack, sqlite_url) -> None:
+    stack = await make_stack()
+    async with stack.keeper(sqlite_url, reauth_backoff_s=0.5, reauth_backoff_max_s=30.0, reauth_max_attempts=3):
+        await stack.events.wait_for("authenticated")
+        stack.sim("POST", "/faults", [{"path_glob": "*reauthenticate*", "status": 500, "count": 1000},
+                                      {"path_glob": "*ssodh/init*", "status": 500, "count": 1000}])
+        stack.sim("POST", "/login", {"brokerage": False})  # SSO only: the brokerage session must be reopened
+        first = await stack.events.wait_for("unauthenticated")
+        required = await stack.events.wait_for("unauthenticated", since=stack.events.items.index(first) + 1)
+        await asyncio.sleep(3)
+        events = stack.events.types()
+
+    assert first["payload"]["reason"] == "session_lost"
+    assert required["payload"]["reason"] == "login_required" and required["payload"]["attempts"] >= 3
+    assert events.count("unauthenticated") == 2 and "gateway_down" not in events
+    assert 3 <= stack.calls("/iserver/reauthenticate") <= 6  # paced by the backoff, not every tickle

@@ -177,17 +177,19 @@ class Keeper:
         return lambda: observe(self.state, obs, self.clock.now(), self.policy)
 
     async def _perform(self, action: Action) -> Observation | None:
+        """Take one action; what it shows of the session is returned (a failed attempt is not an outage)."""
         log.info("session action: %s", action)
-        if action == "init":
-            return await self.bridge.init(compete=False)
-        if action == "init_compete":
-            return await self.bridge.init(compete=True)
         if action == "reauthenticate":
             failed = await self.bridge.reauthenticate()
-            if failed is not None and failed.kind == "gateway_error":
-                return await self.bridge.init(compete=False)
+            if failed is not None and failed.kind != "gateway_error":
+                return failed  # no session / no bridge: that is the state
             if failed is not None:
-                return failed
+                action = "init"  # reauthenticate refused: ssodh/init is IBKR's current way
+        if action in ("init", "init_compete"):
+            obs = await self.bridge.init(compete=action == "init_compete")
+            if obs is not None and obs.kind != "gateway_error":
+                return obs
+            log.info("session %s failed (%s); checking the status", action, obs.detail if obs else "no answer")
         return await self.bridge.status()
 
     async def _commit(self, outcome: Outcome) -> None:
