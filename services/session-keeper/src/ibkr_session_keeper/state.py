@@ -248,6 +248,8 @@ def observe(state: SessionState, obs: Observation, now: datetime, policy: Policy
     if status == "unauthenticated" and reason != LOGIN_REQUIRED and state.attempts >= policy.max_attempts:
         reason = LOGIN_REQUIRED if not state.in_maintenance else reason
     state.status, state.reason = status, reason
+    if obs.kind == "no_session":
+        state.expires_at = state.warned_for = state.expiry_basis = None  # the login is gone: nothing to expire
     _announce(state, now, policy, out)
     _recover(state, obs, now, policy, out)
     out.changed = state.persisted() != before
