@@ -273,3 +273,16 @@ async def test_failed_reauthentication_backs_off_then_says_login_required_once(m
     assert required["payload"]["reason"] == "login_required" and required["payload"]["attempts"] >= 3
     assert events.count("unauthenticated") == 2 and "gateway_down" not in events
     assert 3 <= stack.calls("/iserver/reauthenticate") <= 6  # paced by the backoff, not every tickle
+
+
+async def test_bad_requests_get_validation_errors_not_silence(make_stack, sqlite_url) -> None:
+    stack = await make_stack()
+    async with stack.keeper(sqlite_url):
+        await stack.events.wait_for("authenticated")
+        extra = await stack.request("session.status", {"unexpected": 1})
+        raw = await stack.nc.request(f"ibkr.{stack.conn}.session.logout", b"{not json", timeout=10)
+        still = await stack.request("session.status")
+
+    assert extra["ok"] is False and extra["error"]["code"] == "VALIDATION_ERROR"
+    assert b"VALIDATION_ERROR" in raw.data
+    assert still["result"]["authenticated"] is True  # the bad logout did nothing
