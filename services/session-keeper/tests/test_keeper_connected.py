@@ -67,7 +67,7 @@ async def test_expiring_fires_once_at_the_warning_minute(make_stack, sqlite_url)
 
     assert authenticated["payload"]["expires_at"] == "2026-11-24T05:00:00Z"
     occurred = datetime.fromisoformat(expiring["occurred_at"])
-    assert utc("2026-11-24T04:00:00") <= occurred < utc("2026-11-24T04:00:02")
+    assert utc("2026-11-24T04:00:00") <= occurred < utc("2026-11-24T04:00:05")  # the clock is read every second
     assert expiring["payload"]["minutes_left"] == 60
     assert len(stack.events.of("expiring")) == 1
 
@@ -96,7 +96,7 @@ async def test_regional_midnight_expires_the_session_and_it_is_reopened(
         again = await stack.events.wait_for("authenticated", since=mark)
 
     assert first["payload"]["expires_at"] == midnight
-    assert at <= datetime.fromisoformat(expired["occurred_at"]) < at + timedelta(seconds=2)
+    assert at <= datetime.fromisoformat(expired["occurred_at"]) < at + timedelta(seconds=5)
     assert expired["payload"]["expiry_basis"] == "regional_reset"
     assert again["payload"]["expiry_basis"] == "max_age"  # reopened by ssodh/init: 24 h from the login
     assert "unauthenticated" not in stack.events.types()  # inside the reset window: no alarm
