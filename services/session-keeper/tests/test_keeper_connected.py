@@ -286,3 +286,18 @@ async def test_bad_requests_get_validation_errors_not_silence(make_stack, sqlite
     assert extra["ok"] is False and extra["error"]["code"] == "VALIDATION_ERROR"
     assert b"VALIDATION_ERROR" in raw.data
     assert still["result"]["authenticated"] is True  # the bad logout did nothing
+
+
+async def test_no_bridge_leads_to_ssodh_init(make_stack, sqlite_url) -> None:
+    stack = await make_stack()
+    async with stack.keeper(sqlite_url):
+        await stack.events.wait_for("authenticated")
+        mark = len(stack.events.items)
+        stack.sim("POST", "/faults", {"path_glob": "*tickle*", "status": 400, "count": 1,
+                                      "body": {"error": "Bad Request: no bridge", "statusCode": 400}})
+        lost = await stack.events.wait_for("unauthenticated", since=mark)
+        back = await stack.events.wait_for("authenticated", since=stack.events.items.index(lost))
+
+    assert lost["payload"]["reason"] == "no_bridge"
+    assert back["payload"]["authenticated"] is True
+    assert stack.calls("/iserver/auth/ssodh/init") == 1
