@@ -2,7 +2,15 @@
 
 from datetime import UTC, datetime, timedelta
 
-from ibkr_session_keeper.state import Observation, Policy, SessionState, logged_out, observe, on_clock
+from ibkr_session_keeper.state import (
+    Observation,
+    Policy,
+    SessionState,
+    logged_out,
+    observe,
+    on_clock,
+    recovery_due,
+)
 from ibkr_session_keeper.windows import WindowTable, parse_windows
 
 NOON = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)  # 12:00 New York: no window
@@ -230,3 +238,28 @@ def test_sso_expires_sets_login_time_and_bounds_expiry() -> None:
     assert state.expires_at == NOON + timedelta(hours=2)
     assert state.login_at == NOON + timedelta(hours=2) - timedelta(hours=24)
     assert state.expiry_basis == "sso_expires"
+
+
+def test_while_the_gateway_is_down_it_is_looked_at_again_with_backoff() -> None:
+    p = policy(backoff_initial=timedelta(seconds=5), backoff_max=timedelta(seconds=60))
+    state = authenticated_at(NOON, p)
+    checks = []
+    for second in range(0, 200):
+        now = NOON + timedelta(seconds=second)
+        if second == 0 or recovery_due(state, now):
+            checks.append(second)
+            observe(state, DOWN, now, p)
+
+    assert checks[:6] == [0, 5, 15, 35, 75, 135]
+    assert state.status == "gateway_down"
+
+
+def test_recovery_attempts_start_over_after_an_outage() -> None:
+    p = policy(max_attempts=3)
+    state = authenticated_at(NOON, p)
+    for second in range(0, 100, 10):
+        observe(state, DOWN, NOON + timedelta(seconds=second), p)
+
+    out = observe(state, LOST, NOON + timedelta(seconds=100), p)
+
+    assert state.reason == "session_lost" and "reauthenticate" in out.actions and state.attempts == 1

@@ -243,6 +243,8 @@ def observe(state: SessionState, obs: Observation, now: datetime, policy: Policy
         else:
             _refresh_expiry(state, obs, now, policy)
         state.attempts, state.next_attempt_at = 0, None
+    if (status == "gateway_down") != (state.status == "gateway_down"):
+        state.attempts, state.next_attempt_at = 0, None  # recovery counts start over across an outage
     if status == "gateway_down":
         state.down_detail = reason
     if status == "unauthenticated" and reason != LOGIN_REQUIRED and state.attempts >= policy.max_attempts:
@@ -257,6 +259,11 @@ def observe(state: SessionState, obs: Observation, now: datetime, policy: Policy
 
 
 def _recover(state: SessionState, obs: Observation, now: datetime, policy: Policy, out: Outcome) -> None:
+    if state.status == "gateway_down":  # look again soon (backoff), sooner than the next tickle
+        if state.next_attempt_at is None or now >= state.next_attempt_at:
+            state.attempts += 1
+            state.next_attempt_at = now + policy.backoff(state.attempts)
+        return
     action: Action | None = None
     if state.status == "competing" and policy.on_competing == "takeover":
         action = "init_compete"
@@ -275,7 +282,7 @@ def _recover(state: SessionState, obs: Observation, now: datetime, policy: Polic
 def recovery_due(state: SessionState, now: datetime) -> bool:
     """Whether a recovery attempt is scheduled and its time has come."""
     return (
-        state.status in ("unauthenticated", "competing")
+        state.status in ("unauthenticated", "competing", "gateway_down")
         and state.next_attempt_at is not None
         and now >= state.next_attempt_at
     )
