@@ -10,14 +10,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROJECTS := $(wildcard pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
 
-.PHONY: help install run test lint format bench asyncapi postgres-binaries clean
+.PHONY: help install run test lint format bench asyncapi env-example docs postgres-binaries clean
 
 help:
 	@echo "make run       the whole stack in the foreground (NATS, SQLite, cpsim, services); Ctrl-C stops it"
 	@echo "make test      every test, against real NATS and PostgreSQL (started if absent)"
 	@echo "make lint      ruff and mypy"
 	@echo "make bench     the benchmarks, one table"
-	@echo "make asyncapi  regenerate docs/asyncapi/*.json"
+	@echo "make asyncapi  regenerate docs/asyncapi/*.json (make docs: that and .env.example)"
 
 $(VENV)/.synced: uv.lock $(PROJECTS)
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -53,6 +53,12 @@ bench: install postgres-binaries
 
 asyncapi: install
 	$(PY) -m ibkr_devstack.asyncapi docs/asyncapi
+
+env-example: install
+	$(PY) -m ibkr_devstack.envdoc .env.example
+
+# Every generated document at once.
+docs: asyncapi env-example
 
 clean:
 	rm -rf .var .pytest_cache .mypy_cache .ruff_cache

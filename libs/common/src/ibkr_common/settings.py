@@ -45,23 +45,34 @@ class CommonSettings(BaseSettings):
         pattern=r"^[a-z0-9-]{1,32}$",
         description="Connection id: one Client Portal login; the subject root is ibkr.<connection>.",
     )
-    gateway_host: str = Field("localhost", validation_alias=env("IBKR_GATEWAY_HOST"), min_length=1)
-    gateway_port: int = Field(5000, validation_alias=env("IBKR_GATEWAY_PORT"), ge=1, le=65535)
-    gateway_ssl: bool = Field(True, validation_alias=env("IBKR_GATEWAY_SSL"))
+    gateway_host: str = Field(
+        "localhost", validation_alias=env("IBKR_GATEWAY_HOST"), min_length=1,
+        description="Host of the Client Portal Gateway (or cpsim).",
+    )
+    gateway_port: int = Field(
+        5000, validation_alias=env("IBKR_GATEWAY_PORT"), ge=1, le=65535, description="Port of the gateway."
+    )
+    gateway_ssl: bool = Field(True, validation_alias=env("IBKR_GATEWAY_SSL"), description="HTTPS to the gateway.")
     gateway_ca_file: Path | None = Field(
         None,
         validation_alias=env("IBKR_GATEWAY_CA_FILE"),
         description="CA bundle or certificate to verify the gateway with; unset accepts its self-signed one.",
     )
     default_environment: Literal["paper", "live"] = Field(
-        "paper", validation_alias=env("IBKR_DEFAULT_ENVIRONMENT")
+        "paper", validation_alias=env("IBKR_DEFAULT_ENVIRONMENT"),
+        description="paper or live: the environment this connection trades in; orders must declare the same.",
     )
-    sync_interval_ms: int = Field(30_000, validation_alias=env("IBKR_SYNC_INTERVAL"), ge=1_000)
+    sync_interval_ms: int = Field(
+        30_000, validation_alias=env("IBKR_SYNC_INTERVAL"), ge=1_000,
+        description="Milliseconds between full syncs of accounts, positions and orders.",
+    )
     tickle_interval_ms: int = Field(
-        60_000, validation_alias=env("IBKR_TICKLE_INTERVAL"), ge=1_000, lt=GATEWAY_IDLE_TIMEOUT_MS
+        60_000, validation_alias=env("IBKR_TICKLE_INTERVAL"), ge=1_000, lt=GATEWAY_IDLE_TIMEOUT_MS,
+        description="Milliseconds between tickles; must stay below the gateway's 5-minute idle timeout (300000).",
     )
     session_warning_minutes: int = Field(
-        60, validation_alias=env("IBKR_SESSION_WARNING_MINUTES"), ge=1, le=24 * 60
+        60, validation_alias=env("IBKR_SESSION_WARNING_MINUTES"), ge=1, le=24 * 60,
+        description="Warn this many minutes before the session expires.",
     )
     encryption_key: SecretStr | None = Field(
         None,
@@ -73,9 +84,13 @@ class CommonSettings(BaseSettings):
         validation_alias=env("IBKR_OLD_ENCRYPTION_KEYS"),
         description="Comma-separated earlier passphrases, still accepted for decryption during rotation.",
     )
-    nats_url: str = Field("nats://127.0.0.1:4222", validation_alias=env("NATS_URL"), min_length=1)
+    nats_url: str = Field(
+        "nats://127.0.0.1:4222", validation_alias=env("NATS_URL"), min_length=1,
+        description="NATS server with JetStream.",
+    )
     database_url: str = Field(
-        "sqlite+aiosqlite:///.var/ibkr.db", validation_alias=env("DATABASE_URL"), min_length=1
+        "sqlite+aiosqlite:///.var/ibkr.db", validation_alias=env("DATABASE_URL"), min_length=1,
+        description="SQLite for the embedded default; postgresql+psycopg://user:pw@host/db everywhere else.",
     )
     user_id: str = Field(
         "local",
@@ -85,7 +100,8 @@ class CommonSettings(BaseSettings):
         description="The user who owns this connection; rows are written under this user_id (RLS).",
     )
     events_stream: str = Field(
-        "IBKR_EVENTS", validation_alias=env("IBKR_EVENTS_STREAM"), pattern=r"^[A-Za-z0-9_-]{1,64}$"
+        "IBKR_EVENTS", validation_alias=env("IBKR_EVENTS_STREAM"), pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="JetStream stream of events.",
     )
     events_subjects: str = Field(
         "ibkr.*.events.>",
@@ -93,7 +109,7 @@ class CommonSettings(BaseSettings):
         description="Subjects the events stream covers (tests narrow it to their own connection).",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", validation_alias=env("IBKR_LOG_LEVEL")
+        "INFO", validation_alias=env("IBKR_LOG_LEVEL"), description="DEBUG, INFO, WARNING or ERROR."
     )
 
     @field_validator("encryption_key")
