@@ -17,7 +17,7 @@ from ibkr_common.db.engine import is_sqlite, make_engine, make_sessionmaker
 from ibkr_common.db.migrate import upgrade
 from ibkr_common.events import EventPublisher
 from ibkr_common.outbox import OutboxRelay
-from ibkr_common.service import ensure_events_stream, jetstream_of, make_broker, nats_client_of
+from ibkr_common.service import document_events, ensure_events_stream, jetstream_of, make_broker, nats_client_of
 from ibkr_common.subjects import Subjects, event_type_of
 from ibkr_compliance.admin import ComplianceAdmin
 from ibkr_compliance.controls import Controls
@@ -50,6 +50,11 @@ class _JetStreamSender:
         return await jetstream_of(self.broker).publish(subject, message, headers=headers, stream=stream,
                                                        timeout=timeout or 2.0)
 
+
+PUBLISHED_EVENTS = [
+    "compliance.allowed", "compliance.warned", "compliance.blocked", "orders.submitted", "trading.halted",
+    "trading.resumed",
+]
 
 def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> FastStream:
     """Build the compliance service; nothing connects until the app starts."""
@@ -84,6 +89,7 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     admin = ComplianceAdmin(controls=controls, disclosures=disclosures, gatherer=gatherer, publisher=publisher,
                             clock=clock, config=config, regime=settings.regime, environment=environment)
     broker.include_router(build_router(subjects, service, admin))
+    document_events(broker, settings, PUBLISHED_EVENTS, SOURCE)
     app = FastStream(broker, logger=logging.getLogger("ibkr_compliance.faststream"))
     tasks: list[asyncio.Task[Any]] = []
 

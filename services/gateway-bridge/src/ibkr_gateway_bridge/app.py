@@ -8,7 +8,7 @@ from faststream import FastStream
 
 from ibkr_common.clock import Clock, SystemClock
 from ibkr_common.events import EventPublisher
-from ibkr_common.service import ensure_events_stream, jetstream_of, make_broker
+from ibkr_common.service import document_events, ensure_events_stream, jetstream_of, make_broker
 from ibkr_common.subjects import Subjects
 from ibkr_gateway_bridge.client import CpClient, Transport
 from ibkr_gateway_bridge.events import CallEvents, JetStreamAdapter
@@ -28,6 +28,7 @@ def build_app(settings: BridgeSettings, *, clock: Clock | None = None) -> FastSt
     client = CpClient(transport)
     service = BridgeService(client, settings, clock)
     broker.include_router(build_router(service, subjects, settings.deadline_s))
+    document_events(broker, settings, ["gateway.call"], "gateway-bridge")
     app = FastStream(broker, logger=log)
     holder: dict[str, CallEvents] = {}
 

@@ -14,7 +14,7 @@ from ibkr_common.db.engine import is_sqlite, make_engine, make_sessionmaker
 from ibkr_common.db.migrate import upgrade
 from ibkr_common.events import EventPublisher
 from ibkr_common.outbox import OutboxRelay
-from ibkr_common.service import ensure_events_stream, make_broker, nats_client_of
+from ibkr_common.service import document_events, ensure_events_stream, make_broker, nats_client_of
 from ibkr_common.subjects import Subjects
 from ibkr_sync_worker.bridge_client import BridgeClient
 from ibkr_sync_worker.handlers import Handlers, build_router
@@ -37,6 +37,11 @@ class BrokerNats:
         return await nats_client_of(self.broker).request(subject, payload, timeout=timeout)
 
 
+PUBLISHED_EVENTS = [
+    "positions.opened", "positions.changed", "positions.closed", "orders.status_changed", "orders.filled",
+    "orders.cancelled", "orders.rejected", "account.updated", "sync.problem",
+]
+
 def build_app(settings: SyncSettings, *, clock: Clock | None = None) -> FastStream:
     """Build the sync-worker; nothing connects until the app starts."""
     clock = clock or SystemClock()
@@ -55,6 +60,7 @@ def build_app(settings: SyncSettings, *, clock: Clock | None = None) -> FastStre
     scheduler = SyncScheduler(syncer, interval_s=settings.sync_interval_ms / 1000,
                               follow_up_s=settings.fill_resync_delay_ms / 1000)
     broker.include_router(build_router(subjects, Handlers(settings, scheduler, nc, clock)))
+    document_events(broker, settings, PUBLISHED_EVENTS, SOURCE)
     app = FastStream(broker, logger=logging.getLogger("ibkr_sync_worker.faststream"))
     subscriptions: list[Any] = []
 
