@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -138,15 +139,20 @@ class Keeper:
         obs = await self.bridge.tickle()
         if obs is None:
             return
+        answered = obs.kind == "auth"
+        if obs.kind == "auth" and not (obs.authenticated and obs.connected and not obs.competing):
+            confirmed = await self.bridge.status()  # the tickle's copy of the flags may be partial: ask
+            if confirmed is not None and confirmed.kind in ("auth", "no_bridge"):
+                obs = replace(confirmed, sso_expires_ms=obs.sso_expires_ms)
         now = self.clock.now()
-        if obs.kind == "auth":
+        if answered:
             self.tickles += 1
             self.state.last_tickle_at = now
             persisted = self._tickle_persisted_at
             if persisted is None or now - persisted >= TICKLE_PERSIST_EVERY:
                 self._dirty = True
         await self._observe(obs)
-        if obs.kind == "auth":
+        if answered:
             await self.publisher.emit("session.tickled", snapshot(self.state, now) | {"tickled_at": now})
 
     async def check_status(self) -> None:
