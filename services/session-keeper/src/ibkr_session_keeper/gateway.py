@@ -7,7 +7,6 @@ typed error, garbage, or silence) becomes an `Observation`; nothing here raises.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,8 +16,6 @@ from ibkr_common.messages.bridge import SessionStatus, TickleResult
 from ibkr_common.replies import ErrorCode
 from ibkr_common.subjects import Subjects
 from ibkr_session_keeper.state import Observation
-
-log = logging.getLogger("ibkr_session_keeper.gateway")
 
 #: Sends a request and returns the raw reply; raises on timeout or when nobody answers.
 Requester = Callable[[str, bytes, float], Awaitable[bytes]]
