@@ -29,7 +29,7 @@ def make_broker(settings: CommonSettings, service: str, **options: Any) -> NatsB
         reconnect_time_wait=1,
         connect_timeout=5,
         graceful_timeout=10.0,
-        logger=logging.getLogger(f"ibkr.{service}.broker"),
+        logger=logging.getLogger(f"ibkr_{service.replace('-', '_')}.broker"),
         log_level=logging.DEBUG,
         **options,
     )

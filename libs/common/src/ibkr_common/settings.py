@@ -67,7 +67,7 @@ class CommonSettings(BaseSettings):
         description="Milliseconds between full syncs of accounts, positions and orders.",
     )
     tickle_interval_ms: int = Field(
-        60_000, validation_alias=env("IBKR_TICKLE_INTERVAL"), ge=1_000, lt=GATEWAY_IDLE_TIMEOUT_MS,
+        60_000, validation_alias=env("IBKR_TICKLE_INTERVAL"), ge=1_000,
         description="Milliseconds between tickles; must stay below the gateway's 5-minute idle timeout (300000).",
     )
     session_warning_minutes: int = Field(
@@ -117,6 +117,16 @@ class CommonSettings(BaseSettings):
     def _key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters")
+        return value
+
+    @field_validator("tickle_interval_ms")
+    @classmethod
+    def _below_idle_timeout(cls, value: int) -> int:
+        if value >= GATEWAY_IDLE_TIMEOUT_MS:
+            raise ValueError(
+                f"must be below {GATEWAY_IDLE_TIMEOUT_MS} ms: "
+                "the gateway ends a session after 5 minutes without a tickle"
+            )
         return value
 
     @field_validator("database_url")

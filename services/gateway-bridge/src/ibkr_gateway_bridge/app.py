@@ -16,7 +16,7 @@ from ibkr_gateway_bridge.handlers import build_router
 from ibkr_gateway_bridge.service import BridgeService
 from ibkr_gateway_bridge.settings import BridgeSettings
 
-log = logging.getLogger("ibkr.gateway-bridge")
+log = logging.getLogger(__name__)
 
 
 def build_app(settings: BridgeSettings, *, clock: Clock | None = None) -> FastStream:

@@ -13,7 +13,7 @@ from nats.js import JetStreamContext
 from ibkr_common.events import EventPublisher
 from ibkr_gateway_bridge.client.transport import CallRecord
 
-log = logging.getLogger("ibkr.gateway-bridge.events")
+log = logging.getLogger(__name__)
 BATCH_DELAY_S = 0.2
 BATCH_MAX = 100
 

@@ -14,7 +14,7 @@ from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_gateway_bridge import parsing
 from ibkr_gateway_bridge.client import CpClient, GatewayError
 
-log = logging.getLogger("ibkr.gateway-bridge.orders")
+log = logging.getLogger(__name__)
 DUPLICATE_COID = "local order id"
 #: Queue wait allowed to a lookup: live orders and trades are 1 call / 5 s each.
 LOOKUP_WAIT_S = 12.0

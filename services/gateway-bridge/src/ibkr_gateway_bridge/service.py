@@ -15,7 +15,7 @@ from ibkr_gateway_bridge.client import CpClient
 from ibkr_gateway_bridge.orders_desk import OrderDesk
 from ibkr_gateway_bridge.settings import BridgeSettings
 
-log = logging.getLogger("ibkr.gateway-bridge.service")
+log = logging.getLogger(__name__)
 POSITIONS_PAGE_SIZE = 100
 MAX_POSITION_PAGES = 50
 

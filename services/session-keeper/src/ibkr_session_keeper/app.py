@@ -13,8 +13,8 @@ from ibkr_common.db.engine import is_sqlite, make_engine, make_sessionmaker
 from ibkr_common.db.migrate import upgrade
 from ibkr_common.events import EventPublisher
 from ibkr_common.outbox import OutboxRelay
-from ibkr_common.service import ensure_events_stream, make_broker, nats_client_of
-from ibkr_common.subjects import Subjects
+from ibkr_common.service import document_events, ensure_events_stream, make_broker, nats_client_of
+from ibkr_common.subjects import SESSION_EVENTS, Subjects
 from ibkr_session_keeper.gateway import BridgeClient
 from ibkr_session_keeper.handlers import build_router
 from ibkr_session_keeper.keeper import Keeper
@@ -63,6 +63,7 @@ def build_app(settings: SessionKeeperSettings, *, clock: Clock | None = None) ->
         region=settings.gateway_region,
     )
     broker.include_router(build_router(subjects, keeper))
+    document_events(broker, settings, [f"session.{kind}" for kind in SESSION_EVENTS], SERVICE)
     app = FastStream(broker, logger=logging.getLogger("ibkr_session_keeper.faststream"))
 
     @app.on_startup

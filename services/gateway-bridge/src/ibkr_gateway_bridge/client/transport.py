@@ -22,7 +22,7 @@ from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_gateway_bridge.limiter import PriorityLimiter, RateLimited
 from ibkr_gateway_bridge.settings import BridgeSettings
 
-log = logging.getLogger("ibkr.gateway-bridge.transport")
+log = logging.getLogger(__name__)
 
 API_PREFIX = "/v1/api"
 _PATH_VALUE = re.compile(r"^[A-Za-z0-9._@;:,/-]{1,200}$")
