@@ -20,7 +20,7 @@ def run_keeper(**env: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("IBKR_TICKLE_INTERVAL", "300000", "less than 300000"),
+        ("IBKR_TICKLE_INTERVAL", "300000", "below 300000"),
         ("IBKR_GATEWAY_REGION", "mars", "'us', 'eu' or 'asia'"),
         ("IBKR_ON_COMPETING", "fight", "'wait' or 'takeover'"),
     ],
