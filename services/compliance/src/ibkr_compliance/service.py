@@ -156,9 +156,8 @@ class ComplianceService:
         if request.at is not None:
             raise ServiceError(ErrorCode.VALIDATION_ERROR, "at: only orders.check evaluates at another time",
                                [{"field": "at", "message": "only for orders.check"}])
-        existing = await self.ledger.get(request.client_order_id)
-        if existing is not None:
-            return await self.replay(existing)
+        # No lookup first: the ledger's unique key on client_order_id is the idempotency check. A repeat
+        # is decided again (cheap, nothing is written), then `open` refuses it and the first result is replayed.
         now = self.clock.now()
         conids: list[int] = []
         if request.environment == self.environment:
