@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ibkr_gateway_bridge import mapping, parsing
+from ibkr_gateway_bridge import mapping, parsing, parsing_contracts
 
 RECORDINGS = Path(__file__).resolve().parents[4] / "shared" / "cpapi" / "recordings"
 if not RECORDINGS.exists():
@@ -105,17 +105,17 @@ def test_recorded_trades_positions_summary() -> None:
 
 
 def test_recorded_contracts_and_snapshot() -> None:
-    found = parsing.search(body("Contracts/GET-secdef-search.json"))
+    found = parsing_contracts.search(body("Contracts/GET-secdef-search.json"))
     assert found[0].conid == 756733 and found[0].option_months == ["APR26", "MAY26", "JUN26"]
-    calls, puts = parsing.strikes(body("Contracts/GET-secdef-strikes.json"))
+    calls, puts = parsing_contracts.strikes(body("Contracts/GET-secdef-strikes.json"))
     assert calls[0] == Decimal("50.0") and len(puts) == len(calls)
-    info = parsing.contract_info(1, body("Contracts/GET-contract-info.json"))
+    info = parsing_contracts.contract_info(1, body("Contracts/GET-contract-info.json"))
     assert info.conid > 1 and info.symbol
-    assert parsing.secdef(body("Contracts/GET-trsrv-secdef.json"))
-    [snap] = [parsing.snapshot(x)[0] for x in body("MarketData/GET-snapshot.json")]
+    assert parsing_contracts.secdef(body("Contracts/GET-trsrv-secdef.json"))
+    [snap] = [parsing_contracts.snapshot(x)[0] for x in body("MarketData/GET-snapshot.json")]
     assert snap is not None and snap.last == Decimal("655.89") and snap.volume == Decimal(50000000)
     assert snap.change_pct == Decimal("0.54") and snap.fields["bid"] == "655.88"
-    assert parsing.snapshot({"conid": 1, "conidEx": "1"}) [1] is False
+    assert parsing_contracts.snapshot({"conid": 1, "conidEx": "1"}) [1] is False
 
 
 def test_session_bodies_never_carry_secrets() -> None:

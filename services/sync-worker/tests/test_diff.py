@@ -9,13 +9,13 @@ from sync_factories import ACCT, live_order, stock_position, summary, trade
 
 from ibkr_sync_worker.diff import Stored, diff_account, diff_orders, diff_positions
 from ibkr_sync_worker.normalize import (
-    account_from_summary,
     fill_from_trade,
     order_from_live,
     order_from_trades,
     position_from_bridge,
     with_fills,
 )
+from ibkr_sync_worker.normalize_account import account_from_summary
 
 NOW = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)
 

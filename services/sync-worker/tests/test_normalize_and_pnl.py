@@ -10,13 +10,13 @@ from sync_factories import ACCT, live_order, option_position, stock_position, su
 
 from ibkr_sync_worker.normalize import (
     BadRecord,
-    account_from_summary,
     dec,
     order_from_live,
     order_from_trades,
     position_from_bridge,
     position_from_row,
 )
+from ibkr_sync_worker.normalize_account import account_from_summary
 from ibkr_sync_worker.pnl import check_pnl, expected_pnl
 
 TOL_ABS, TOL_REL = Decimal("1.00"), Decimal("0.005")

@@ -18,7 +18,11 @@ from ibkr_common.events import EventPublisher
 from ibkr_common.service import make_broker
 from ibkr_common.settings import CommonSettings
 from ibkr_common.subjects import Subjects
-from ibkr_sync_worker.normalize import account_from_summary, order_from_live, position_from_bridge
+from ibkr_sync_worker.normalize import (
+    order_from_live,
+    position_from_bridge,
+)
+from ibkr_sync_worker.normalize_account import account_from_summary
 from ibkr_sync_worker.store import AccountSnapshot, SyncStore
 
 pytestmark = pytest.mark.connected

@@ -7,21 +7,20 @@ from decimal import Decimal
 from typing import Any
 
 from ibkr_common.messages import bridge as m
-from ibkr_common.messages import contracts as c
 from ibkr_gateway_bridge import mapping as mp
 from ibkr_gateway_bridge.mapping import to_decimal as dec
 from ibkr_gateway_bridge.mapping import to_int
 
 
-def _d(obj: Any) -> dict[str, Any]:
+def as_dict(obj: Any) -> dict[str, Any]:
     return obj if isinstance(obj, dict) else {}
 
 
-def _l(obj: Any) -> list[Any]:
+def as_list(obj: Any) -> list[Any]:
     return obj if isinstance(obj, list) else []
 
 
-def _s(value: Any) -> str | None:
+def as_text(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
@@ -29,20 +28,20 @@ def _s(value: Any) -> str | None:
 
 
 def session_status(body: Any) -> m.SessionStatus:
-    b = _d(body)
-    info = _d(b.get("serverInfo"))
+    b = as_dict(body)
+    info = as_dict(b.get("serverInfo"))
     return m.SessionStatus(
         authenticated=bool(b.get("authenticated")), connected=bool(b.get("connected")),
-        competing=bool(b.get("competing")), message=_s(b.get("message")), fail=_s(b.get("fail")),
-        server_name=_s(info.get("serverName")), server_version=_s(info.get("serverVersion")),
+        competing=bool(b.get("competing")), message=as_text(b.get("message")), fail=as_text(b.get("fail")),
+        server_name=as_text(info.get("serverName")), server_version=as_text(info.get("serverVersion")),
     )
 
 
 def tickle(body: Any, now: datetime) -> m.TickleResult:
-    b = _d(body)
+    b = as_dict(body)
     if b.get("error") is not None:
         return m.TickleResult(authenticated=False, connected=False, competing=False, no_session=True)
-    auth = _d(_d(b.get("iserver")).get("authStatus"))
+    auth = as_dict(as_dict(b.get("iserver")).get("authStatus"))
     expires = to_int(b.get("ssoExpires"))
     return m.TickleResult(
         authenticated=bool(auth.get("authenticated")), connected=bool(auth.get("connected")),
@@ -52,7 +51,7 @@ def tickle(body: Any, now: datetime) -> m.TickleResult:
 
 
 def validate(body: Any, now: datetime) -> m.ValidateResult:
-    b = _d(body)
+    b = as_dict(body)
     expires = to_int(b.get("EXPIRES", b.get("expire")))
     login = to_int(b.get("LOGIN_TYPE", b.get("loginType")))
     return m.ValidateResult(
@@ -66,27 +65,28 @@ def validate(body: Any, now: datetime) -> m.ValidateResult:
 
 
 def accounts_list(body: Any) -> m.AccountsList:
-    b = _d(body)
-    aliases = {str(k): str(v) for k, v in _d(b.get("aliases")).items() if v is not None}
+    b = as_dict(body)
+    aliases = {str(k): str(v) for k, v in as_dict(b.get("aliases")).items() if v is not None}
     paper = b.get("isPaper")
     return m.AccountsList(
-        accounts=[str(a) for a in _l(b.get("accounts"))], selected_account=_s(b.get("selectedAccount")),
+        accounts=[str(a) for a in as_list(b.get("accounts"))], selected_account=as_text(b.get("selectedAccount")),
         aliases=aliases, is_paper=paper if isinstance(paper, bool) else None,
     )
 
 
 def portfolio_accounts(body: Any) -> m.PortfolioAccounts:
     out = []
-    for a in _l(body):
-        a = _d(a)
+    for a in as_list(body):
+        a = as_dict(a)
         ident = a.get("accountId") or a.get("id")
         if not ident:
             continue
         access = a.get("brokerageAccess")
         out.append(m.PortfolioAccount(
-            account_id=str(ident), title=_s(a.get("accountTitle") or a.get("displayName")),
-            currency=_s(a.get("currency")), type=_s(a.get("type")), trading_type=_s(a.get("tradingType")),
-            customer_type=_s(a.get("acctCustType")), clearing_status=_s(a.get("clearingStatus")),
+            account_id=str(ident), title=as_text(a.get("accountTitle") or a.get("displayName")),
+            currency=as_text(a.get("currency")), type=as_text(a.get("type")),
+            trading_type=as_text(a.get("tradingType")),
+            customer_type=as_text(a.get("acctCustType")), clearing_status=as_text(a.get("clearingStatus")),
             brokerage_access=access if isinstance(access, bool) else None,
         ))
     return m.PortfolioAccounts(accounts=out)
@@ -105,12 +105,12 @@ def account_summary(account_id: str, body: Any) -> m.AccountSummary:
     values: dict[str, Decimal] = {}
     texts: dict[str, str] = {}
     currency = account_type = None
-    for key, item in _d(body).items():
-        item = _d(item)
+    for key, item in as_dict(body).items():
+        item = as_dict(item)
         if not item or item.get("isNull"):
             continue
         if key == "accounttype":
-            account_type = _s(item.get("value"))
+            account_type = as_text(item.get("value"))
             continue
         text = item.get("value")
         amount = dec(item.get("amount")) if text in (None, "") else dec(text)
@@ -130,8 +130,8 @@ def account_summary(account_id: str, body: Any) -> m.AccountSummary:
 
 def ledger(account_id: str, body: Any) -> m.Ledger:
     entries = []
-    for key, item in _d(body).items():
-        item = _d(item)
+    for key, item in as_dict(body).items():
+        item = as_dict(item)
         if not item:
             continue
         entries.append(m.LedgerEntry(
@@ -147,9 +147,9 @@ def ledger(account_id: str, body: Any) -> m.Ledger:
 
 def pnl(body: Any) -> m.Pnl:
     rows = []
-    upnl = _d(_d(body).get("upnl"))
+    upnl = as_dict(as_dict(body).get("upnl"))
     for key, item in upnl.items():
-        item = _d(item)
+        item = as_dict(item)
         rows.append(m.PnlRow(
             key=str(key), account_id=str(key).split(".", 1)[0], daily_pnl=dec(item.get("dpl")),
             net_liquidation=dec(item.get("nl")), unrealized_pnl=dec(item.get("upl")),
@@ -171,15 +171,16 @@ def position(account_id: str, p: dict[str, Any]) -> m.Position | None:
     und = to_int(p.get("undConid"))
     return m.Position(
         account_id=str(p.get("acctId") or account_id), conid=conid,
-        symbol=_s(p.get("ticker") or p.get("contractDesc")), description=_s(p.get("contractDesc") or p.get("name")),
+        symbol=as_text(p.get("ticker") or p.get("contractDesc")),
+        description=as_text(p.get("contractDesc") or p.get("name")),
         sec_type=mp.asset_class(p.get("assetClass") or p.get("secType")), quantity=qty,
         avg_cost=dec(p.get("avgCost")), avg_price=dec(p.get("avgPrice")),
         market_price=dec(p.get("mktPrice", p.get("marketPrice"))),
-        market_value=dec(p.get("mktValue", p.get("marketValue"))), currency=_s(p.get("currency")),
+        market_value=dec(p.get("mktValue", p.get("marketValue"))), currency=as_text(p.get("currency")),
         unrealized_pnl=dec(p.get("unrealizedPnl")), realized_pnl=dec(p.get("realizedPnl")),
-        expiry=_s(p.get("expiry")), right=mp.right(p.get("putOrCall")),  # type: ignore[arg-type]
+        expiry=as_text(p.get("expiry")), right=mp.right(p.get("putOrCall")),  # type: ignore[arg-type]
         strike=strike if strike else None, multiplier=mult if mult else None, underlying_conid=und or None,
-        underlying_symbol=_s(p.get("undSym")),
+        underlying_symbol=as_text(p.get("undSym")),
     )
 
 
@@ -189,10 +190,10 @@ def positions(account_id: str, body: Any) -> list[m.Position]:
 
 def positions_read(account_id: str, body: Any) -> tuple[list[m.Position], int, int]:
     """The readable positions, how many entries IBKR sent, and how many could not be read."""
-    items = _l(body)
+    items = as_list(body)
     if isinstance(body, dict):  # /portfolio/positions/{conid}: {acct: [...]}
-        items = [p for v in body.values() for p in _l(v)]
-    read = [p for p in (position(account_id, _d(x)) for x in items) if p is not None]
+        items = [p for v in body.values() for p in as_list(v)]
+    read = [p for p in (position(account_id, as_dict(x)) for x in items) if p is not None]
     return read, len(items), len(items) - len(read)
 
 
@@ -233,12 +234,12 @@ def place_result(body: Any, coid: str | None) -> m.PlaceOrderResult:
     """The four shapes of place/reply/modify: placed array, question, `{"error"}`, server prompt."""
     if isinstance(body, dict):
         if body.get("prompt") or ("options" in body and "reqId" in body):
-            return m.PlaceOrderResult(status="rejected", client_order_id=coid, message=_s(body.get("text")),
+            return m.PlaceOrderResult(status="rejected", client_order_id=coid, message=as_text(body.get("text")),
                                       order_id=mp.id_str(body.get("orderId")), prompt=body)
         if body.get("error") is not None:
             return m.PlaceOrderResult(status="rejected", client_order_id=coid, message=str(body["error"]))
         body = [body]
-    items = [_d(x) for x in _l(body)]
+    items = [as_dict(x) for x in as_list(body)]
     if not items:
         return m.PlaceOrderResult(status="unknown", client_order_id=coid, evidence={"reason": "empty answer"})
     first = items[0]
@@ -249,17 +250,17 @@ def place_result(body: Any, coid: str | None) -> m.PlaceOrderResult:
             confirmation=m.Confirmation(
                 reply_id=str(first["id"]),
                 messages=[str(x) for x in messages] if isinstance(messages, list) else [str(messages or "")],
-                message_ids=[str(x) for x in _l(first.get("messageIds"))],
-                options=[str(x) for x in _l(first.get("messageOptions"))],
+                message_ids=[str(x) for x in as_list(first.get("messageIds"))],
+                options=[str(x) for x in as_list(first.get("messageOptions"))],
             ),
         )
     placed = []
     for item in items:
-        ibkr_status = _s(item.get("order_status"))
+        ibkr_status = as_text(item.get("order_status"))
         placed.append(m.PlacedOrder(
             order_id=mp.id_str(item.get("order_id")),
             order_status=mp.order_status(ibkr_status) if ibkr_status else None,  # type: ignore[arg-type]
-            ibkr_status=ibkr_status, text=_s(item.get("text") or item.get("warning_message")),
+            ibkr_status=ibkr_status, text=as_text(item.get("text") or item.get("warning_message")),
         ))
     head = placed[0]
     failed = head.order_id in (None, "-1") or (head.order_status in ("failed", "inactive") and bool(head.text))
@@ -281,169 +282,69 @@ def live_order(o: dict[str, Any]) -> m.LiveOrder | None:
     order_id = mp.id_str(o.get("orderId", o.get("order_id")))
     if order_id is None:
         return None
-    ibkr_status = _s(o.get("status") or o.get("order_status"))
+    ibkr_status = as_text(o.get("status") or o.get("order_status"))
     aux = dec(o.get("auxPrice"))
     return m.LiveOrder(
-        account_id=_s(o.get("acct") or o.get("account")), order_id=order_id, client_order_id=_coid_of(o),
-        conid=to_int(o.get("conid")), symbol=_s(o.get("ticker") or o.get("description1")),
+        account_id=as_text(o.get("acct") or o.get("account")), order_id=order_id, client_order_id=_coid_of(o),
+        conid=to_int(o.get("conid")), symbol=as_text(o.get("ticker") or o.get("description1")),
         sec_type=mp.asset_class(o.get("secType")), side=mp.side(o.get("side")),  # type: ignore[arg-type]
         order_type=mp.order_type_in(o.get("origOrderType") or o.get("orderType")),
         status=mp.order_status(ibkr_status), ibkr_status=ibkr_status,  # type: ignore[arg-type]
         quantity=dec(o.get("totalSize")), filled_quantity=dec(o.get("filledQuantity")),
         remaining_quantity=dec(o.get("remainingQuantity")), price=dec(o.get("price")), aux_price=aux,
-        avg_price=dec(o.get("avgPrice")), tif=_s(o.get("timeInForce")), description=_s(o.get("orderDesc")),
+        avg_price=dec(o.get("avgPrice")), tif=as_text(o.get("timeInForce")), description=as_text(o.get("orderDesc")),
         last_execution_at=mp.ms_time(o.get("lastExecutionTime_r")) or mp.ibkr_time(o.get("lastExecutionTime")),
     )
 
 
 def live_orders(body: Any) -> list[m.LiveOrder]:
-    items = _l(_d(body).get("orders")) if isinstance(body, dict) else _l(body)
-    return [x for x in (live_order(_d(o)) for o in items) if x is not None]
+    items = as_list(as_dict(body).get("orders")) if isinstance(body, dict) else as_list(body)
+    return [x for x in (live_order(as_dict(o)) for o in items) if x is not None]
 
 
 def order_status_result(order_id: str, body: Any) -> m.OrderStatusResult:
-    b = _d(body)
-    ibkr_status = _s(b.get("order_status"))
+    b = as_dict(body)
+    ibkr_status = as_text(b.get("order_status"))
     return m.OrderStatusResult(
-        order_id=mp.id_str(b.get("order_id")) or order_id, account_id=_s(b.get("account")),
-        conid=to_int(b.get("conid")), symbol=_s(b.get("symbol")), side=mp.side(b.get("side")),  # type: ignore[arg-type]
+        order_id=mp.id_str(b.get("order_id")) or order_id, account_id=as_text(b.get("account")),
+        conid=to_int(b.get("conid")), symbol=as_text(b.get("symbol")), side=mp.side(b.get("side")),  # type: ignore[arg-type]
         order_type=mp.order_type_in(b.get("order_type")), status=mp.order_status(ibkr_status),  # type: ignore[arg-type]
         ibkr_status=ibkr_status, quantity=dec(b.get("total_size") or b.get("size")),
         filled_quantity=dec(b.get("cum_fill")), limit_price=dec(b.get("limit_price")),
-        stop_price=dec(b.get("stop_price")), avg_price=dec(b.get("average_price")), tif=_s(b.get("tif")),
-        description=_s(b.get("order_description")),
+        stop_price=dec(b.get("stop_price")), avg_price=dec(b.get("average_price")), tif=as_text(b.get("tif")),
+        description=as_text(b.get("order_description")),
     )
 
 
 def whatif(body: Any) -> m.WhatIfResult:
-    b = _d(body)
-    amount, equity, initial, maint, pos = (_d(b.get(k)) for k in ("amount", "equity", "initial", "maintenance",
+    b = as_dict(body)
+    amount, equity, initial, maint, pos = (as_dict(b.get(k)) for k in ("amount", "equity", "initial", "maintenance",
                                                                     "position"))
-    warn = b.get("warn") or "; ".join(str(x) for x in _l(b.get("warns"))) or None
-    error = b.get("error") or "; ".join(str(x) for x in _l(b.get("errors"))) or None
+    warn = b.get("warn") or "; ".join(str(x) for x in as_list(b.get("warns"))) or None
+    error = b.get("error") or "; ".join(str(x) for x in as_list(b.get("errors"))) or None
     return m.WhatIfResult(
         amount=dec(amount.get("amount")), commission=dec(amount.get("commission")), total=dec(amount.get("total")),
         equity_change=dec(equity.get("change")), initial_margin_change=dec(initial.get("change")),
         initial_margin_after=dec(initial.get("after")), maintenance_margin_change=dec(maint.get("change")),
         maintenance_margin_after=dec(maint.get("after")), position_after=dec(pos.get("after")),
-        warning=_s(warn), error=_s(error),
+        warning=as_text(warn), error=as_text(error),
     )
 
 
 def trades(body: Any) -> list[m.Trade]:
     out = []
-    for t in _l(body):
-        t = _d(t)
+    for t in as_list(body):
+        t = as_dict(t)
         qty, price = dec(t.get("size")), dec(t.get("price"))
         if not t.get("execution_id") or qty is None or price is None:
             continue
         out.append(m.Trade(
-            execution_id=str(t["execution_id"]), account_id=_s(t.get("account") or t.get("accountCode")),
-            order_id=mp.id_str(t.get("order_id")), client_order_id=_s(t.get("order_ref")),
-            conid=to_int(t.get("conid")), symbol=_s(t.get("symbol")), sec_type=mp.asset_class(t.get("sec_type")),
+            execution_id=str(t["execution_id"]), account_id=as_text(t.get("account") or t.get("accountCode")),
+            order_id=mp.id_str(t.get("order_id")), client_order_id=as_text(t.get("order_ref")),
+            conid=to_int(t.get("conid")), symbol=as_text(t.get("symbol")), sec_type=mp.asset_class(t.get("sec_type")),
             side=mp.side(t.get("side")), quantity=qty, price=price,  # type: ignore[arg-type]
             commission=dec(t.get("commission")), net_amount=dec(t.get("net_amount")),
-            exchange=_s(t.get("exchange")),
+            exchange=as_text(t.get("exchange")),
             executed_at=mp.ms_time(t.get("trade_time_r")) or mp.ibkr_time(t.get("trade_time")),
         ))
     return out
-
-
-# ---- contracts and market data -----------------------------------------------------------------
-
-
-def search(body: Any) -> list[c.Contract]:
-    out = []
-    for item in _l(body):
-        item = _d(item)
-        conid = to_int(item.get("conid"))
-        if conid is None or conid <= 0 or conid == 2147483647:
-            continue
-        sections = [_d(s) for s in _l(item.get("sections"))]
-        months: list[str] = []
-        for s in sections:
-            if s.get("secType") == "OPT" and s.get("months"):
-                months = [x for x in str(s["months"]).split(";") if x]
-        first = sections[0].get("secType") if sections else None
-        out.append(c.Contract(
-            conid=conid, symbol=_s(item.get("symbol")), name=_s(item.get("companyName")),
-            sec_type=_s(first) or ("IND" if item.get("restricted") == "IND" else None),
-            exchange=_s(item.get("description")), header=_s(item.get("companyHeader")), option_months=months,
-            derivative_sec_types=[str(s["secType"]) for s in sections[1:] if s.get("secType")],
-        ))
-    return out
-
-
-def strikes(body: Any) -> tuple[list[Decimal], list[Decimal]]:
-    b = _d(body)
-    calls = [x for x in (dec(v) for v in _l(b.get("call"))) if x is not None]
-    puts = [x for x in (dec(v) for v in _l(b.get("put"))) if x is not None]
-    return calls, puts
-
-
-def contract_info(conid: int, body: Any) -> c.ContractInfo:
-    b = _d(body)
-    und = to_int(b.get("underlying_con_id"))
-    return c.ContractInfo(
-        conid=to_int(b.get("con_id")) or conid, symbol=_s(b.get("symbol")),
-        sec_type=mp.asset_class(b.get("instrument_type")), name=_s(b.get("company_name")),
-        currency=_s(b.get("currency")), exchange=_s(b.get("exchange")),
-        valid_exchanges=[x for x in str(b.get("valid_exchanges") or "").split(",") if x],
-        local_symbol=_s(b.get("local_symbol")), trading_class=_s(b.get("trading_class")),
-        multiplier=dec(b.get("multiplier")), strike=dec(b.get("strike")) or None,
-        right=mp.right(b.get("right")),  # type: ignore[arg-type]
-        expiry=mp.ibkr_date(b.get("expiry_full") or b.get("maturity_date")), underlying_conid=und or None,
-        industry=_s(b.get("industry")), category=_s(b.get("category")),
-    )
-
-
-def secdef_info(body: Any) -> list[c.DerivativeContract]:
-    out = []
-    for x in _l(body):
-        x = _d(x)
-        conid = to_int(x.get("conid"))
-        if conid is None:
-            continue
-        out.append(c.DerivativeContract(
-            conid=conid, symbol=_s(x.get("symbol")), sec_type=_s(x.get("secType")),
-            right=mp.right(x.get("right")), strike=dec(x.get("strike")),  # type: ignore[arg-type]
-            expiry=mp.ibkr_date(x.get("maturityDate")), multiplier=dec(x.get("multiplier")),
-            trading_class=_s(x.get("tradingClass")), exchange=_s(x.get("exchange")), currency=_s(x.get("currency")),
-            description=" ".join(str(x[k]) for k in ("desc1", "desc2") if x.get(k)) or None,
-        ))
-    return out
-
-
-def secdef(body: Any) -> list[c.SecdefEntry]:
-    out = []
-    for x in _l(_d(body).get("secdef")):
-        x = _d(x)
-        conid = to_int(x.get("conid"))
-        if conid is None:
-            continue
-        strike, mult, und = dec(x.get("strike")), dec(x.get("multiplier")), to_int(x.get("undConid"))
-        has = x.get("hasOptions")
-        out.append(c.SecdefEntry(
-            conid=conid, symbol=_s(x.get("ticker")), name=_s(x.get("name")),
-            sec_type=mp.asset_class(x.get("assetClass")),
-            currency=_s(x.get("currency")), listing_exchange=_s(x.get("listingExchange")),
-            expiry=mp.ibkr_date(x.get("expiry")), right=mp.right(x.get("putOrCall")),  # type: ignore[arg-type]
-            strike=strike or None, multiplier=mult or None, underlying_conid=und or None,
-            has_options=has if isinstance(has, bool) else None,
-        ))
-    return out
-
-
-def snapshot(item: dict[str, Any]) -> tuple[m.Snapshot | None, bool]:
-    """One snapshot element and whether it carries data (False: only the pre-flight answer)."""
-    conid = to_int(item.get("conid"))
-    if conid is None:
-        return None, False
-    named = mp.snapshot_fields(item)
-    last, is_close, halted = mp.price_flags(named.get("last"))
-    values: dict[str, Any] = {k: mp.to_decimal(named.get(k)) for k in mp.SNAPSHOT_DECIMALS if k != "last"}
-    has_data = any(k in named for k in ("last", "bid", "ask", "close", "prior_close", "mark"))
-    return m.Snapshot(
-        conid=conid, last=last, last_is_close=is_close, halted=halted, availability=named.get("availability"),
-        updated_at=mp.ms_time(item.get("_updated")), fields=named, **values,
-    ), has_data

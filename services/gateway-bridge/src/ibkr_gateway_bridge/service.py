@@ -10,7 +10,7 @@ from ibkr_common.clock import Clock, SystemClock
 from ibkr_common.messages import bridge as m
 from ibkr_common.messages import contracts as c
 from ibkr_common.replies import ErrorCode, ServiceError
-from ibkr_gateway_bridge import mapping, parsing
+from ibkr_gateway_bridge import mapping, parsing, parsing_contracts
 from ibkr_gateway_bridge.client import CpClient
 from ibkr_gateway_bridge.orders_desk import OrderDesk
 from ibkr_gateway_bridge.settings import BridgeSettings
@@ -126,7 +126,7 @@ class BridgeService:
 
     async def search(self, req: c.ContractSearchRequest, priority: str) -> c.ContractSearchResult:
         raw = await self.client.secdef_search(req.symbol.strip(), req.sec_type, req.name, priority)
-        found = parsing.search(raw)
+        found = parsing_contracts.search(raw)
         if not req.name:
             searched = self._searched_now()
             for contract in found:
@@ -137,7 +137,7 @@ class BridgeService:
         """secdef/search must precede strikes/info for an underlier (REFERENCE 4.4)."""
         if conid in self._searched_now():
             return
-        info = parsing.contract_info(conid, await self.client.contract_info(conid, priority))
+        info = parsing_contracts.contract_info(conid, await self.client.contract_info(conid, priority))
         if not info.symbol:
             raise ServiceError(ErrorCode.NOT_FOUND, f"conid {conid} is not known to IBKR",
                                [{"field": "underlying_conid", "message": "unknown conid"}])
@@ -148,12 +148,12 @@ class BridgeService:
     async def option_chain(self, req: c.OptionChainRequest, priority: str) -> c.OptionChain:
         await self._ensure_searched(req.underlying_conid, priority)
         raw = await self.client.secdef_strikes(req.underlying_conid, req.month, req.sec_type, req.exchange, priority)
-        calls, puts = parsing.strikes(raw)
+        calls, puts = parsing_contracts.strikes(raw)
         return c.OptionChain(underlying_conid=req.underlying_conid, month=req.month,
                              calls=sorted(set(calls)), puts=sorted(set(puts)))
 
     async def contract_info(self, req: c.ContractInfoRequest, priority: str) -> c.ContractInfo:
-        return parsing.contract_info(req.conid, await self.client.contract_info(req.conid, priority))
+        return parsing_contracts.contract_info(req.conid, await self.client.contract_info(req.conid, priority))
 
     async def secdef_info(self, req: c.SecdefInfoRequest, priority: str) -> c.SecdefInfoResult:
         if req.sec_type in ("OPT", "FOP", "WAR"):
@@ -161,10 +161,10 @@ class BridgeService:
         strike = None if req.strike is None else _plain(req.strike)
         raw = await self.client.secdef_info(req.conid, req.sec_type, req.month, strike, req.right, req.exchange,
                                             priority)
-        return c.SecdefInfoResult(contracts=parsing.secdef_info(raw))
+        return c.SecdefInfoResult(contracts=parsing_contracts.secdef_info(raw))
 
     async def secdef(self, req: c.SecdefRequest, priority: str) -> c.SecdefResult:
-        return c.SecdefResult(contracts=parsing.secdef(await self.client.trsrv_secdef(req.conids, priority)))
+        return c.SecdefResult(contracts=parsing_contracts.secdef(await self.client.trsrv_secdef(req.conids, priority)))
 
     # ---- market data -------------------------------------------------------------------------
 
@@ -191,7 +191,7 @@ class BridgeService:
         rows: dict[int, tuple[m.Snapshot | None, bool]] = {}
         for item in raw if isinstance(raw, list) else []:
             if isinstance(item, dict):
-                snap, has_data = parsing.snapshot(item)
+                snap, has_data = parsing_contracts.snapshot(item)
                 if snap is not None:
                     rows[snap.conid] = (snap, has_data)
         return rows

@@ -13,11 +13,11 @@ from decimal import Decimal
 from typing import Any
 
 from ibkr_sync_worker.normalize import (
-    AccountRecord,
     OrderRecord,
     PositionRecord,
     merge_fills,
 )
+from ibkr_sync_worker.normalize_account import AccountRecord
 
 REJECTED = frozenset({"inactive", "failed"})
 #: Fills of a first-seen order count as "just seen" (worth a follow-up sync) only when this recent.

@@ -30,13 +30,12 @@ from ibkr_sync_worker.diff import (
     diff_positions,
 )
 from ibkr_sync_worker.normalize import (
-    AccountRecord,
     OrderRecord,
     PositionRecord,
-    account_from_row,
     order_from_row,
     position_from_row,
 )
+from ibkr_sync_worker.normalize_account import AccountRecord, account_from_row
 
 CHUNK = 500
 POSITION_FIELDS = [c for c in PositionRecord.__dataclass_fields__]

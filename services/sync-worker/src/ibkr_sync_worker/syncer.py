@@ -27,7 +27,6 @@ from ibkr_sync_worker.normalize import (
     BadRecord,
     OrderRecord,
     PositionRecord,
-    account_from_summary,
     fill_from_trade,
     merge_fills,
     order_from_live,
@@ -36,6 +35,7 @@ from ibkr_sync_worker.normalize import (
     trade_order_id,
     with_fills,
 )
+from ibkr_sync_worker.normalize_account import account_from_summary
 from ibkr_sync_worker.pnl import check_pnl
 from ibkr_sync_worker.settings import SyncSettings
 from ibkr_sync_worker.store import AccountSnapshot, SyncStore

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import logging
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,7 +45,20 @@ def settings_class(module_name: str) -> type[CommonSettings]:
 
 
 def document(service: str) -> dict[str, Any]:
-    """The AsyncAPI document of one service, built from its defaults."""
+    """The AsyncAPI document of one service, built from its defaults in a fresh interpreter.
+
+    FastStream's generator keeps process-wide state (schema names seen before), so a document built
+    after other apps in the same process can differ; a subprocess makes it depend on the code alone.
+    """
+    out = subprocess.run(
+        [sys.executable, "-m", "ibkr_devstack.asyncapi", "--one", service],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
+def _build_document(service: str) -> dict[str, Any]:
     module_name = f"ibkr_{service.replace('-', '_')}"
     with clean_environment():
         settings = settings_class(module_name)()
@@ -68,7 +83,11 @@ def generate(out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    """Entry point of `make asyncapi`."""
+    """Entry point of `make asyncapi` (and, with `--one SERVICE`, of one document on stdout)."""
+    if len(sys.argv) == 3 and sys.argv[1] == "--one":
+        logging.disable(logging.CRITICAL)
+        print(json.dumps(_build_document(sys.argv[2])))
+        return
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/asyncapi").resolve()
     for path in generate(out):
         print(f"wrote {path}")

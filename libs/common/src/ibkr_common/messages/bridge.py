@@ -9,37 +9,53 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field
 
-Priority = Literal["order", "session", "account", "sync"]
-AccountId = str
-ACCOUNT_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+from ibkr_common.messages.bridge_base import (
+    ACCOUNT_PATTERN,
+    AccountId,
+    AccountRequest,
+    BridgeRequest,
+    Empty,
+    OrderStatus,
+    Priority,
+)
+from ibkr_common.messages.bridge_orders import (
+    CancelRequest,
+    CancelResult,
+    Confirmation,
+    LiveOrder,
+    LiveOrders,
+    LiveOrdersRequest,
+    LookupRequest,
+    LookupResult,
+    ModifyRequest,
+    OrderSpec,
+    OrderStatusRequest,
+    OrderStatusResult,
+    PlacedOrder,
+    PlaceOrderRequest,
+    PlaceOrderResult,
+    ReplyRequest,
+    SuppressRequest,
+    SuppressResult,
+    WhatIfRequest,
+    WhatIfResult,
+)
 
-#: Normalised order status (IBKR's strings are mapped by the bridge).
-OrderStatus = Literal[
-    "pending_submit", "pre_submitted", "submitted", "filled", "pending_cancel", "cancelled",
-    "inactive", "warn_state", "failed", "unknown",
+__all__ = [
+    "ACCOUNT_PATTERN", "AccountId", "AccountRequest", "AccountSummary", "AccountsList", "BridgeRequest",
+    "CancelRequest", "CancelResult", "Confirmation", "Empty", "InvalidateResult", "Ledger", "LedgerEntry",
+    "LiveOrder", "LiveOrders", "LiveOrdersRequest", "LogoutResult", "LookupRequest", "LookupResult",
+    "ModifyRequest", "OrderSpec", "OrderStatus", "OrderStatusRequest", "OrderStatusResult", "PlaceOrderRequest",
+    "PlaceOrderResult", "PlacedOrder", "Pnl", "PnlRow", "PortfolioAccount", "PortfolioAccounts", "Position",
+    "PositionRequest", "Positions", "PositionsPageRequest", "Priority", "ReauthenticateResult", "ReplyRequest",
+    "SessionInitRequest", "SessionStatus", "Snapshot", "SnapshotRequest", "Snapshots", "SuppressRequest",
+    "SuppressResult", "TickleResult", "Trade", "Trades", "TradesRequest", "ValidateResult", "WhatIfRequest",
+    "WhatIfResult",
 ]
-
-
-class BridgeRequest(BaseModel):
-    """Base of every bridge request: unknown fields are refused, `priority` is optional."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    priority: Priority | None = Field(None, description="Queue priority; default by operation.")
-
-
-class Empty(BridgeRequest):
-    """A request without parameters (`{}`)."""
-
-
-class AccountRequest(BridgeRequest):
-    account_id: str = Field(pattern=ACCOUNT_PATTERN)
-
-
 # ---- session ---------------------------------------------------------------------------------
 
 
@@ -214,219 +230,6 @@ class Positions(BaseModel):
 
 class InvalidateResult(BaseModel):
     invalidated: bool
-
-
-# ---- orders ----------------------------------------------------------------------------------
-
-
-class OrderSpec(BaseModel):
-    """One order of a placement (IBKR fields are produced by the bridge)."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    conid: int | None = Field(None, gt=0)
-    conidex: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[0-9;/,@A-Z.-]+$")
-    side: Literal["BUY", "SELL"]
-    quantity: Decimal = Field(gt=0)
-    order_type: Literal["MKT", "LMT", "STP", "STP_LMT"]
-    price: Decimal | None = Field(None, gt=0, description="Limit price (LMT, STP_LMT) or stop price (STP).")
-    aux_price: Decimal | None = Field(None, gt=0, description="Stop price of a STP_LMT order.")
-    tif: Literal["DAY", "GTC", "IOC", "OPG"] = "DAY"
-    coid: str | None = Field(
-        None, validation_alias=AliasChoices("cOID", "coid", "client_order_id"),
-        pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Client order id (cOID): the idempotency key.",
-    )
-    parent_id: str | None = Field(None, validation_alias=AliasChoices("parentId", "parent_id"))
-    outside_rth: bool = False
-    listing_exchange: str | None = Field(None, pattern=r"^[A-Z0-9.]{1,16}$")
-    sec_type: str | None = Field(None, pattern=r"^[0-9]+:[A-Z]{2,5}$", description="IBKR's `conid:TYPE`.")
-    referrer: str | None = Field(None, max_length=64)
-    is_single_group: bool | None = None
-
-    @model_validator(mode="after")
-    def _consistent(self) -> OrderSpec:
-        if (self.conid is None) == (self.conidex is None):
-            raise ValueError("exactly one of conid and conidex is required")
-        if self.order_type in ("LMT", "STP", "STP_LMT") and self.price is None:
-            raise ValueError(f"price is required for {self.order_type}")
-        if self.order_type == "STP_LMT" and self.aux_price is None:
-            raise ValueError("aux_price (the stop price) is required for STP_LMT")
-        return self
-
-
-class PlaceOrderRequest(AccountRequest):
-    """`bridge.orders.place` (only compliance may publish it). `orders[0].cOID` is required."""
-
-    orders: list[OrderSpec] = Field(min_length=1, max_length=10)
-
-    @model_validator(mode="after")
-    def _parent_coid(self) -> PlaceOrderRequest:
-        if not self.orders[0].coid:
-            raise ValueError("orders.0.cOID is required (the idempotency key)")
-        return self
-
-
-class Confirmation(BaseModel):
-    """IBKR's question, passed through untouched; answer it with `bridge.orders.reply`."""
-
-    reply_id: str
-    messages: list[str]
-    message_ids: list[str] = []
-    options: list[str] = []
-
-
-class PlacedOrder(BaseModel):
-    order_id: str | None = None
-    order_status: OrderStatus | None = None
-    ibkr_status: str | None = None
-    text: str | None = None
-
-
-class PlaceOrderResult(BaseModel):
-    """Outcome of a placement, reply or modify.
-
-    submitted: IBKR took it (`order_id`); confirmation_required: answer `confirmation` with
-    orders.reply; rejected: IBKR refused (`message`); unknown: the answer was lost and no order
-    with the cOID was found (`evidence`); never sent twice.
-    """
-
-    status: Literal["submitted", "confirmation_required", "rejected", "unknown"]
-    client_order_id: str | None = None
-    order_id: str | None = None
-    order_status: OrderStatus | None = None
-    confirmation: Confirmation | None = None
-    message: str | None = None
-    orders: list[PlacedOrder] = []
-    evidence: dict[str, Any] | None = None
-    prompt: dict[str, Any] | None = None
-
-
-class ReplyRequest(BridgeRequest):
-    """`bridge.orders.reply`: answer IBKR's question. Give account_id + client_order_id so a lost
-    answer can be resolved by cOID."""
-
-    reply_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")
-    confirmed: bool
-    account_id: str | None = Field(None, pattern=ACCOUNT_PATTERN)
-    client_order_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
-
-
-class CancelRequest(AccountRequest):
-    order_id: str = Field(pattern=r"^(-1|[0-9]{1,20})$", description="IBKR order id; -1 cancels all.")
-
-
-class CancelResult(BaseModel):
-    order_id: str
-    message: str | None = None
-    conid: int | None = None
-    status: Literal["cancel_requested"] = "cancel_requested"
-
-
-class ModifyRequest(AccountRequest):
-    """`bridge.orders.modify`: the full order with the changed values (IBKR wants every field)."""
-
-    order_id: str = Field(pattern=r"^[0-9]{1,20}$")
-    order: OrderSpec
-
-
-class WhatIfRequest(AccountRequest):
-    orders: list[OrderSpec] = Field(min_length=1, max_length=10)
-
-
-class WhatIfResult(BaseModel):
-    amount: Decimal | None = None
-    commission: Decimal | None = None
-    total: Decimal | None = None
-    equity_change: Decimal | None = None
-    initial_margin_change: Decimal | None = None
-    initial_margin_after: Decimal | None = None
-    maintenance_margin_change: Decimal | None = None
-    maintenance_margin_after: Decimal | None = None
-    position_after: Decimal | None = None
-    warning: str | None = None
-    error: str | None = None
-
-
-class LiveOrdersRequest(BridgeRequest):
-    """`bridge.orders.live`. Filtering happens in the bridge (an IBKR filter would stop updates)."""
-
-    account_id: str | None = Field(None, pattern=ACCOUNT_PATTERN)
-    status: list[OrderStatus] | None = None
-    force: bool = Field(False, description="Clear IBKR's cache first (costs one extra call, >= 5 s).")
-    max_age_s: float = Field(5.0, ge=0, le=300, description="A cached answer this young is good enough.")
-
-
-class LiveOrder(BaseModel):
-    account_id: str | None = None
-    order_id: str
-    client_order_id: str | None = None
-    conid: int | None = None
-    symbol: str | None = None
-    sec_type: str | None = None
-    side: Literal["BUY", "SELL"] | None = None
-    order_type: str | None = None
-    status: OrderStatus
-    ibkr_status: str | None = None
-    quantity: Decimal | None = None
-    filled_quantity: Decimal | None = None
-    remaining_quantity: Decimal | None = None
-    price: Decimal | None = None
-    aux_price: Decimal | None = None
-    avg_price: Decimal | None = None
-    tif: str | None = None
-    description: str | None = None
-    last_execution_at: datetime | None = None
-
-
-class LiveOrders(BaseModel):
-    orders: list[LiveOrder]
-    as_of: datetime
-    complete: bool = Field(description="False right after a force/first call, when IBKR may still be filling it.")
-
-
-class OrderStatusRequest(BridgeRequest):
-    order_id: str = Field(pattern=r"^[0-9]{1,20}$")
-
-
-class OrderStatusResult(BaseModel):
-    order_id: str
-    account_id: str | None = None
-    conid: int | None = None
-    symbol: str | None = None
-    side: Literal["BUY", "SELL"] | None = None
-    order_type: str | None = None
-    status: OrderStatus
-    ibkr_status: str | None = None
-    quantity: Decimal | None = None
-    filled_quantity: Decimal | None = None
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
-    avg_price: Decimal | None = None
-    tif: str | None = None
-    description: str | None = None
-
-
-class LookupRequest(AccountRequest):
-    """`bridge.orders.lookup`: find an order by its cOID in live orders, then in trades."""
-
-    client_order_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
-
-
-class LookupResult(BaseModel):
-    found: bool
-    client_order_id: str
-    order_id: str | None = None
-    status: OrderStatus | None = None
-    source: Literal["live_orders", "trades"] | None = None
-    evidence: dict[str, Any] = {}
-
-
-class SuppressRequest(BridgeRequest):
-    message_ids: list[str] = Field(min_length=1, max_length=51)
-
-
-class SuppressResult(BaseModel):
-    status: str
 
 
 # ---- trades ----------------------------------------------------------------------------------
