@@ -124,3 +124,21 @@ def test_pdt_flag_is_read_from_the_day_trading_status_text(status, flagged):
     if status is not None:
         s = s.model_copy(update={"texts": {"daytradingstatus-s": status}})
     assert account_from_summary(s).pdt_flag is flagged
+
+
+def test_order_status_brings_a_vanished_order_up_to_date_and_keeps_its_fills():
+    from datetime import UTC, datetime
+
+    from ibkr_common.messages import bridge
+    from ibkr_sync_worker.normalize import OrderRecord, order_from_status
+
+    previous = OrderRecord(account_id=ACCT, order_id="42", status="submitted", quantity=Decimal("10"),
+                           filled_quantity=Decimal("4"), remaining_quantity=Decimal("6"),
+                           fills=({"execution_id": "e1", "quantity": "4"},),
+                           last_execution_at=datetime(2026, 11, 24, 15, tzinfo=UTC))
+    status = bridge.OrderStatusResult(order_id="42", status="filled", quantity=Decimal("10"),
+                                      filled_quantity=Decimal("10"), avg_price=Decimal("101.5"))
+    updated = order_from_status(status, previous)
+    assert updated.status == "filled" and updated.remaining_quantity == 0
+    assert updated.avg_fill_price == Decimal("101.5")
+    assert updated.fills == previous.fills

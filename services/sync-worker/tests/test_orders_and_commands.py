@@ -127,3 +127,31 @@ async def test_syncs_pause_while_logged_out_and_a_full_sync_follows_the_login(
         sim("POST", "/login")
         await events.wait_for(lambda e: e["type"] == "positions.closed", timeout=20)
         assert not scheduler.paused
+
+
+async def test_an_open_order_that_vanishes_from_the_live_list_is_kept_not_guessed_closed(
+    sim, names, events, nats_client, sqlite_url, cpsim_url, start_bridge, start_worker
+):
+    import httpx
+
+    from cpsim.testing import place_confirmed
+
+    with httpx.Client(base_url=cpsim_url, verify=False, timeout=10) as gw:
+        gw.get("/v1/api/iserver/accounts")
+        status, placed = place_confirmed(gw, {"conid": 265598, "orderType": "LMT", "side": "BUY", "tif": "GTC",
+                                              "quantity": 1, "price": 1.0, "cOID": "vanish-1"})
+    assert status == 200, placed
+    async with start_bridge(), start_worker(sqlite_url):
+        assert (await request(nats_client, names.subject("sync.trigger"), {}))["ok"]
+        before = await request(nats_client, names.subject("orders.get"), {"account_id": ACCT})
+        [order] = [o for o in before["result"]["orders"] if o["client_order_id"] == "vanish-1"]
+        assert order["status"] in ("submitted", "pre_submitted")
+        sim("POST", "/reset")  # a new gateway session: the live list and order status forget the order
+        sim("POST", "/limits", {"enabled": False})
+        reply = await request(nats_client, names.subject("sync.trigger"), {}, timeout=60)
+        assert reply["ok"] is True, reply
+        assert any(p["kind"] == "orders_unconfirmed" for p in reply["result"]["problems"]), reply
+        after = await request(nats_client, names.subject("orders.get"), {"account_id": ACCT})
+        [kept] = [o for o in after["result"]["orders"] if o["client_order_id"] == "vanish-1"]
+        assert kept["status"] == order["status"]
+        assert not [e for e in events.items if e["type"] == "orders.cancelled"]

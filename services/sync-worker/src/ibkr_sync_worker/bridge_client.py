@@ -103,5 +103,9 @@ class BridgeClient:
     async def live_orders(self) -> Any:
         return await self.raw("orders.live", bridge.LiveOrdersRequest(priority="sync"))
 
+    async def order_status(self, order_id: str) -> bridge.OrderStatusResult:
+        return await self.call("orders.status", bridge.OrderStatusRequest(order_id=order_id, priority="sync"),
+                               bridge.OrderStatusResult)
+
     async def trades(self, days: int) -> Any:
         return await self.raw("trades.list", bridge.TradesRequest(days=days, priority="sync"))

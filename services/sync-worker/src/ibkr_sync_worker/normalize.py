@@ -265,6 +265,17 @@ def order_from_live(o: bridge.LiveOrder, account_id: str) -> OrderRecord:
     )
 
 
+def order_from_status(s: bridge.OrderStatusResult, previous: OrderRecord) -> OrderRecord:
+    """An order the live list no longer shows, brought up to date from IBKR's order status."""
+    quantity = dec(s.quantity) if s.quantity is not None else previous.quantity
+    filled = dec(s.filled_quantity) if s.filled_quantity is not None else previous.filled_quantity
+    remaining = quantity - filled if quantity is not None and filled is not None else previous.remaining_quantity
+    return replace(
+        previous, status=s.status, quantity=quantity, filled_quantity=filled, remaining_quantity=remaining,
+        avg_fill_price=dec(s.avg_price) if s.avg_price is not None else previous.avg_fill_price,
+    )
+
+
 def fill_from_trade(t: bridge.Trade) -> dict[str, Any]:
     """One execution as kept in `ibkr_orders.fills` (JSON: Decimals as strings)."""
     return _canon(

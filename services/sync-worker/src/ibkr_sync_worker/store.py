@@ -30,6 +30,7 @@ from ibkr_sync_worker.diff import (
     diff_positions,
 )
 from ibkr_sync_worker.normalize import (
+    FINAL_STATUSES,
     OrderRecord,
     PositionRecord,
     order_from_row,
@@ -282,6 +283,18 @@ class SyncStore:
             query = query.order_by(Order.updated_at.desc(), Order.id.desc()).limit(limit)
             rows = (await session.execute(query)).scalars()
             return [OrderView.model_validate(r, from_attributes=True) for r in rows]
+
+    async def open_orders(self, account_id: str) -> dict[str, OrderRecord]:
+        """Orders of the account stored with a status that is not final."""
+        cols = [getattr(Order, name) for name in ORDER_FIELDS]
+        async with user_transaction(self.sessions, self.user_id) as session:
+            rows = await session.execute(
+                select(*cols).where(
+                    Order.connection == self.connection, Order.account_id == account_id,
+                    Order.status.not_in(sorted(FINAL_STATUSES)),
+                )
+            )
+            return {row["order_id"]: order_from_row(dict(row)) for row in rows.mappings()}
 
     async def account(self, account_id: str) -> AccountView | None:
         async with user_transaction(self.sessions, self.user_id) as session:

@@ -30,6 +30,7 @@ from ibkr_sync_worker.normalize import (
     fill_from_trade,
     merge_fills,
     order_from_live,
+    order_from_status,
     order_from_trades,
     position_from_bridge,
     trade_order_id,
@@ -44,6 +45,9 @@ log = logging.getLogger("ibkr_sync_worker.syncer")
 PAGE_SIZE = 100
 MAX_PAGES = 1000
 
+
+#: Open orders missing from the live list that are looked up (orders.status) per round.
+VANISHED_PER_ROUND = 10
 
 class SyncAborted(Exception):
     """The round could not run at all (not authenticated, bridge absent, unknown account)."""
@@ -271,9 +275,33 @@ class Syncer:
                     orders[oid] = (with_fills(record, fills), True)
                 else:
                     orders[oid] = (order_from_trades(oid, acct, executions), False)
+            if live_ok:
+                await self._recheck_vanished(acct, orders, rnd)
             snap.orders = orders
             if live_ok and trades_ok:
                 self._mark(acct, "orders")
+
+    async def _recheck_vanished(self, acct: str, orders: dict[str, tuple[OrderRecord, bool]], rnd: _Round) -> None:
+        """Open orders the live list no longer shows are asked about one by one, never guessed closed."""
+        try:
+            stored = await self.store.open_orders(acct)
+        except Exception as exc:
+            rnd.problem("store_failed", acct, f"open orders not readable: {type(exc).__name__}")
+            return
+        vanished = [oid for oid in stored if oid not in orders][:VANISHED_PER_ROUND]
+        unconfirmed = []
+        for oid in vanished:
+            try:
+                status = await self.bridge.order_status(oid)
+            except BridgeError as exc:
+                self._raise_if_unauthenticated(exc)
+                unconfirmed.append(oid)
+                continue
+            orders[oid] = (order_from_status(status, stored[oid]), True)
+        if unconfirmed:
+            rnd.problem("orders_unconfirmed", acct, f"{len(unconfirmed)} open order(s) are missing from the live "
+                        "orders and IBKR gives no status for them; their last known state is kept",
+                        order_ids=unconfirmed)
 
     async def _apply(self, snap: AccountSnapshot, rnd: _Round, result: SyncResult) -> None:
         acct = snap.account_id
