@@ -128,3 +128,18 @@ async def test_path_values_are_checked_and_events_carry_templates_only() -> None
     await transport.call("GET", "/portfolio/{accountId}/summary", path={"accountId": "DU1234567"})
     assert records[-1].path == "/portfolio/{accountId}/summary"
     assert "DU1234567" not in str(records[-1].payload())
+
+
+async def test_the_bridge_keeps_no_gateway_cookies() -> None:
+    import httpx
+
+    from ibkr_gateway_bridge.client.transport import CookielessClient
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        assert "cookie" not in request.headers
+        return httpx.Response(200, json={"ok": 1}, headers={"set-cookie": "x-sess-uuid=secret-session; Path=/"})
+
+    async with CookielessClient(transport=httpx.MockTransport(gateway), base_url="https://gw") as client:
+        await client.get("/one")
+        await client.get("/two")
+        assert list(client.cookies.jar) == []

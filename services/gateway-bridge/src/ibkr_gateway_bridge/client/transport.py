@@ -80,7 +80,7 @@ def tls_verify(settings: BridgeSettings) -> ssl.SSLContext | bool:
 
 def make_http(settings: BridgeSettings) -> httpx.AsyncClient:
     """One keep-alive client with a small pool and explicit timeouts."""
-    return httpx.AsyncClient(
+    return CookielessClient(
         base_url=settings.gateway_url + API_PREFIX,
         verify=tls_verify(settings),
         timeout=httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
@@ -91,6 +91,28 @@ def make_http(settings: BridgeSettings) -> httpx.AsyncClient:
         trust_env=False,
     )
 
+
+
+class _NoCookies(httpx.Cookies):
+    """A jar that keeps nothing: the gateway's REST calls need no cookies (REFERENCE.md section 1)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class CookielessClient(httpx.AsyncClient):
+    """An httpx client that never stores the gateway's cookies: nothing to leak, less work per call."""
+
+    @property  # type: ignore[override]
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, value: object) -> None:
+        return None
+
+
+_NO_COOKIES = _NoCookies()
 
 def needs_of(template: str) -> str | None:
     """Which pre-flight a path needs: "accounts" (/iserver/accounts), "portfolio" or None."""
