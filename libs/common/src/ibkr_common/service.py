@@ -13,7 +13,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from ibkr_common.logs import setup_logging
-from ibkr_common.settings import CommonSettings, SettingsError, exit_on_bad_settings
+from ibkr_common.settings import CommonSettings, DatabaseServiceSettings, SettingsError, exit_on_bad_settings
 from ibkr_common.streams import ensure_stream, events_stream_config
 
 S = TypeVar("S", bound=CommonSettings)
@@ -91,3 +91,12 @@ def document_events(broker: NatsBroker, settings: CommonSettings, event_types: l
             title=f"{event_type}:Event",
             description=f"`{event_type}` event published by {service} on the {settings.events_stream} stream.",
         )
+
+
+async def migrate_at_start(settings: DatabaseServiceSettings) -> None:
+    """Run the migrations at start: always on SQLite (the embedded default), else when configured."""
+    from ibkr_common.db.engine import is_sqlite
+    from ibkr_common.db.migrate import upgrade
+
+    if is_sqlite(settings.database_url) or settings.migrate_on_start:
+        await asyncio.to_thread(upgrade, settings.database_url)

@@ -192,3 +192,12 @@ def exit_on_bad_settings(cls: type[S]) -> S:
     except SettingsError as exc:
         print(f"{cls.__module__}: {exc.message}", file=sys.stderr)
         raise
+
+
+class DatabaseServiceSettings(CommonSettings):
+    """Settings of a service that keeps tables: when to run the migrations."""
+
+    migrate_on_start: bool = Field(
+        True, validation_alias=env("IBKR_MIGRATE_ON_START"),
+        description="Run the database migrations at start (always on SQLite).",
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from faststream import FastStream
@@ -12,9 +11,8 @@ from ibkr_audit.handlers import build_router
 from ibkr_audit.settings import AuditSettings
 from ibkr_audit.store import AuditStore
 from ibkr_common.clock import Clock, SystemClock
-from ibkr_common.db.engine import is_sqlite, make_engine
-from ibkr_common.db.migrate import upgrade
-from ibkr_common.service import ensure_events_stream, jetstream_of, make_broker
+from ibkr_common.db.engine import make_engine
+from ibkr_common.service import ensure_events_stream, jetstream_of, make_broker, migrate_at_start
 from ibkr_common.subjects import Subjects
 
 log = logging.getLogger("ibkr_audit.app")
@@ -36,8 +34,7 @@ def build_app(settings: AuditSettings, *, clock: Clock | None = None) -> FastStr
 
     @app.on_startup
     async def _migrate() -> None:
-        if is_sqlite(settings.database_url) or settings.migrate_on_start:
-            await asyncio.to_thread(upgrade, settings.database_url)
+        await migrate_at_start(settings)
         try:
             seq, _ = await store.head()
         except Exception as exc:  # the database may come later; the writer waits for it

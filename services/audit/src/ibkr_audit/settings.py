@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ibkr_common.settings import CommonSettings, env
+from ibkr_common.settings import DatabaseServiceSettings, env
 
 
-class AuditSettings(CommonSettings):
+class AuditSettings(DatabaseServiceSettings):
     """The audit service's own variables on top of the common ones."""
 
     audit_consumer: str = Field(
@@ -35,8 +35,4 @@ class AuditSettings(CommonSettings):
     audit_retry_max_s: float = Field(
         5.0, validation_alias=env("IBKR_AUDIT_RETRY_MAX_S"), gt=0, le=300,
         description="Longest pause between attempts while the database is unavailable.",
-    )
-    migrate_on_start: bool = Field(
-        True, validation_alias=env("IBKR_MIGRATE_ON_START"),
-        description="Run the database migrations at start (always on SQLite).",
     )

@@ -13,11 +13,17 @@ from faststream.nats import NatsBroker
 from nats.aio.msg import Msg
 
 from ibkr_common.clock import Clock, SystemClock
-from ibkr_common.db.engine import is_sqlite, make_engine, make_sessionmaker
-from ibkr_common.db.migrate import upgrade
+from ibkr_common.db.engine import make_engine, make_sessionmaker
 from ibkr_common.events import EventPublisher
 from ibkr_common.outbox import OutboxRelay
-from ibkr_common.service import document_events, ensure_events_stream, jetstream_of, make_broker, nats_client_of
+from ibkr_common.service import (
+    document_events,
+    ensure_events_stream,
+    jetstream_of,
+    make_broker,
+    migrate_at_start,
+    nats_client_of,
+)
 from ibkr_common.subjects import Subjects, event_type_of
 from ibkr_compliance.admin import ComplianceAdmin
 from ibkr_compliance.controls import Controls
@@ -95,8 +101,7 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
 
     @app.on_startup
     async def _migrate() -> None:
-        if is_sqlite(settings.database_url) or settings.migrate_on_start:
-            await asyncio.to_thread(upgrade, settings.database_url)
+        await migrate_at_start(settings)
 
     @app.after_startup
     async def _start() -> None:

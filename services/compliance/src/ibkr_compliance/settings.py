@@ -25,11 +25,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, field_validator
 
-from ibkr_common.settings import CommonSettings, env
+from ibkr_common.settings import DatabaseServiceSettings, env
 from ibkr_compliance.rules import RulesConfig
 
 
-class ComplianceSettings(CommonSettings):
+class ComplianceSettings(DatabaseServiceSettings):
     """The compliance service's own variables."""
 
     rules_file: Path | None = Field(
@@ -71,10 +71,6 @@ class ComplianceSettings(CommonSettings):
     resolve_on_start: bool = Field(
         True, validation_alias=env("IBKR_COMPLIANCE_RESOLVE_ON_START"),
         description="Resolve ledger rows left pending/unknown by asking the bridge by cOID at start.",
-    )
-    migrate_on_start: bool = Field(
-        True, validation_alias=env("IBKR_MIGRATE_ON_START"),
-        description="Run the database migrations at start (always on SQLite).",
     )
 
     @field_validator("live_enabled_accounts", "question_policy", "disclosure_versions")

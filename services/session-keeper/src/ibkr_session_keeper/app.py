@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
 from faststream import FastStream
 
 from ibkr_common.clock import Clock, SystemClock
-from ibkr_common.db.engine import is_sqlite, make_engine, make_sessionmaker
-from ibkr_common.db.migrate import upgrade
+from ibkr_common.db.engine import make_engine, make_sessionmaker
 from ibkr_common.events import EventPublisher
 from ibkr_common.outbox import OutboxRelay
-from ibkr_common.service import document_events, ensure_events_stream, make_broker, nats_client_of
+from ibkr_common.service import document_events, ensure_events_stream, make_broker, migrate_at_start, nats_client_of
 from ibkr_common.subjects import SESSION_EVENTS, Subjects
 from ibkr_session_keeper.gateway import BridgeClient
 from ibkr_session_keeper.handlers import build_router
@@ -68,8 +66,7 @@ def build_app(settings: SessionKeeperSettings, *, clock: Clock | None = None) ->
 
     @app.on_startup
     async def _prepare() -> None:
-        if is_sqlite(settings.database_url) or settings.migrate_on_start:
-            await asyncio.to_thread(upgrade, settings.database_url)
+        await migrate_at_start(settings)
         await keeper.load()
 
     @app.after_startup

@@ -6,11 +6,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ibkr_common.settings import CommonSettings, env
+from ibkr_common.settings import DatabaseServiceSettings, env
 from ibkr_session_keeper.windows import DEFAULT_WINDOWS, WindowTable, parse_windows
 
 
-class SessionKeeperSettings(CommonSettings):
+class SessionKeeperSettings(DatabaseServiceSettings):
     """Variables of the session-keeper."""
 
     gateway_region: Literal["us", "eu", "asia"] = Field(
@@ -48,10 +48,6 @@ class SessionKeeperSettings(CommonSettings):
     bridge_timeout_s: float = Field(
         15.0, validation_alias=env("IBKR_SESSION_BRIDGE_TIMEOUT_S"), gt=0, le=120,
         description="How long to wait for the gateway-bridge's answer to one session call.",
-    )
-    migrate_on_start: bool = Field(
-        True, validation_alias=env("IBKR_MIGRATE_ON_START"),
-        description="Run the database migrations at start (always on SQLite).",
     )
 
     @field_validator("maintenance_windows")

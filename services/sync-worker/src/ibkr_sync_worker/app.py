@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -10,11 +9,10 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 
 from ibkr_common.clock import Clock, SystemClock
-from ibkr_common.db.engine import is_sqlite, make_engine, make_sessionmaker
-from ibkr_common.db.migrate import upgrade
+from ibkr_common.db.engine import make_engine, make_sessionmaker
 from ibkr_common.events import EventPublisher
 from ibkr_common.outbox import OutboxRelay
-from ibkr_common.service import document_events, ensure_events_stream, make_broker, nats_client_of
+from ibkr_common.service import document_events, ensure_events_stream, make_broker, migrate_at_start, nats_client_of
 from ibkr_common.subjects import Subjects
 from ibkr_sync_worker.bridge_client import BridgeClient
 from ibkr_sync_worker.handlers import Handlers, build_router
@@ -66,8 +64,7 @@ def build_app(settings: SyncSettings, *, clock: Clock | None = None) -> FastStre
 
     @app.on_startup
     async def _migrate() -> None:
-        if is_sqlite(settings.database_url) or settings.migrate_on_start:
-            await asyncio.to_thread(upgrade, settings.database_url)
+        await migrate_at_start(settings)
 
     @app.after_startup
     async def _start() -> None:

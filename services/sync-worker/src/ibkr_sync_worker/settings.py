@@ -6,10 +6,10 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from ibkr_common.settings import CommonSettings, env
+from ibkr_common.settings import DatabaseServiceSettings, env
 
 
-class SyncSettings(CommonSettings):
+class SyncSettings(DatabaseServiceSettings):
     """The sync-worker's own variables; `IBKR_SYNC_INTERVAL` (ms) is a common one."""
 
     trades_days: int = Field(
@@ -44,8 +44,4 @@ class SyncSettings(CommonSettings):
         300, validation_alias=env("IBKR_SYNC_SYNCED_AT_HEARTBEAT_S"), ge=0,
         description="A sync that changed nothing still stamps synced_at in the database this often "
         "(0: never); in between, the service answers with the time it keeps in memory.",
-    )
-    migrate_on_start: bool = Field(
-        True, validation_alias=env("IBKR_MIGRATE_ON_START"),
-        description="Run the database migrations at start (always on SQLite).",
     )
