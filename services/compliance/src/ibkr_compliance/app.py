@@ -16,6 +16,7 @@ from ibkr_common.clock import Clock, SystemClock
 from ibkr_common.db.engine import make_engine, make_sessionmaker
 from ibkr_common.events import EventPublisher
 from ibkr_common.outbox import OutboxRelay
+from ibkr_common.rpc import Rpc
 from ibkr_common.service import (
     document_events,
     ensure_events_stream,
@@ -33,7 +34,6 @@ from ibkr_compliance.instruments import Instruments
 from ibkr_compliance.ledger import Ledger
 from ibkr_compliance.placement import Placement
 from ibkr_compliance.questions import QuestionPolicy
-from ibkr_compliance.rpc import Rpc
 from ibkr_compliance.service import ComplianceService
 from ibkr_compliance.settings import ComplianceSettings
 from ibkr_compliance.state import StateGatherer

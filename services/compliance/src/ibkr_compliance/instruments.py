@@ -12,9 +12,9 @@ from decimal import Decimal
 from ibkr_common.messages.contracts import ContractSearchResult, SecdefInfoResult, SecdefResult
 from ibkr_common.messages.orders import Instrument
 from ibkr_common.replies import ErrorCode, ServiceError
+from ibkr_common.rpc import Rpc, RpcError, RpcUnavailable
 from ibkr_common.subjects import Subjects
 from ibkr_compliance.mapping import contract_symbol, instrument_symbol
-from ibkr_compliance.rpc import Rpc, RpcError, RpcUnavailable
 
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 

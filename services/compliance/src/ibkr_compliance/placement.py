@@ -18,10 +18,10 @@ from ibkr_common.envelope import EventEnvelope
 from ibkr_common.events import EventPublisher
 from ibkr_common.messages.bridge import LookupResult, PlaceOrderResult
 from ibkr_common.replies import ErrorCode, ServiceError
+from ibkr_common.rpc import Rpc, RpcError, RpcUnavailable
 from ibkr_common.subjects import Subjects
 from ibkr_compliance.ledger import DecisionRecord, Ledger, LedgerEntry
 from ibkr_compliance.questions import QuestionPolicy
-from ibkr_compliance.rpc import Rpc, RpcError, RpcUnavailable
 
 #: Bridge error codes that mean the order never left: safe to record as `failed`.
 NOT_SENT = frozenset({"VALIDATION_ERROR", "RATE_LIMITED", "NOT_AUTHENTICATED", "ENVIRONMENT_MISMATCH",

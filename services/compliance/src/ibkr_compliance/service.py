@@ -24,6 +24,7 @@ from ibkr_common.messages.orders import (
 )
 from ibkr_common.messages.sync import OrdersResult
 from ibkr_common.replies import ErrorCode, ServiceError
+from ibkr_common.rpc import Rpc, RpcError, RpcUnavailable
 from ibkr_common.subjects import Subjects
 from ibkr_compliance.controls import Controls
 from ibkr_compliance.disclosures import DisclosureCatalogue
@@ -31,7 +32,6 @@ from ibkr_compliance.instruments import Instruments
 from ibkr_compliance.ledger import UNRESOLVED, DecisionRecord, DuplicateOrder, Ledger, LedgerEntry
 from ibkr_compliance.mapping import bridge_order, engine_order
 from ibkr_compliance.placement import Pending, Placement
-from ibkr_compliance.rpc import Rpc, RpcError, RpcUnavailable
 from ibkr_compliance.rules import RulesConfig, ServiceFlags, evaluate
 from ibkr_compliance.state import Gathered, StateGatherer
 

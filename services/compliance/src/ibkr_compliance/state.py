@@ -22,10 +22,10 @@ from ibkr_common.messages.orders import Instrument, OrderRequest
 from ibkr_common.messages.session import SessionStatusResult
 from ibkr_common.messages.sync import AccountView, OrdersResult, PositionsResult
 from ibkr_common.replies import ErrorCode, ServiceError
+from ibkr_common.rpc import Rpc, RpcError, RpcUnavailable
 from ibkr_common.subjects import Subjects
 from ibkr_compliance.instruments import Instruments
 from ibkr_compliance.mapping import account_state, position_symbol
-from ibkr_compliance.rpc import Rpc, RpcError, RpcUnavailable
 from ibkr_compliance.rules import AccountState, MarketData, Quote
 
 

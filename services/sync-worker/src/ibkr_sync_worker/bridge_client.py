@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 from pydantic import BaseModel, ValidationError
 
 from ibkr_common.messages import bridge
 from ibkr_common.replies import ErrorCode
+from ibkr_common.rpc import Requester, Rpc, RpcError, RpcUnavailable
 from ibkr_common.subjects import Subjects
 
 log = logging.getLogger("ibkr_sync_worker.bridge")
 R = TypeVar("R", bound=BaseModel)
-
-
-class Requester(Protocol):
-    """What is needed of a NATS client: request/reply with a timeout."""
-
-    async def request(self, subject: str, payload: bytes = b"", timeout: float = 0.5) -> Any: ...
 
 
 class BridgeError(Exception):
@@ -44,32 +36,23 @@ class BridgeClient:
 
     def __init__(self, nc: Requester, subjects: Subjects, *, timeout_s: float = 30.0) -> None:
         self.nc = nc
+        self._rpc = Rpc(lambda: nc)
         self.subjects = subjects
         self.timeout_s = timeout_s
         self.requests = 0
 
     async def raw(self, operation: str, request: BaseModel) -> Any:
         """The bridge's `result` as plain JSON (for replies validated item by item)."""
-        data = request.model_dump(mode="json", exclude_none=True, by_alias=False)
         self.requests += 1
         try:
-            msg = await self.nc.request(self.subjects.bridge(operation), json.dumps(data).encode(),
-                                        timeout=self.timeout_s)
-        except NoRespondersError:
+            return await self._rpc.call(self.subjects.bridge(operation),
+                                        request.model_dump(mode="json", exclude_none=True), self.timeout_s)
+        except RpcUnavailable as exc:
+            if exc.sent:
+                raise BridgeError(ErrorCode.TIMEOUT, f"no answer in {self.timeout_s:.0f} s", operation) from None
             raise BridgeError(ErrorCode.GATEWAY_UNAVAILABLE, "the gateway-bridge is not running", operation) from None
-        except NatsTimeout:
-            raise BridgeError(ErrorCode.TIMEOUT, f"no answer in {self.timeout_s:.0f} s", operation) from None
-        try:
-            reply = json.loads(msg.data)
-        except (ValueError, TypeError):
-            raise BridgeError(ErrorCode.INTERNAL, "the bridge answered with invalid JSON", operation) from None
-        if not isinstance(reply, dict):
-            raise BridgeError(ErrorCode.INTERNAL, "the bridge answered with a non-object", operation)
-        if not reply.get("ok"):
-            error = reply.get("error") or {}
-            raise BridgeError(str(error.get("code", ErrorCode.INTERNAL)), str(error.get("message", "")), operation,
-                              error.get("details"))
-        return reply.get("result")
+        except RpcError as exc:
+            raise BridgeError(exc.code, exc.message, operation, exc.details) from None
 
     async def call(self, operation: str, request: BaseModel, result: type[R]) -> R:
         """Request `bridge.<operation>` and validate the result as `result`."""

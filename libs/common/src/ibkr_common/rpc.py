@@ -1,10 +1,10 @@
-"""Request/reply over NATS to the other services, in the reply shape of CONTRACT.md."""
+"""Request/reply over NATS to another service, unwrapping the reply shape of CONTRACT.md."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import nats.errors
 from nats.aio.client import Client
@@ -31,10 +31,16 @@ class RpcUnavailable(Exception):
         self.sent = sent
 
 
+class Requester(Protocol):
+    """What is needed of a NATS client: request/reply with a timeout."""
+
+    async def request(self, subject: str, payload: bytes = b"", timeout: float = 0.5) -> Any: ...
+
+
 class Rpc:
     """Sends JSON requests with a plain nats-py client and unwraps `{"ok", "result"|"error"}`."""
 
-    def __init__(self, client: Callable[[], Client]) -> None:
+    def __init__(self, client: Callable[[], Client | Requester]) -> None:
         self._client = client
 
     async def call(self, subject: str, payload: dict[str, Any], timeout: float) -> Any:
@@ -48,7 +54,7 @@ class Rpc:
             raise RpcUnavailable(subject, sent=True) from None
         try:
             body = json.loads(msg.data)
-        except json.JSONDecodeError:
+        except (ValueError, TypeError):
             raise RpcError("INTERNAL", f"{subject}: reply is not JSON") from None
         if not isinstance(body, dict) or "ok" not in body:
             raise RpcError("INTERNAL", f"{subject}: reply without ok")
