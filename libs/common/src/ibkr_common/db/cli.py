@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("upgrade", help="apply migrations (a second run is a no-op)")
     up.add_argument("--database-url", default=os.environ.get("DATABASE_URL", "sqlite+aiosqlite:///.var/ibkr.db"))
     up.add_argument("--create-app-role", action="store_true",
-                    help=f"PostgreSQL: create/refresh the login role {APP_ROLE} (password from IBKR_APP_ROLE_PASSWORD)")
+                    help="PostgreSQL: create/refresh the services' login role (password from IBKR_APP_ROLE_PASSWORD)")
+    up.add_argument("--app-role", default=APP_ROLE, help=f"name of that role (default {APP_ROLE})")
     cur = sub.add_parser("current", help="print the database's revision")
     cur.add_argument("--database-url", default=os.environ.get("DATABASE_URL", "sqlite+aiosqlite:///.var/ibkr.db"))
     args = parser.parse_args(argv)
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         engine = create_engine(sync_url(args.database_url), isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
-            create_app_role(conn, password)
+            create_app_role(conn, password, args.app_role)
         engine.dispose()
     print(f"database at revision {current_revision(args.database_url)}")
     return 0
