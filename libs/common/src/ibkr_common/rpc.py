@@ -31,6 +31,21 @@ class RpcUnavailable(Exception):
         self.sent = sent
 
 
+def unwrap_reply(subject: str, raw: bytes) -> Any:
+    """The `result` of a `{"ok", "result"|"error"}` reply; raises RpcError for an error or garbage."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, TypeError):
+        raise RpcError("BAD_REPLY", f"{subject}: reply is not JSON: {raw[:60]!r}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("ok"), bool):
+        raise RpcError("BAD_REPLY", f"{subject}: reply has no ok flag: {str(body)[:60]}")
+    if body["ok"]:
+        return body.get("result")
+    raw_error = body.get("error")
+    error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+    raise RpcError(str(error.get("code") or "INTERNAL"), str(error.get("message") or ""), error.get("details"))
+
+
 class Requester(Protocol):
     """What is needed of a NATS client: request/reply with a timeout."""
 
@@ -52,13 +67,4 @@ class Rpc:
             raise RpcUnavailable(subject, sent=False) from None
         except nats.errors.TimeoutError:
             raise RpcUnavailable(subject, sent=True) from None
-        try:
-            body = json.loads(msg.data)
-        except (ValueError, TypeError):
-            raise RpcError("INTERNAL", f"{subject}: reply is not JSON") from None
-        if not isinstance(body, dict) or "ok" not in body:
-            raise RpcError("INTERNAL", f"{subject}: reply without ok")
-        if body["ok"] is True:
-            return body.get("result")
-        error = body.get("error") or {}
-        raise RpcError(str(error.get("code", "INTERNAL")), str(error.get("message", "")), error.get("details"))
+        return unwrap_reply(subject, msg.data)

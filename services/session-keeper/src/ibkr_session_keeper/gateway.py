@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from ibkr_common.messages.bridge import SessionStatus, TickleResult
 from ibkr_common.replies import ErrorCode
+from ibkr_common.rpc import RpcError, unwrap_reply
 from ibkr_common.subjects import Subjects
 from ibkr_session_keeper.state import Observation
 
@@ -34,19 +35,11 @@ class BridgeReply:
 
 
 def decode_reply(raw: bytes) -> BridgeReply:
-    """Decode `{"ok", "result" | "error"}`; anything else is a GATEWAY_UNAVAILABLE with detail."""
+    """Decode `{"ok", "result" | "error"}`; anything else is a BAD_REPLY with detail."""
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return BridgeReply(code="BAD_REPLY", message=f"bridge reply is not JSON: {raw[:60]!r}")
-    if not isinstance(body, dict) or not isinstance(body.get("ok"), bool):
-        return BridgeReply(code="BAD_REPLY", message=f"bridge reply has no ok flag: {str(body)[:60]}")
-    if body["ok"]:
-        return BridgeReply(result=body.get("result"))
-    raw_error = body.get("error")
-    error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
-    return BridgeReply(code=str(error.get("code") or "INTERNAL"), message=str(error.get("message") or ""),
-                       details=error.get("details"))
+        return BridgeReply(result=unwrap_reply("bridge", raw))
+    except RpcError as exc:
+        return BridgeReply(code=exc.code, message=exc.message, details=exc.details)
 
 
 def error_observation(reply: BridgeReply) -> Observation | None:
