@@ -16,6 +16,7 @@ from ibkr_common.clock import Clock, SystemClock
 from ibkr_common.db.models import OutboxEvent
 from ibkr_common.envelope import EventEnvelope
 from ibkr_common.events import EventPublisher
+from ibkr_common.tasks import stop_task, wait_event
 
 log = logging.getLogger("ibkr_common.outbox")
 
@@ -95,10 +96,7 @@ class OutboxRelay:
             if published >= self.batch:
                 continue
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.idle_s)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, self.idle_s)
 
     def start(self) -> None:
         """Run in the background."""
@@ -106,9 +104,7 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         """Publish what is pending (best effort) and stop."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await stop_task(self._task)
         try:
             await self.relay_once()
         except Exception:

@@ -29,6 +29,7 @@ from ibkr_audit.store import AuditStore, DeadLetterItem
 from ibkr_common.envelope import EventEnvelope
 from ibkr_common.logs import redact as redact_text
 from ibkr_common.subjects import event_type_of
+from ibkr_common.tasks import stop_task
 
 log = logging.getLogger("ibkr_audit.consumer")
 
@@ -193,16 +194,12 @@ class AuditConsumer:
         self._stopping = True
         if self._tasks:
             fetcher, writer = self._tasks
-            fetcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await fetcher
+            await stop_task(fetcher)
             try:
                 await asyncio.wait_for(self._drain(), timeout_s)
             except TimeoutError:
                 log.warning("stopping with unstored messages; they will be redelivered")
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await writer
+            await stop_task(writer)
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()

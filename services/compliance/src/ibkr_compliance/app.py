@@ -26,6 +26,7 @@ from ibkr_common.service import (
     nats_client_of,
 )
 from ibkr_common.subjects import Subjects, event_type_of
+from ibkr_common.tasks import stop_tasks
 from ibkr_compliance.admin import ComplianceAdmin
 from ibkr_compliance.controls import Controls
 from ibkr_compliance.disclosures import DisclosureCatalogue
@@ -113,9 +114,7 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
 
     @app.on_shutdown
     async def _stop() -> None:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_tasks(tasks)
         await relay.stop()
         await publisher.close()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from nats.js import JetStreamContext
 
 from ibkr_common.events import EventPublisher
+from ibkr_common.tasks import stop_task
 from ibkr_gateway_bridge.client.transport import CallRecord
 
 log = logging.getLogger(__name__)
@@ -77,9 +77,6 @@ class CallEvents:
         deadline = asyncio.get_running_loop().time() + timeout_s
         while self._pending and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         await self.publisher.close()

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ibkr_common.tasks import wait_event
+
 PRIORITY_RANK: dict[str, int] = {"order": 0, "session": 0, "account": 1, "sync": 2}
 RATE_SAFETY = 0.98
 SPACING_MARGIN_S = 0.05
@@ -299,7 +301,4 @@ class PriorityLimiter:
                 continue
             if not self._waiters:
                 break
-            try:
-                await asyncio.wait_for(self._wake.wait(), None if math.isinf(sleep) else max(sleep, 0.001))
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, None if math.isinf(sleep) else max(sleep, 0.001))

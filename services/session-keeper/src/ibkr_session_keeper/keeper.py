@@ -23,6 +23,7 @@ from ibkr_common.events import EventPublisher
 from ibkr_common.messages.session import SessionStatusResult
 from ibkr_common.outbox import OutboxRelay
 from ibkr_common.replies import ErrorCode, ServiceError
+from ibkr_common.tasks import stop_task, wait_event
 from ibkr_session_keeper.gateway import BridgeClient
 from ibkr_session_keeper.state import (
     BAD_KEYS,
@@ -99,9 +100,7 @@ class Keeper:
 
     async def stop(self) -> None:
         """Stop the loop; write what is still unwritten."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await stop_task(self._task)
         if self._pending or self._dirty:
             await self._commit(Outcome(changed=True))
 
@@ -126,11 +125,7 @@ class Keeper:
             except Exception:
                 log.exception("session loop step failed; carrying on")
             self._wake.clear()
-            timeout = max(0.0, min(self.check_every_s, next_tickle - loop.time()))
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, max(0.0, min(self.check_every_s, next_tickle - loop.time())))
 
     # ---- steps -------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from ibkr_common.subjects import Subjects
+from ibkr_common.tasks import stop_tasks
 from ibkr_sync_worker.bridge_client import BridgeError
 from ibkr_sync_worker.syncer import SyncAborted, Syncer, SyncResult
 
@@ -52,11 +53,7 @@ class SyncScheduler:
         self._wake.set()
         for timer in self._timers:
             timer.cancel()
-        for task in self._tasks:
-            # asyncio.wait_for in 3.11 can swallow a cancellation that races with a reply: insist.
-            while not task.done():
-                task.cancel()
-                await asyncio.wait([task], timeout=0.5)
+        await stop_tasks(self._tasks)
         for _, future in self._pending:
             if not future.done():
                 future.set_exception(SyncAborted("UNAVAILABLE", "the sync-worker is stopping"))
