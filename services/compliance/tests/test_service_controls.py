@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,19 @@ async def test_check_at_another_time_evaluates_as_of_then(
     assert "ORDER_QUEUED_UNTIL_NEXT_SESSION" in codes
     assert reply["result"]["computed"]["next_session"] == "2026-11-30"
     assert submit["error"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_check_at_a_later_time_measures_data_age_on_the_real_clock(
+    nats_client: Any, stack: Stack, start_compliance: Any, sqlite_url: str
+) -> None:
+    later = (datetime.now(UTC) + timedelta(hours=20)).isoformat()
+    async with start_compliance(sqlite_url):
+        await acknowledged(nats_client, stack)
+        await synced(nats_client, stack)
+        reply = await call(nats_client, stack, "orders.check", order(coid("later"), at=later))
+    codes = [r["code"] for r in reply["result"]["reasons"]]
+    assert reply["ok"] and "STALE_ACCOUNT_DATA" not in codes, codes
+    assert Decimal(reply["result"]["computed"]["snapshot_age_s"]) < 60
 
 
 async def test_ibkr_question_asks_the_user_and_confirm_submits_with_the_answer_logged(

@@ -32,7 +32,7 @@ from ibkr_compliance.instruments import Instruments
 from ibkr_compliance.ledger import UNRESOLVED, DecisionRecord, DuplicateOrder, Ledger, LedgerEntry
 from ibkr_compliance.mapping import bridge_order, engine_order
 from ibkr_compliance.placement import Pending, Placement
-from ibkr_compliance.rules import RulesConfig, ServiceFlags, evaluate
+from ibkr_compliance.rules import MarketData, RulesConfig, ServiceFlags, evaluate
 from ibkr_compliance.state import Gathered, StateGatherer
 
 EVENT_OF = {"allow": "compliance.allowed", "warn": "compliance.warned", "block": "compliance.blocked"}
@@ -101,8 +101,10 @@ class ComplianceService:
             decision = Decision(client_order_id=request.client_order_id, decision="block", reasons=[reason])
             return Decided(decision, None, _ms(started), {"requested_environment": request.environment})
         required = frozenset((d.id, d.version) for d in self.disclosures.required(request.environment))
+        # The data is as old as it is now: ages are measured on the real clock, whatever `when` says.
+        now = self.clock.now()
         gathered, halted, complete = await asyncio.gather(
-            self.gatherer.gather(request, when, exclude_order=exclude_order),
+            self.gatherer.gather(request, now, exclude_order=exclude_order),
             self.controls.halted(),
             self.controls.has_all(request.user_id, request.environment, required),
         )
@@ -114,7 +116,7 @@ class ComplianceService:
                              trading_halted=halted)
         outcome = evaluate(
             engine_order(request, gathered.symbols), gathered.account, self.config, when,
-            market=gathered.market, regime=self.regime, flags=flags,
+            market=quotes_moved(gathered.market, when - now), regime=self.regime, flags=flags,
         )
         reasons = [Reason(code=r.code, message=r.message) for r in outcome.reasons]
         decision = Decision(client_order_id=request.client_order_id, decision=outcome.decision, reasons=reasons,
@@ -323,6 +325,15 @@ class ComplianceService:
             after = await self.placement.resolve(entry, min_age_s=self.in_flight_s)
             resolved += after.status not in UNRESOLVED
         return resolved
+
+
+def quotes_moved(market: MarketData, by: timedelta) -> MarketData:
+    """The quotes as if taken `by` later (a what-if at another time keeps each quote's age)."""
+    if not by:
+        return market
+    quotes = {symbol: q.model_copy(update={"as_of": q.as_of + by}) if q.as_of else q
+              for symbol, q in market.quotes.items()}
+    return market.model_copy(update={"quotes": quotes})
 
 
 def _ms(started: float) -> Decimal:
