@@ -35,8 +35,11 @@ class Instruments:
         self.symbols[conid] = symbol
         self.conids.setdefault(symbol, conid)
 
-    async def symbols_of(self, conids: Iterable[int]) -> dict[int, str]:
-        """Engine symbols of conids; unknown ones are asked for in one `bridge.contracts.secdef` call."""
+    async def symbols_of(self, conids: Iterable[int], *, strict: bool = False) -> dict[int, str]:
+        """Engine symbols of conids; unknown ones are asked for in one `bridge.contracts.secdef` call.
+
+        A failed lookup leaves them out, or raises GATEWAY_UNAVAILABLE when `strict`.
+        """
         wanted = sorted({c for c in conids if c and c not in self.symbols})
         if wanted:
             try:
@@ -45,7 +48,9 @@ class Instruments:
                         self.subjects.bridge("contracts.secdef"), {"conids": wanted[:200]}, self.timeout_s
                     )
                 )
-            except (RpcError, RpcUnavailable):
+            except (RpcError, RpcUnavailable) as exc:
+                if strict and not (isinstance(exc, RpcError) and exc.code == "NOT_FOUND"):
+                    raise ServiceError(ErrorCode.GATEWAY_UNAVAILABLE, f"contract lookup failed: {exc}") from None
                 result = SecdefResult(contracts=[])
             for entry in result.contracts:
                 symbol = contract_symbol(entry.symbol, entry.sec_type, entry.expiry, entry.right, entry.strike)
@@ -59,7 +64,7 @@ class Instruments:
         if symbol is not None:
             return symbol
         assert instrument.conid is not None
-        found = (await self.symbols_of([instrument.conid])).get(instrument.conid)
+        found = (await self.symbols_of([instrument.conid], strict=True)).get(instrument.conid)
         if found is None:
             raise ServiceError(
                 ErrorCode.NOT_FOUND, f"contract {instrument.conid} is not known to the broker",

@@ -160,12 +160,19 @@ class ComplianceService:
                                [{"field": "at", "message": "only for orders.check"}])
         # No lookup first: the ledger's unique key on client_order_id is the idempotency check. A repeat
         # is decided again (cheap, nothing is written), then `open` refuses it and the first result is replayed.
+        # When deciding fails (the bridge is down after a restart, say), a known order still gets its result.
         now = self.clock.now()
-        conids: list[int] = []
-        if request.environment == self.environment:
-            instruments = [leg.instrument for leg in request.legs] if request.legs else [request.instrument]
-            conids = list(await asyncio.gather(*(self.instruments.conid_of(i) for i in instruments if i)))
-        decided = await self.decide(request, now)
+        try:
+            conids: list[int] = []
+            if request.environment == self.environment:
+                instruments = [leg.instrument for leg in request.legs] if request.legs else [request.instrument]
+                conids = list(await asyncio.gather(*(self.instruments.conid_of(i) for i in instruments if i)))
+            decided = await self.decide(request, now)
+        except ServiceError:
+            known = await self.ledger.get(request.client_order_id)
+            if known is None:
+                raise
+            return await self.replay(known, wait=True)
         blocked = decided.decision.decision == "block"
         status = "blocked" if blocked else "pending"
         result = OrderResult(**decided.decision.model_dump(), status=status).model_dump(mode="json")
