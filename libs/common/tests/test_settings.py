@@ -44,3 +44,88 @@ def test_bad_connection_id_is_refused(monkeypatch):
     with pytest.raises(SettingsError) as info:
         load_settings(CommonSettings, _env_file=None)
     assert "IBKR_CONNECTION" in info.value.message
+
+
+def test_bad_vite_value_names_the_vite_variable_the_user_set(monkeypatch):
+    monkeypatch.delenv("IBKR_GATEWAY_PORT", raising=False)
+    monkeypatch.setenv("VITE_IBKR_GATEWAY_PORT", "abc")
+    with pytest.raises(SettingsError) as info:
+        load_settings(CommonSettings, _env_file=None)
+    assert "VITE_IBKR_GATEWAY_PORT:" in info.value.message
+    assert "'abc'" in info.value.message
+
+
+def test_the_canonical_name_wins_over_its_vite_alias_in_the_message_too(monkeypatch):
+    monkeypatch.setenv("IBKR_GATEWAY_PORT", "abc")
+    monkeypatch.setenv("VITE_IBKR_GATEWAY_PORT", "5001")
+    with pytest.raises(SettingsError) as info:
+        load_settings(CommonSettings, _env_file=None)
+    assert "\n  IBKR_GATEWAY_PORT:" in info.value.message
+    assert "VITE_" not in info.value.message
+
+
+def test_bad_vite_value_in_a_dotenv_file_names_it_and_the_file(monkeypatch, tmp_path):
+    monkeypatch.delenv("IBKR_GATEWAY_PORT", raising=False)
+    monkeypatch.delenv("VITE_IBKR_GATEWAY_PORT", raising=False)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("VITE_IBKR_GATEWAY_PORT=abc\n")
+    with pytest.raises(SettingsError) as info:
+        load_settings(CommonSettings, _env_file=dotenv)
+    assert "VITE_IBKR_GATEWAY_PORT (in .env):" in info.value.message
+
+
+def test_vite_encryption_key_alias_is_named_without_echoing_it(monkeypatch):
+    monkeypatch.delenv("IBKR_ENCRYPTION_KEY", raising=False)
+    monkeypatch.delenv("VITE_IBKR_ENCRYPTION_KEY", raising=False)
+    monkeypatch.setenv("VITE_ENCRYPTION_KEY", "too-short-secret")
+    with pytest.raises(SettingsError) as info:
+        load_settings(CommonSettings, _env_file=None)
+    assert "VITE_ENCRYPTION_KEY:" in info.value.message
+    assert "too-short-secret" not in info.value.message
+
+
+def test_missing_ca_file_is_refused_naming_the_variable(monkeypatch, tmp_path):
+    missing = tmp_path / "nowhere" / "gateway.pem"
+    monkeypatch.setenv("IBKR_GATEWAY_CA_FILE", str(missing))
+    with pytest.raises(SettingsError) as info:
+        load_settings(CommonSettings, _env_file=None)
+    assert "IBKR_GATEWAY_CA_FILE:" in info.value.message
+    assert str(missing) in info.value.message
+
+
+def test_a_directory_is_not_a_ca_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("VITE_IBKR_GATEWAY_CA_FILE", str(tmp_path))
+    monkeypatch.delenv("IBKR_GATEWAY_CA_FILE", raising=False)
+    with pytest.raises(SettingsError) as info:
+        load_settings(CommonSettings, _env_file=None)
+    assert "VITE_IBKR_GATEWAY_CA_FILE:" in info.value.message
+
+
+def test_existing_ca_file_is_accepted_and_empty_means_unset(monkeypatch, tmp_path):
+    pem = tmp_path / "gateway.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("IBKR_GATEWAY_CA_FILE", str(pem))
+    assert load_settings(CommonSettings, _env_file=None).gateway_ca_file == pem
+    monkeypatch.setenv("IBKR_GATEWAY_CA_FILE", "")
+    assert load_settings(CommonSettings, _env_file=None).gateway_ca_file is None
+
+
+def test_each_old_encryption_key_must_be_long_enough_and_is_not_echoed(monkeypatch):
+    long_key = "k" * 32
+    monkeypatch.setenv("IBKR_OLD_ENCRYPTION_KEYS", f"{long_key},short-old-secret")
+    with pytest.raises(SettingsError) as info:
+        load_settings(CommonSettings, _env_file=None)
+    assert "IBKR_OLD_ENCRYPTION_KEYS:" in info.value.message
+    assert "32 characters" in info.value.message
+    assert "short-old-secret" not in info.value.message
+    assert long_key not in info.value.message
+
+
+def test_old_encryption_keys_of_the_right_length_are_accepted(monkeypatch):
+    monkeypatch.setenv("IBKR_OLD_ENCRYPTION_KEYS", f"{'a' * 32}, {'b' * 40}")
+    assert load_settings(CommonSettings, _env_file=None).old_encryption_keys.startswith("a")
+
+
+def test_events_stream_covers_every_connection_by_default(monkeypatch):
+    monkeypatch.delenv("IBKR_EVENTS_SUBJECTS", raising=False)
+    assert load_settings(CommonSettings, _env_file=None).events_subjects == "ibkr.*.events.>"

@@ -6,14 +6,18 @@ A bad value stops the service at start with a message naming the variable and th
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, SettingsConfigDict
+
+from ibkr_common.subjects import all_connections_events
 
 GATEWAY_IDLE_TIMEOUT_MS = 300_000
+MIN_KEY_LENGTH = 32
 
 
 def env(name: str, *extra_aliases: str) -> Any:
@@ -82,7 +86,8 @@ class CommonSettings(BaseSettings):
     old_encryption_keys: str = Field(
         "",
         validation_alias=env("IBKR_OLD_ENCRYPTION_KEYS"),
-        description="Comma-separated earlier passphrases, still accepted for decryption during rotation.",
+        description="Comma-separated earlier passphrases (each at least 32 characters), still accepted for "
+        "decryption during rotation.",
     )
     nats_url: str = Field(
         "nats://127.0.0.1:4222", validation_alias=env("NATS_URL"), min_length=1,
@@ -104,7 +109,7 @@ class CommonSettings(BaseSettings):
         description="JetStream stream of events.",
     )
     events_subjects: str = Field(
-        "ibkr.*.events.>",
+        all_connections_events(),
         validation_alias=env("IBKR_EVENTS_SUBJECTS"),
         description="Subjects the events stream covers (tests narrow it to their own connection).",
     )
@@ -115,8 +120,32 @@ class CommonSettings(BaseSettings):
     @field_validator("encryption_key")
     @classmethod
     def _key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 32:
-            raise ValueError("must be at least 32 characters")
+        if value is not None and len(value.get_secret_value()) < MIN_KEY_LENGTH:
+            raise ValueError(f"must be at least {MIN_KEY_LENGTH} characters")
+        return value
+
+    @field_validator("old_encryption_keys")
+    @classmethod
+    def _old_keys_long_enough(cls, value: str) -> str:
+        keys = [key.strip() for key in value.split(",") if key.strip()]
+        short = [str(n) for n, key in enumerate(keys, 1) if len(key) < MIN_KEY_LENGTH]
+        if short:
+            raise ValueError(
+                f"each comma-separated passphrase must be at least {MIN_KEY_LENGTH} characters "
+                f"(entry {', '.join(short)} of {len(keys)} is shorter)"
+            )
+        return value
+
+    @field_validator("gateway_ca_file", mode="before")
+    @classmethod
+    def _empty_ca_file_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("gateway_ca_file")
+    @classmethod
+    def _ca_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"must be an existing certificate file; {str(value)!r} is not a file")
         return value
 
     @field_validator("tickle_interval_ms")
@@ -172,8 +201,56 @@ def field_of(cls: type[BaseSettings], name: str) -> str:
     return name
 
 
+def _aliases(cls: type[BaseSettings], field: str) -> list[str]:
+    """Every environment variable that sets a field, in the order pydantic-settings tries them."""
+    info = cls.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices):
+        return [choice for choice in alias.choices if isinstance(choice, str)] or [field.upper()]
+    if isinstance(alias, str):
+        return [alias]
+    return [field.upper()]
+
+
+def _dotenv_variables(cls: type[BaseSettings], overrides: dict[str, Any]) -> dict[str, str | None]:
+    """The variables of the `.env` file(s) the settings read (names lower-cased, as pydantic-settings does)."""
+    kwargs: dict[str, Any] = {}
+    if "_env_file" in overrides:
+        kwargs["env_file"] = overrides["_env_file"]
+    if "_env_file_encoding" in overrides:
+        kwargs["env_file_encoding"] = overrides["_env_file_encoding"]
+    try:
+        return dict(DotEnvSettingsSource(cls, **kwargs).env_vars)
+    except (OSError, ValueError):  # only names the variable in an error message; never hides one
+        return {}
+
+
+def variable_set(cls: type[BaseSettings], field: str, overrides: dict[str, Any] | None = None) -> str:
+    """The variable the user actually set for `field` (e.g. `VITE_IBKR_GATEWAY_PORT`), with where from.
+
+    Follows pydantic-settings' order (arguments, then the environment, then `.env`); the first alias
+    present in the first source that has one wins. Falls back to the field's first alias.
+    """
+    overrides = overrides or {}
+    names = _aliases(cls, field)
+    if field in overrides:
+        return names[0]
+    for name in names:
+        if name in overrides:
+            return name
+    environ = {key.lower() for key in os.environ}
+    for name in names:
+        if name.lower() in environ:
+            return name
+    dotenv = _dotenv_variables(cls, overrides)
+    for name in names:
+        if name.lower() in dotenv:
+            return f"{name} (in .env)"
+    return names[0]
+
+
 def load_settings(cls: type[S], **overrides: Any) -> S:
-    """Load settings or raise SettingsError naming every bad variable and its rule."""
+    """Load settings or raise SettingsError naming every bad variable (as the user spelt it) and its rule."""
     try:
         return cls(**overrides)
     except ValidationError as exc:
@@ -181,7 +258,7 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         for err in exc.errors():
             field = field_of(cls, str(err["loc"][0])) if err["loc"] else "?"
             shown = "" if field in SECRET_FIELDS else f" (got {err.get('input')!r})"
-            lines.append(f"{variable_name(cls, field)}: {err['msg']}{shown}")
+            lines.append(f"{variable_set(cls, field, overrides)}: {err['msg']}{shown}")
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
