@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from ibkr_common.subjects import Subjects
 from ibkr_testkit.servers import ServerUnavailable, docker_available, start_nats, start_postgres
 
 
@@ -28,7 +29,7 @@ class RunNames:
 
     @property
     def stream_subjects(self) -> str:
-        return f"ibkr.{self.conn}.events.>"
+        return Subjects(self.conn).events_all
 
     @property
     def database(self) -> str:
