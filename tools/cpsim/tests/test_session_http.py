@@ -7,19 +7,51 @@ import httpx
 from cpsim.testing import ACCOUNT as ACCT
 
 
+def secs(ms: int) -> int:
+    """Whole seconds of an `ssoExpires` (the sim clock runs on between two requests)."""
+    return round(ms / 1000)
+
+
 def test_tickle_reports_session_sso_expires_and_collission(http: httpx.Client) -> None:
     body = http.post("/v1/api/tickle").json()
     assert len(body["session"]) == 32
     assert body["collission"] is False
-    assert 0 < body["ssoExpires"] <= 86_400_000
+    assert 90_000 <= body["ssoExpires"] <= 600_000  # minutes, as gateways report it, not the 24 h login
     assert body["iserver"]["authStatus"]["authenticated"] is True
 
 
-def test_sso_expires_counts_down_with_the_sim_clock(http: httpx.Client) -> None:
+def test_sso_expires_slides_with_each_tickle_and_counts_down_between(http: httpx.Client) -> None:
     first = http.post("/v1/api/tickle").json()["ssoExpires"]
     http.post("/sim/clock", json={"advance_s": 120})
+    between = http.get("/sim/state").json()["session"]["sso_expires_ms"]
     second = http.post("/v1/api/tickle").json()["ssoExpires"]
-    assert first - second >= 119_000
+    http.post("/sim/clock", json={"advance_s": 60})
+    validated = http.get("/v1/api/sso/validate").json()["EXPIRES"]
+    assert secs(first) == secs(second) == secs(validated) == 300  # extended to the idle end (5 min) by each call
+    assert secs(between) == 180
+
+
+def test_without_tickle_or_validate_the_sso_token_lapses_after_ten_minutes(http: httpx.Client) -> None:
+    http.post("/v1/api/tickle")
+    for _ in range(4):  # other requests every 2 minutes keep the idle timer, not the SSO token
+        http.post("/sim/clock", json={"advance_s": 120})
+        assert http.get("/v1/api/portfolio/accounts").status_code == 200
+    left = http.get("/sim/state").json()["session"]["sso_expires_ms"]
+    http.post("/sim/clock", json={"advance_s": 120})
+    assert secs(left) == 120
+    assert http.get("/v1/api/portfolio/accounts").status_code == 401
+    assert http.get("/sim/state").json()["session"]["ended_reason"] == "sso expired"
+
+
+def test_sso_validate_extends_the_sso_token(http: httpx.Client) -> None:
+    http.post("/v1/api/tickle")
+    for _ in range(4):
+        http.post("/sim/clock", json={"advance_s": 120})
+        http.get("/v1/api/portfolio/accounts")
+    assert secs(http.get("/v1/api/sso/validate").json()["EXPIRES"]) == 300
+    for _ in range(2):
+        http.post("/sim/clock", json={"advance_s": 120})
+        assert http.get("/v1/api/portfolio/accounts").status_code == 200
 
 
 def test_logged_out_gateway_answers_401_text_but_auth_status_still_answers(http: httpx.Client) -> None:
@@ -87,14 +119,19 @@ def test_crossing_new_york_midnight_ends_brokerage_session(http: httpx.Client) -
 def test_session_ends_after_24_hours(http: httpx.Client) -> None:
     http.post("/sim/clock", json={"now": "2026-03-03T14:00:00Z"})
     http.post("/sim/login")
-    for _ in range(24 * 15):  # a request every 4 minutes for 24 hours
-        http.post("/sim/clock", json={"advance_s": 240})
+    seen = []
+    for step in [240] * (24 * 15 - 3) + [60] * 13:  # a tickle every 4 minutes, every minute at the end
+        http.post("/sim/clock", json={"advance_s": step})
         r = http.post("/v1/api/tickle")
         if r.status_code == 401:
             break
+        seen.append(secs(r.json()["ssoExpires"]))
         http.post("/v1/api/iserver/auth/ssodh/init", json={"publish": True, "compete": True})
     state = http.get("/sim/state").json()
     assert state["session"]["ended_reason"] == "max session age"
+    assert set(seen[:-5]) == {300}  # sliding: every tickle extends it
+    countdown = [300, 240, 180, 120, 60]  # then it counts down to the 24 h cap (less the real time spent)
+    assert all(0 <= want - got <= 5 for got, want in zip(seen[-5:], countdown, strict=True)), seen[-5:]
 
 
 def test_iserver_accounts_must_come_first(http: httpx.Client) -> None:

@@ -81,14 +81,26 @@ def test_idle_five_minutes_ends_the_whole_session() -> None:
     assert not s.sso and not s.authenticated and s.ended_reason == "idle timeout"
 
 
-def test_requests_keep_the_session_alive() -> None:
+def test_tickles_keep_the_session_alive() -> None:
     s = Session()
     s.login(T0)
     for minute in range(1, 20):
         now = T0 + timedelta(minutes=minute)
         s.expire(now)
         s.touch(now)
+        s.refresh_sso(now)  # what /tickle and /sso/validate do
     assert s.authenticated
+
+
+def test_other_requests_keep_the_idle_timer_but_the_sso_token_lapses() -> None:
+    s = Session()
+    s.login(T0)
+    for minute in range(2, 10, 2):
+        s.expire(T0 + timedelta(minutes=minute))
+        s.touch(T0 + timedelta(minutes=minute))
+    assert s.sso_expires_ms(T0 + timedelta(minutes=8)) == 120_000
+    s.expire(T0 + timedelta(minutes=10))
+    assert not s.sso and s.ended_reason == "sso expired"
 
 
 def test_regional_midnight_ends_only_the_brokerage_session() -> None:
@@ -113,10 +125,27 @@ def test_max_age_ends_session_after_24_hours_even_when_active() -> None:
     assert not s.sso and s.ended_reason == "max session age"
 
 
-def test_sso_expires_counts_down() -> None:
-    s = Session()
+def test_sso_expires_is_the_sliding_token_capped_by_the_idle_end() -> None:
+    s = Session(sso_lifetime_s=600.0)
     s.login(T0)
-    assert s.sso_expires_ms(T0 + timedelta(seconds=10)) == 86_390_000
+    assert s.sso_expires_ms(T0) == 300_000  # the idle end comes first
+    assert s.sso_expires_ms(T0 + timedelta(seconds=10)) == 290_000
+    long_idle = Session(idle_timeout_s=3600.0)
+    long_idle.login(T0)
+    assert long_idle.sso_expires_ms(T0) == 3_600_000  # the token never lapses before the idle end
+
+
+def test_sso_expires_counts_down_to_the_24_hour_cap() -> None:
+    s = Session(tz="UTC")
+    s.login(T0)
+    end = T0 + timedelta(hours=24)
+    for left in (240, 180, 120):
+        now = end - timedelta(seconds=left)
+        s.touch(now)
+        s.refresh_sso(now)
+        assert s.sso_expires_ms(now) == left * 1000
+    s.logout()
+    assert s.sso_expires_ms(end) == 0
 
 
 def test_read_only_login_is_connected_but_not_authenticated() -> None:

@@ -45,6 +45,7 @@ def routes(state: SimState) -> list[Route]:
         need_sso(state)
         s = state.session
         now = state.clock.now()
+        s.refresh_sso(now)  # a tickle extends the SSO token
         return ok(
             {
                 "session": s.session_id,
@@ -60,6 +61,7 @@ def routes(state: SimState) -> list[Route]:
         need_sso(state)
         s = state.session
         now = state.clock.now()
+        s.refresh_sso(now)  # so does validate (IBEAM calls it after tickle for that)
         login = s.login_at or now
         return ok(
             {

@@ -25,19 +25,24 @@ class Session:
     Expiry, all measured on the sim clock:
     - idle: no request for `idle_timeout_s` ends the whole session (then 401 until /sim/login);
     - max age: `max_session_age_s` after login the whole session ends;
+    - SSO token: it lives `sso_lifetime_s` (at least the idle timeout) and only /tickle and
+      /sso/validate extend it; a session whose token lapsed ends (other requests keep only the idle timer);
     - regional reset: crossing local midnight of the region's zone ends the brokerage session only
       (read-only stays: `connected: true, authenticated: false`; ssodh/init opens it again).
+    `ssoExpires` / `EXPIRES` count down to the first of those ends of the whole session (`sso_end`).
     """
 
     tz: str = "America/New_York"
     idle_timeout_s: float = 300.0
     max_age_s: float = 86400.0
+    sso_lifetime_s: float = 600.0
     sso: bool = False
     brokerage: bool = False
     competing: bool = False
     login_at: datetime | None = None
     brokerage_at: datetime | None = None
     last_request: datetime | None = None
+    sso_until: datetime | None = None
     ended_reason: str = ""
     session_id: str = ""
     preflight: Preflight = field(default_factory=Preflight)
@@ -47,6 +52,7 @@ class Session:
     def login(self, now: datetime, brokerage: bool = True) -> None:
         """The browser login succeeded; the gateway opens the brokerage session by itself."""
         self.sso, self.competing, self.login_at, self.last_request = True, False, now, now
+        self.refresh_sso(now)
         self.session_id = secrets.token_hex(16)
         self.ended_reason = ""
         self.brokerage = self.portfolio_queried = False
@@ -58,6 +64,7 @@ class Session:
     def logout(self, reason: str = "logout") -> None:
         """The whole session ends (SSO and brokerage)."""
         self.sso = self.brokerage = self.competing = self.portfolio_queried = False
+        self.sso_until = None
         self.ended_reason = reason
         self._clear_brokerage_state()
 
@@ -94,6 +101,9 @@ class Session:
         if self.login_at is not None and (now - self.login_at).total_seconds() >= self.max_age_s:
             self.logout("max session age")
             return
+        if self.sso_until is not None and now >= self.sso_until:
+            self.logout("sso expired")
+            return
         if self.brokerage and self.brokerage_at is not None and self.crossed_reset(self.brokerage_at, now):
             self.end_brokerage("regional reset")
 
@@ -114,12 +124,39 @@ class Session:
         if self.sso:
             self.last_request = now
 
+    @property
+    def sso_lifetime(self) -> timedelta:
+        """How long the SSO token lives after a tickle or validate (never shorter than the idle timeout)."""
+        return timedelta(seconds=max(self.sso_lifetime_s, self.idle_timeout_s))
+
+    def refresh_sso(self, now: datetime) -> None:
+        """/tickle or /sso/validate: the SSO token slides to `now + sso_lifetime`, never past the 24 h cap."""
+        if not self.sso:
+            return
+        until = now + self.sso_lifetime
+        if self.login_at is not None:
+            until = min(until, self.login_at + timedelta(seconds=self.max_age_s))
+        self.sso_until = until
+
+    def sso_end(self, now: datetime) -> datetime | None:
+        """When the whole session ends if nothing but the clock moves: token lapse, idle end or 24 h cap."""
+        if not self.sso:
+            return None
+        ends = [now + self.sso_lifetime]  # a clock moved backwards never makes it longer than one lifetime
+        if self.sso_until is not None:
+            ends.append(self.sso_until)
+        if self.last_request is not None:
+            ends.append(self.last_request + timedelta(seconds=self.idle_timeout_s))
+        if self.login_at is not None:
+            ends.append(self.login_at + timedelta(seconds=self.max_age_s))
+        return min(ends)
+
     def sso_expires_ms(self, now: datetime) -> int:
-        """Milliseconds left before the login's hard expiry (max age); tickle reports it as `ssoExpires`."""
-        if not self.sso or self.login_at is None:
+        """Milliseconds until `sso_end`: tickle's `ssoExpires` and sso/validate's `EXPIRES`."""
+        end = self.sso_end(now)
+        if end is None:
             return 0
-        left = self.login_at + timedelta(seconds=self.max_age_s) - now
-        return max(0, int(left.total_seconds() * 1000))
+        return max(0, int((end - now).total_seconds() * 1000))
 
     # ---- flags ---------------------------------------------------------------------------------
 
