@@ -7,13 +7,14 @@ import json
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from audit_helpers import admin_sql, admin_url_of
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from ibkr_audit.consumer import parse_message
 from ibkr_audit.store import AuditStore
@@ -138,3 +139,51 @@ async def test_export_jsonl_and_csv(backend: tuple[str, str], tmp_path: Path) ->
             rows = list(csv.DictReader(out.open()))
             assert [json.loads(r["payload"])["i"] for r in rows] == [3, 4, 5, 6]
             assert rows[0]["type"] == "orders.filled" and rows[0]["account_id"] == "DU1234567"
+
+
+def anchor_of(rows: list[Any], stream_seqs: list[int]) -> Any:
+    """A stream anchor whose newest acknowledged messages are those `rows` came from (newest first)."""
+    from ibkr_audit.anchor import AckedMessage, StreamAnchor
+
+    return StreamAnchor("S", "audit", max(stream_seqs), tuple(AckedMessage(s, rows[s - 1]) for s in stream_seqs))
+
+
+async def test_the_stream_anchor_sees_the_newest_rows_cut_off(backend: tuple[str, str]) -> None:
+    url, admin = backend
+    engine = make_engine(url)
+    rows = parsed(30)
+    await AuditStore(engine).write_batch(rows, [])
+    admin_sql(admin, *disable_guard(admin), "DELETE FROM ibkr_trading_activity_log WHERE seq >= 27")
+    store = AuditStore(engine)  # a new process: it never saw rows 27..30
+    assert (await store.verify()).ok  # the chain alone cannot tell
+    result = await store.verify(anchor=anchor_of(rows, [30, 29, 28]))
+    assert not result.ok and result.first_bad_seq == 27 and result.last_seq == 26
+    assert "message 30" in (result.problem or "") and "newest rows were removed" in (result.problem or "")
+    assert (await store.verify(anchor=anchor_of(rows, [26, 25]))).ok  # an anchor below the cut: fine
+    await engine.dispose()
+
+
+async def test_the_stream_anchor_sees_a_rewritten_chain(backend: tuple[str, str]) -> None:
+    from ibkr_audit.chain import row_hash
+    from ibkr_audit.store import LOG, _chain_row
+
+    url, admin = backend
+    engine = make_engine(url)
+    rows = parsed(20)
+    store = AuditStore(engine)
+    await store.write_batch(rows, [])
+    # Whoever can write the table can also recompute the (keyless) hash of the row they changed.
+    async with engine.connect() as conn:
+        last = _chain_row((await conn.execute(LOG.select().where(LOG.c.seq == 20))).one())
+    forged = last.envelope.replace('"i":19', '"i":1900')
+    new_hash = row_hash(last.prev_hash, replace(last, envelope=forged))
+    admin_sql(admin, *disable_guard(admin))
+    sync = create_engine(admin.replace("+aiosqlite", ""), isolation_level="AUTOCOMMIT")
+    with sync.connect() as conn:
+        conn.execute(text("UPDATE ibkr_trading_activity_log SET envelope = :e, hash = :h WHERE seq = 20"),
+                     {"e": forged, "h": new_hash})
+    sync.dispose()
+    assert (await AuditStore(engine).verify()).ok
+    result = await AuditStore(engine).verify(anchor=anchor_of(rows, [20, 19]))
+    assert not result.ok and result.first_bad_seq == 20 and "differs" in (result.problem or "")
+    await engine.dispose()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from faststream import FastStream
+from nats.js.errors import NotFoundError
 
+from ibkr_audit.anchor import StreamAnchor, read_anchor
 from ibkr_audit.consumer import AuditConsumer
 from ibkr_audit.handlers import build_router
 from ibkr_audit.settings import AuditSettings
@@ -29,7 +31,17 @@ def build_app(settings: AuditSettings, *, clock: Clock | None = None) -> FastStr
         consumer = holder.get("consumer")
         return consumer.stats.secrets_redacted if consumer else 0
 
-    broker.include_router(build_router(Subjects(settings.connection), store, redacted))
+    async def anchor() -> StreamAnchor | None:
+        consumer = holder.get("consumer")
+        if consumer is None:
+            return None
+        try:
+            return await read_anchor(consumer.js, settings.events_stream, settings.audit_consumer)
+        except Exception as exc:  # NATS away: verify still walks the chain, without the tail check
+            log.warning("the consumer's stream position could not be read (%s); verifying without it", exc)
+            return None
+
+    broker.include_router(build_router(Subjects(settings.connection), store, redacted, anchor))
     app = FastStream(broker, logger=logging.getLogger("ibkr_audit.faststream"))
 
     @app.on_startup
@@ -46,6 +58,7 @@ def build_app(settings: AuditSettings, *, clock: Clock | None = None) -> FastStr
     @app.after_startup
     async def _consume() -> None:
         await ensure_events_stream(broker, settings)
+        await _check_tail()
         consumer = AuditConsumer(
             jetstream_of(broker),
             store,
@@ -59,6 +72,20 @@ def build_app(settings: AuditSettings, *, clock: Clock | None = None) -> FastStr
         )
         await consumer.start()
         holder["consumer"] = consumer
+
+    async def _check_tail() -> None:
+        """Before consuming (nothing new is acknowledged yet): were rows removed while audit was away?"""
+        try:
+            found = await store.check_tail(
+                await read_anchor(jetstream_of(broker), settings.events_stream, settings.audit_consumer)
+            )
+        except NotFoundError:
+            return  # the first start: no consumer, nothing acknowledged yet
+        except Exception as exc:
+            log.warning("tail check at start not done (%s); verify checks the tail again", exc)
+            return
+        if found is not None:
+            log.error("audit log tail check failed at row %d: %s", found[0], found[1])
 
     @app.on_shutdown
     async def _stop() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from faststream.nats import NatsRouter
 
@@ -12,11 +12,20 @@ from ibkr_common.messages.audit import AuditQueryRequest, AuditVerifyRequest
 from ibkr_common.replies import ok, reply_middleware
 from ibkr_common.subjects import Subjects
 
+if TYPE_CHECKING:
+    from ibkr_audit.anchor import StreamAnchor
+
 QUEUE_GROUP = "audit"
 
 
-def build_router(subjects: Subjects, store: AuditStore, redacted: Callable[[], int]) -> NatsRouter:
-    """The router serving this connection's audit subjects (queue group `audit`, so replicas share)."""
+def build_router(
+    subjects: Subjects, store: AuditStore, redacted: Callable[[], int],
+    anchor: Callable[[], Awaitable[StreamAnchor | None]],
+) -> NatsRouter:
+    """The router serving this connection's audit subjects (queue group `audit`, so replicas share).
+
+    `anchor` reads the consumer's position in the stream (None when it cannot be had) before each walk.
+    """
     router = NatsRouter(middlewares=[reply_middleware()])
 
     @router.subscriber(subjects.audit_query, queue=QUEUE_GROUP)
@@ -25,7 +34,7 @@ def build_router(subjects: Subjects, store: AuditStore, redacted: Callable[[], i
 
     @router.subscriber(subjects.audit_verify, queue=QUEUE_GROUP)
     async def audit_verify(request: AuditVerifyRequest) -> dict[str, Any]:
-        result = await store.verify(request.from_seq)
+        result = await store.verify(request.from_seq, await anchor())
         return ok(result.model_copy(update={"secrets_redacted": redacted()}))
 
     return router

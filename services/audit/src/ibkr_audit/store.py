@@ -7,17 +7,20 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from psycopg.errors import UniqueViolation
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ibkr_audit.chain import GENESIS_HASH, ChainRow, ChainWalker, link
+from ibkr_audit.chain import GENESIS_HASH, ChainRow, ChainWalker, format_time, link
 from ibkr_common.clock import Clock, SystemClock
 from ibkr_common.db.models import ActivityLog, DeadLetter
 from ibkr_common.messages.audit import AuditEvent, AuditQueryRequest, AuditQueryResult, AuditVerifyResult
+
+if TYPE_CHECKING:
+    from ibkr_audit.anchor import StreamAnchor
 
 log = logging.getLogger("ibkr_audit.store")
 
@@ -61,6 +64,14 @@ def _chain_row(r: Any) -> ChainRow:
     )
 
 
+def _same_event(stored: Any, expected: ChainRow) -> bool:
+    """The stored row holds what audit stores for the stream message (every column from the message)."""
+    fields = ("event_id", "conn", "type", "account_id", "user_id", "source", "envelope")
+    return all(getattr(stored, f) == getattr(expected, f) for f in fields) and (
+        format_time(stored.occurred_at) == format_time(expected.occurred_at)
+    )
+
+
 def to_event(r: Any) -> AuditEvent:
     """A stored row as the envelope it holds, with seq, stored_at and hash."""
     data = json.loads(r.envelope)
@@ -77,6 +88,8 @@ class AuditStore:
         self.is_postgres = engine.dialect.name == "postgresql"
         #: The highest seq this process committed: a shorter log later means rows were removed.
         self.known_last_seq = 0
+        #: What the tail check at start found (first bad seq, problem): reported by every verify after.
+        self.tail_problem: tuple[int, str] | None = None
 
     async def write_batch(self, events: list[ChainRow], dead: list[DeadLetterItem]) -> BatchOutcome:
         """Store a batch in one transaction: new events chained after the head, duplicates skipped.
@@ -201,8 +214,11 @@ class AuditStore:
         more = len(rows) > req.limit
         return AuditQueryResult(events=[to_event(r) for r in page], next_before_seq=page[-1].seq if more else None)
 
-    async def verify(self, from_seq: int | None = None) -> AuditVerifyResult:
-        """Walk the chain in chunks: seq continuity, each row's hash, and each link."""
+    async def verify(self, from_seq: int | None = None, anchor: StreamAnchor | None = None) -> AuditVerifyResult:
+        """Walk the chain in chunks: seq continuity, each row's hash, and each link.
+
+        With `anchor` (read before the walk), also check that the newest acknowledged messages are stored.
+        """
         start = from_seq or 1
         async with self.engine.connect() as conn:
             prev_hash = GENESIS_HASH
@@ -223,7 +239,51 @@ class AuditStore:
                     break
                 cursor = chunk[-1].seq + 1
             walker.finish(self.known_last_seq)
+            if walker.ok:
+                found = [self.tail_problem]
+                if anchor is not None:
+                    found.append(await self._check_anchor(conn, anchor, walker.expected_seq))
+                bad = min((f for f in found if f is not None), default=None)
+                if bad is not None:
+                    return await self._result(conn, walker, bad[1], bad[0])
             return await self._result(conn, walker)
+
+    async def check_tail(self, anchor: StreamAnchor) -> tuple[int, str] | None:
+        """At start, before consuming: are the newest acknowledged messages stored? Remembered if not."""
+        async with self.engine.connect() as conn:
+            head = (await conn.execute(select(func.max(LOG.c.seq)))).scalar()
+            bad = await self._check_anchor(conn, anchor, int(head or 0) + 1)
+        if bad is not None:
+            self.tail_problem = (bad[0], bad[1] + " (found at start)")
+        return bad
+
+    async def _check_anchor(self, conn: AsyncConnection, anchor: StreamAnchor, next_seq: int) -> tuple[int, str] | None:
+        """(first bad seq, problem) when an acknowledged message of the anchor is not stored as received.
+
+        `next_seq` is the seq after the last row of the (valid) chain: where rows cut off the end begin.
+        """
+        events = {m.expected.event_id: m for m in anchor.messages if isinstance(m.expected, ChainRow)}
+        dead = [m.stream_seq for m in anchor.messages if isinstance(m.expected, DeadLetterItem)]
+        rows = {}
+        if events:
+            found = await conn.execute(select(LOG).where(LOG.c.event_id.in_(list(events))))
+            rows = {r.event_id: r for r in found}
+        dead_found: set[int] = set()
+        if dead:
+            found = await conn.execute(select(DEAD.c.stream_seq).where(DEAD.c.stream_seq.in_(dead)))
+            dead_found = {int(r.stream_seq) for r in found}
+        for m in anchor.messages:  # newest first
+            where = f"stream {anchor.stream} message {m.stream_seq} (acknowledged by {anchor.durable})"
+            if isinstance(m.expected, DeadLetterItem):
+                if m.stream_seq not in dead_found:
+                    return next_seq, f"{where} was a dead letter that is gone"
+                continue
+            row = rows.get(m.expected.event_id)
+            if row is None:
+                return next_seq, f"{where}, event {m.expected.event_id}, is in no row: the newest rows were removed"
+            if row.stream_seq == m.stream_seq and not _same_event(row, m.expected):
+                return int(row.seq), f"row {row.seq} differs from {where}"
+        return None
 
     async def _result(
         self, conn: AsyncConnection, walker: ChainWalker, problem: str | None = None, bad: int | None = None
