@@ -85,23 +85,46 @@ def assert_complete(verify: dict[str, Any], stored: int, published: int) -> None
     assert verify["result"]["events_checked"] == published
 
 
+async def until_pending(js: Any, stream: str, durable: str, acked_floor: int, timeout: float = 30) -> Any:
+    """Consumer info once every message up to `acked_floor` is acked and some others are delivered, unacked."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = await js.consumer_info(stream, durable)
+        if info.ack_floor.stream_seq >= acked_floor and (info.num_ack_pending or 0) > 0:
+            return info
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no unacknowledged messages above {acked_floor}: {info}")
+        await asyncio.sleep(0.002)
+
+
 async def test_sigkill_mid_batch_then_restart(names: Any, nats_url: str, fresh_pg: str) -> None:
     env = names.env(nats_url, fresh_pg, **FAST_REDELIVERY)
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     audit = start_service("ibkr_audit", env)
     flow = Flow(js, names.stream, names.conn, rate=400).start()
+    held_by_killed = 0  # highest stream seq delivered to an audit that was killed
+    mid_batch_kills = 0
     try:
         for _ in range(3):
-            await asyncio.sleep(1.5)
+            await asyncio.sleep(0.5)
+            # What the last killed audit held is redelivered (ack wait 3 s) and acked first, so that
+            # whatever is unacked after this kill was delivered to this very process.
+            await until_pending(js, names.stream, names.consumer, held_by_killed)
             audit.kill()
             assert audit.proc.returncode == -signal.SIGKILL
+            after = await js.consumer_info(names.stream, names.consumer)
+            if (after.num_ack_pending or 0) > 0:  # delivered to the dead process, never acked: mid-batch
+                mid_batch_kills += 1
+            held_by_killed = after.delivered.stream_seq
             await asyncio.sleep(0.5)
             audit = start_service("ibkr_audit", env)
         await asyncio.sleep(1.0)
         published = await flow.stop()
         verify = await settle(nc, names.conn, fresh_pg, published)
         assert_complete(verify, await count(fresh_pg), published)
+        print(f"kills with delivered, unacknowledged messages: {mid_batch_kills} of 3")
+        assert mid_batch_kills >= 1, "no kill happened while messages were delivered and unacknowledged"
         assert published > 1000
     finally:
         audit.stop()
