@@ -173,3 +173,47 @@ def test_working_opening_orders_hold_buying_power(
 
     assert decision.computed["available_buying_power"] == Decimal("400.00")
     assert "INSUFFICIENT_BUYING_POWER" in decision.reason_codes
+
+
+def _collar() -> OrderSpec:
+    return _combo([_leg("WMT261218P00090000", "buy"), _leg("WMT261218C00110000", "sell")], "1", "0.10")
+
+
+def test_collar_covered_by_shares_held_is_level_two_at_ibkr(
+    ibkr_account: Callable[..., AccountState], config: RulesConfig, at: Callable[[str], datetime],
+) -> None:
+    account = ibkr_account(options_level=2, option_buying_power=Decimal("500"),
+                           positions=(Position(symbol="WMT", qty=Decimal("100")),))
+
+    decision = evaluate(_collar(), account, config, at(NOW), regime="intraday_margin")
+
+    assert decision.computed["strategy"] == "covered_combo" and decision.computed["required_level"] == 2
+    assert decision.decision == "allow", decision.reason_codes
+
+
+def test_collar_without_the_shares_is_an_uncovered_call(
+    ibkr_account: Callable[..., AccountState], config: RulesConfig, at: Callable[[str], datetime],
+) -> None:
+    account = ibkr_account(options_level=2, positions=(Position(symbol="WMT", qty=Decimal("99")),))
+
+    decision = evaluate(_collar(), account, config, at(NOW), regime="intraday_margin")
+
+    assert decision.decision == "block"
+    assert "UNCOVERED_CALL_NOT_PERMITTED" in decision.reason_codes
+
+
+def test_call_ratio_spread_covered_by_shares_costs_only_its_debit(
+    ibkr_account: Callable[..., AccountState], config: RulesConfig, at: Callable[[str], datetime],
+) -> None:
+    account = ibkr_account(options_level=2, option_buying_power=Decimal("10000"),
+                           positions=(Position(symbol="WMT", qty=Decimal("100")),))
+    ratio = OrderSpec(qty=Decimal("1"), limit_price=Decimal("0.50"), position_effect="open", legs=(
+        OrderLeg.model_validate({"symbol": "WMT261218C00100000", "side": "buy", "ratio": 1}),
+        OrderLeg.model_validate({"symbol": "WMT261218C00110000", "side": "sell", "ratio": 2}),
+    ))
+
+    decision = evaluate(ratio, account, config, at(NOW), regime="intraday_margin")
+
+    assert decision.computed["strategy"] == "covered_combo" and decision.computed["required_level"] == 2
+    assert decision.decision == "allow", decision.reason_codes
+    assert decision.computed["requirement"] < Decimal("60")  # the 0.50 debit per share, plus fees

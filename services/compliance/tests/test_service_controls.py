@@ -199,6 +199,9 @@ async def test_every_decision_is_logged_and_published_with_the_submitted_event(
 
     sub = await nats_client.subscribe(f"ibkr.{stack.conn}.events.>", cb=collect)
     cid = coid("ev")
+    fill_time = (datetime.now(UTC) - timedelta(seconds=60)).isoformat()
+    stack.sim("POST", f"/trades/{ACCOUNT}", [{"time": fill_time, "conid": 272093, "symbol": "MSFT", "side": "BUY",
+                                              "quantity": 1, "price": 400}])
     try:
         async with start_compliance(sqlite_url):
             await acknowledged(nats_client, stack)
@@ -216,6 +219,8 @@ async def test_every_decision_is_logged_and_published_with_the_submitted_event(
     rows = [r for r in await _rows(sqlite_url, ComplianceDecisionLog) if r.client_order_id == cid]
     assert [r.action for r in rows] == ["submit"]
     assert rows[0].state_snapshot["account"]["account_id"] == ACCOUNT and rows[0].latency_ms is not None
+    executions = rows[0].state_snapshot["executions_today"]  # what a day-trade decision was made on
+    assert any(e["symbol"] == "MSFT" and e["side"].upper() == "BUY" and Decimal(e["qty"]) == 1 for e in executions), executions
     submitted = next(e for e in seen if e["type"] == "orders.submitted" and e["correlation_id"] == cid)
     assert submitted["payload"]["order_id"] == placed["result"]["order_id"] and submitted["source"] == "compliance"
 

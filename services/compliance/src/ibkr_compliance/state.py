@@ -49,7 +49,7 @@ class Gathered:
             "open_orders": [
                 {"symbol": o.symbol, "side": o.side, "qty": str(o.qty), "status": o.status} for o in a.open_orders
             ],
-            "executions_today": len(a.today_executions),
+            "executions_today": [e.model_dump(mode="json", exclude_none=True) for e in a.today_executions],
             "session": a.session.model_dump() if a.session else None,
             "snapshot_age_s": str(a.snapshot_age_s) if a.snapshot_age_s is not None else None,
             "quotes": {

@@ -82,6 +82,9 @@ def classify(
         return Strategy("long_combo", 2, 3, False, True, ZERO, True, False)
     calls_uncovered = low is None or _long_expires_first(legs, "C")
     if calls_uncovered:
+        covered = _stock_covered(legs, qty, free_shares, short_shares, multiplier)
+        if covered is not None:
+            return covered
         return Strategy("uncovered_combo", 4, None, True, False, loss, False, credit_structure)
     if _long_expires_first(legs, "P"):
         return Strategy("credit_calendar", 4, 3, False, False, loss, False, credit_structure)
@@ -96,6 +99,36 @@ def classify(
         kind, level = ("long_iron_condor", 2) if debit_structure else ("iron_condor", 3)
         return Strategy(kind, level, 3, False, True, loss, debit_structure, credit_structure)
     return Strategy("multi_leg", 3, 3, False, True, loss, debit_structure, credit_structure)
+
+
+def _stock_covered(
+    legs: list[LegSpec], qty: Decimal, free_shares: Decimal, short_shares: Decimal, multiplier: int
+) -> Strategy | None:
+    """A combo whose uncovered short calls are covered by shares held (collar, conversion, covered ratio).
+
+    The covered short calls need nothing (as a covered call); the rest of the legs are classified alone.
+    None when the shares do not cover them.
+    """
+    short_calls = sorted((i for i, leg in enumerate(legs) if leg.side == "sell" and leg.contract.right == "C"),
+                         key=lambda i: legs[i].contract.strike, reverse=True)
+    long_calls = sum(leg.ratio for leg in legs if leg.side == "buy" and leg.contract.right == "C")
+    calendar = _long_expires_first(legs, "C")
+    per_unit = sum(legs[i].ratio for i in short_calls) - (0 if calendar else long_calls)
+    if per_unit <= 0 or max(free_shares, ZERO) < qty * per_unit * multiplier:
+        return None
+    covered: dict[int, int] = {}
+    to_cover = per_unit
+    for i in short_calls:  # the highest strikes are covered first
+        covered[i] = min(legs[i].ratio, to_cover)
+        to_cover -= covered[i]
+    remaining = [LegSpec(leg.symbol, leg.contract, leg.side, leg.ratio - covered.get(i, 0))
+                 for i, leg in enumerate(legs) if leg.ratio > covered.get(i, 0)]
+    rest = classify(remaining, qty, ZERO, short_shares, multiplier) if remaining else None
+    if rest is None:
+        return Strategy("covered_combo", 1, 1, False, True, ZERO, False, True, qty * per_unit)
+    alpaca = max(2, rest.alpaca_level) if rest.alpaca_level is not None else None
+    return Strategy("covered_combo", max(2, rest.ibkr_level), alpaca, rest.naked_call, rest.bounded,
+                    rest.structural_loss, rest.debit_structure, rest.credit_structure, qty * per_unit)
 
 
 def _single(leg: LegSpec, qty: Decimal, free_shares: Decimal, short_shares: Decimal, multiplier: int) -> Strategy:
