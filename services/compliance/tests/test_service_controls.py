@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from cpsim.market import expiries
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 from compliance_stack import (
@@ -105,6 +107,27 @@ async def test_check_at_a_later_time_measures_data_age_on_the_real_clock(
     codes = [r["code"] for r in reply["result"]["reasons"]]
     assert reply["ok"] and "STALE_ACCOUNT_DATA" not in codes, codes
     assert Decimal(reply["result"]["computed"]["snapshot_age_s"]) < 60
+
+
+async def test_selling_an_option_is_figured_on_the_underlying_price_not_the_strike(
+    nats_client: Any, stack: Stack, start_compliance: Any, sqlite_url: str
+) -> None:
+    today = datetime.now(UTC).date()
+    expiry = next(d for d in expiries(today) if (d - today).days > 20)
+    month = f"{expiry:%b%y}".upper()
+    async with start_compliance(sqlite_url):
+        await acknowledged(nats_client, stack)
+        await synced(nats_client, stack)
+        chain = await call(nats_client, stack, "contracts.option_chain", {"underlying_conid": AAPL, "month": month})
+        strike = min(Decimal(str(k)) for k in chain["result"]["calls"])
+        instrument = {"symbol": "AAPL", "sec_type": "OPT", "expiry": expiry.isoformat(), "strike": str(strike),
+                      "right": "C"}
+        reply = await call(nats_client, stack, "orders.check",
+                           order(coid("naked"), instrument=instrument, side="SELL", limit_price="1.00"))
+    assert reply["ok"], reply
+    computed = reply["result"]["computed"]
+    assert computed.get("underlying_price_assumed") is None, computed
+    assert Decimal(computed["requirement"]) > 0
 
 
 async def test_ibkr_question_asks_the_user_and_confirm_submits_with_the_answer_logged(
@@ -220,7 +243,8 @@ async def test_every_decision_is_logged_and_published_with_the_submitted_event(
     assert [r.action for r in rows] == ["submit"]
     assert rows[0].state_snapshot["account"]["account_id"] == ACCOUNT and rows[0].latency_ms is not None
     executions = rows[0].state_snapshot["executions_today"]  # what a day-trade decision was made on
-    assert any(e["symbol"] == "MSFT" and e["side"].upper() == "BUY" and Decimal(e["qty"]) == 1 for e in executions), executions
+    msft = [e for e in executions if e["symbol"] == "MSFT" and e["side"].upper() == "BUY"]
+    assert msft and Decimal(msft[0]["qty"]) == 1, executions
     submitted = next(e for e in seen if e["type"] == "orders.submitted" and e["correlation_id"] == cid)
     assert submitted["payload"]["order_id"] == placed["result"]["order_id"] and submitted["source"] == "compliance"
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from ibkr_common.messages.bridge import SessionStatus, Snapshots
+from ibkr_common.messages.bridge import SessionStatus, Snapshot, Snapshots
 from ibkr_common.messages.orders import Instrument, OrderRequest
 from ibkr_common.messages.session import SessionStatusResult
 from ibkr_common.messages.sync import AccountView, OrdersResult, PositionsResult
@@ -26,7 +26,7 @@ from ibkr_common.rpc import Rpc, RpcError, RpcUnavailable
 from ibkr_common.subjects import Subjects
 from ibkr_compliance.instruments import Instruments
 from ibkr_compliance.mapping import account_state, position_symbol
-from ibkr_compliance.rules import AccountState, MarketData, Quote
+from ibkr_compliance.rules import AccountState, MarketData, Quote, parse_occ
 
 
 @dataclass
@@ -188,29 +188,40 @@ class StateGatherer:
             self._cache[account_id] = fresh
         return fresh
 
-    async def _instruments(self, request: OrderRequest, quotes: bool) -> tuple[list[str], dict[str, Quote]]:
+    async def _instruments(self, request: OrderRequest, quotes: bool) -> tuple[list[str], MarketData]:
+        """Engine symbols of the order's instruments; quotes when `quotes`, and the underlying's price of
+        every option sold (the uncovered requirement is figured on it, RULES.md section 4.5)."""
         instruments = _instruments_of(request)
         symbols = list(await asyncio.gather(*(self.instruments.symbol_of(i) for i in instruments)))
-        if not quotes:
-            return symbols, {}
+        roots = sold_option_roots(request, symbols)
+        if not quotes and not roots:
+            return symbols, MarketData()
         try:
-            conids = list(await asyncio.gather(*(self.instruments.conid_of(i) for i in instruments)))
-            raw = await self.rpc.call(self.subjects.bridge("marketdata.snapshot"), {"conids": conids}, self.timeout_s)
+            conids = list(await asyncio.gather(*(self.instruments.conid_of(i) for i in instruments))) if quotes else []
+            stocks = list(await asyncio.gather(
+                *(self.instruments.conid_of(Instrument(symbol=root, sec_type="STK")) for root in roots)))
+            raw = await self.rpc.call(self.subjects.bridge("marketdata.snapshot"),
+                                      {"conids": sorted({*conids, *stocks})}, self.timeout_s)
             snaps = Snapshots.model_validate(raw)
         except (ServiceError, RpcError, RpcUnavailable, ValidationError):
-            return symbols, {}
+            return symbols, MarketData()
         by_conid = {s.conid: s for s in snaps.snapshots}
         result: dict[str, Quote] = {}
-        for symbol, conid in zip(symbols, conids, strict=True):
+        for symbol, conid in zip(symbols, conids, strict=False):
             snap = by_conid.get(conid)
             if snap is not None and not snap.halted and (snap.bid is not None or snap.ask is not None):
                 result[symbol] = Quote(symbol=symbol, bid=snap.bid, ask=snap.ask, as_of=snap.updated_at)
-        return symbols, result
+        prices: dict[str, Decimal] = {}
+        for root, conid in zip(roots, stocks, strict=True):
+            price = _price_of(by_conid.get(conid))
+            if price is not None:
+                prices[root] = price
+        return symbols, MarketData(quotes=result, underlying_prices=prices)
 
     async def gather(self, request: OrderRequest, now: datetime, *, exclude_order: str | None = None) -> Gathered:
         """Every piece the engine needs for `request`, fetched concurrently."""
         quotes = request.order_type in ("MKT", "STP") or request.legs is not None
-        pieces, session, (symbols, quote_map) = await asyncio.gather(
+        pieces, session, (symbols, market) = await asyncio.gather(
             self.pieces(request.account_id), self.session(), self._instruments(request, quotes),
         )
         account, positions, orders = pieces.account, pieces.positions, pieces.orders
@@ -236,7 +247,7 @@ class StateGatherer:
             now=now,
             exclude_order=exclude_order,
         )
-        return Gathered(state, MarketData(quotes=quote_map), symbols, _instruments_of(request), missing, account)
+        return Gathered(state, market, symbols, _instruments_of(request), missing, account)
 
 
 def _instruments_of(request: OrderRequest) -> list[Instrument]:
@@ -244,6 +255,27 @@ def _instruments_of(request: OrderRequest) -> list[Instrument]:
         return [leg.instrument for leg in request.legs]
     assert request.instrument is not None
     return [request.instrument]
+
+
+def sold_option_roots(request: OrderRequest, symbols: list[str]) -> list[str]:
+    """Underlying roots of the options the order sells."""
+    sides = [leg.side for leg in request.legs] if request.legs else [request.side]
+    roots: list[str] = []
+    for symbol, side in zip(symbols, sides, strict=True):
+        contract = parse_occ(symbol) if side == "SELL" else None
+        if contract is not None and contract.root not in roots:
+            roots.append(contract.root)
+    return roots
+
+
+def _price_of(snap: Snapshot | None) -> Decimal | None:
+    if snap is None or snap.halted:
+        return None
+    if snap.last is not None and not snap.last_is_close:
+        return snap.last
+    if snap.bid is not None and snap.ask is not None:
+        return (snap.bid + snap.ask) / 2
+    return snap.last
 
 
 def _parse(model: Any, raw: Any) -> Any:
