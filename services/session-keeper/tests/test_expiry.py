@@ -1,10 +1,10 @@
-"""expires_at = min(login + 24 h, next regional midnight after the session opened, now + ssoExpires)."""
+"""expires_at = min(login + 24 h, next regional midnight after the session opened); ssoExpires only as a countdown."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ibkr_session_keeper.expiry import next_midnight, predict_expiry
+from ibkr_session_keeper.expiry import SsoCountdown, next_midnight, predict_expiry
 
 
 def utc(text: str) -> datetime:
@@ -50,18 +50,50 @@ def test_24_hours_after_login_wins_when_the_session_was_reopened_after_midnight(
     assert expiry.basis == "max_age"
 
 
-def test_the_gateways_sso_expires_is_used_when_it_is_earlier() -> None:
-    now = utc("2026-06-10T14:00")
+def test_a_midnight_already_past_is_never_the_end_the_session_was_reopened_since() -> None:
+    login = utc("2026-11-25T01:00")  # 20:00 New York on the 24th; reopened after midnight, brokerage time unknown
+    now = utc("2026-11-25T07:00")  # 02:00 New York
 
-    expiry = predict_expiry(region="eu", login_at=now, authenticated_at=now, now=now, sso_expires_ms=3_600_000)
+    stale = predict_expiry(region="us", login_at=login, authenticated_at=login, now=now)
+    unknown = predict_expiry(region="us", login_at=login, authenticated_at=None, now=now)
 
-    assert expiry.at == now + timedelta(hours=1)
-    assert expiry.basis == "sso_expires"
+    assert stale == unknown
+    assert stale.at == login + timedelta(hours=24) and stale.basis == "max_age"
 
 
-def test_a_zero_sso_expires_is_ignored() -> None:
-    now = utc("2026-06-10T14:00")
+def test_with_the_brokerage_time_unknown_the_next_midnight_after_now_ends_it() -> None:
+    login = utc("2026-11-25T05:10")  # 00:10 New York
+    now = utc("2026-11-25T14:00")
 
-    expiry = predict_expiry(region="asia", login_at=now, authenticated_at=now, now=now, sso_expires_ms=0)
+    expiry = predict_expiry(region="us", login_at=login, authenticated_at=None, now=now)
 
-    assert expiry.basis == "regional_reset"
+    assert expiry.at == utc("2026-11-26T05:00") and expiry.basis == "regional_reset"
+
+
+def test_a_sliding_sso_expires_is_never_trusted() -> None:
+    now, countdown = utc("2026-06-10T14:00"), SsoCountdown()
+    for minute in range(30):
+        countdown.read(now + timedelta(minutes=minute), 300_000)  # extended by every tickle
+
+    assert countdown.trusted is None and countdown.readings == 1
+
+
+def test_an_sso_expires_counting_down_is_trusted_after_three_readings() -> None:
+    end, countdown = utc("2026-06-10T14:05"), SsoCountdown()
+    readings = []
+    for seconds_left in (300, 240, 180):
+        now = end - timedelta(seconds=seconds_left)
+        countdown.read(now, seconds_left * 1000 - 120)  # the reply took 120 ms: jitter is tolerated
+        readings.append(countdown.trusted)
+
+    assert readings[:2] == [None, None]
+    assert readings[2] is not None and abs(readings[2] - end) < timedelta(seconds=1)
+
+
+def test_an_end_extended_again_is_no_longer_trusted() -> None:
+    end, countdown = utc("2026-06-10T14:05"), SsoCountdown()
+    for seconds_left in (300, 240, 180):
+        countdown.read(end - timedelta(seconds=seconds_left), seconds_left * 1000)
+    countdown.read(end - timedelta(seconds=120), 600_000)
+
+    assert countdown.trusted is None

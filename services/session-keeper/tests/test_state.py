@@ -229,15 +229,67 @@ def test_after_our_own_logout_no_session_is_expected_and_quiet() -> None:
     assert types(back.events) == ["authenticated"]
 
 
-def test_sso_expires_sets_login_time_and_bounds_expiry() -> None:
-    p = policy()
-    state = SessionState()
+def tickle(sso_ms: int) -> Observation:
+    return Observation("auth", True, True, False, sso_expires_ms=sso_ms)
 
-    observe(state, Observation("auth", True, True, False, sso_expires_ms=2 * 3600 * 1000), NOON, p)
 
-    assert state.expires_at == NOON + timedelta(hours=2)
-    assert state.login_at == NOON + timedelta(hours=2) - timedelta(hours=24)
-    assert state.expiry_basis == "sso_expires"
+def test_a_sliding_sso_expires_moves_neither_expires_at_nor_the_login_time() -> None:
+    p, state = policy(warning=timedelta(minutes=60)), SessionState()
+    events = []
+    for minute in range(0, 3 * 60):
+        now = NOON + timedelta(minutes=minute)
+        events += observe(state, tickle(300_000), now, p).events + on_clock(state, now, p).events
+
+    assert types(events) == ["authenticated"]  # no expiring minutes after login, no storm
+    assert state.expires_at == datetime(2026, 11, 25, 5, 0, tzinfo=UTC) and state.expiry_basis == "regional_reset"
+    assert state.login_at == NOON
+
+
+def test_an_sso_countdown_ends_the_session_earlier_and_expiring_fires_once() -> None:
+    # the keeper started at noon on a login made 20 hours earlier: the gateway's 24 h cap is at 16:00 New York
+    p, state = policy(warning=timedelta(minutes=60)), SessionState()
+    cap = NOON + timedelta(hours=4)
+    events = []
+    for minute in range(0, 4 * 60 + 1):
+        now = NOON + timedelta(minutes=minute)
+        left_ms = int((cap - now).total_seconds() * 1000)
+        if left_ms > 0:
+            events += observe(state, tickle(min(300_000, left_ms)), now, p).events
+        events += on_clock(state, now, p).events
+
+    assert types(events) == ["authenticated", "expiring", "expired"]
+    expiring = events[1][1]
+    assert expiring["expiry_basis"] == "sso_expires" and expiring["expires_at"] == cap
+    assert expiring["minutes_left"] == 3  # said when the countdown was believed, not at login
+    assert state.status == "expired" and state.reason == "sso_expires"
+
+
+def test_an_sso_countdown_inside_the_warning_period_does_not_repeat_expiring() -> None:
+    p = policy(warning=timedelta(minutes=60), windows=WindowTable([], "us"))
+    midnight = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)
+    start = midnight - timedelta(hours=2)
+    end = midnight - timedelta(minutes=2)  # the gateway stops extending: it ends 2 minutes early
+    state, events = SessionState(), []
+    for minute in range(0, 120):
+        now = start + timedelta(minutes=minute)
+        left_ms = int((end - now).total_seconds() * 1000)
+        if left_ms > 0:
+            events += observe(state, tickle(min(300_000, left_ms)), now, p).events
+        events += on_clock(state, now, p).events
+
+    assert types(events) == ["authenticated", "expiring", "expired"]
+    assert events[1][1]["expires_at"] == midnight and events[1][1]["minutes_left"] == 60
+    assert events[2][1]["expiry_basis"] == "sso_expires" and state.expires_at == end
+
+
+def test_without_use_sso_expires_a_countdown_is_ignored() -> None:
+    p, state = policy(use_sso_expires=False), SessionState()
+    cap = NOON + timedelta(minutes=10)
+    for minute in range(0, 10):
+        now = NOON + timedelta(minutes=minute)
+        observe(state, tickle(int((cap - now).total_seconds() * 1000)), now, p)
+
+    assert state.expires_at == datetime(2026, 11, 25, 5, 0, tzinfo=UTC) and state.expiry_basis == "regional_reset"
 
 
 def test_while_the_gateway_is_down_it_is_looked_at_again_with_backoff() -> None:
@@ -263,3 +315,77 @@ def test_recovery_attempts_start_over_after_an_outage() -> None:
     out = observe(state, LOST, NOON + timedelta(seconds=100), p)
 
     assert state.reason == "session_lost" and "reauthenticate" in out.actions and state.attempts == 1
+
+
+def reopened_after_midnight(p: Policy) -> tuple[SessionState, datetime]:
+    """Login 20:00 New York, expired at the regional reset, reopened (ssodh/init) at 00:30."""
+    login = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)  # 20:00 New York (EST), 24 Nov
+    state = authenticated_at(login, p)
+    assert state.expires_at == datetime(2026, 11, 25, 5, 0, tzinfo=UTC)  # midnight New York
+    on_clock(state, state.expires_at, p)  # expired at the reset
+    observe(state, HEALTHY, datetime(2026, 11, 25, 5, 30, tzinfo=UTC), p)  # 00:30 New York: reopened
+    assert state.status == "authenticated" and state.expires_at == login + timedelta(hours=24)
+    return state, login
+
+
+def tickles_after_restart(resumed: SessionState, p: Policy) -> list[tuple[str, dict[str, object]]]:
+    """Tickles from 02:00 New York answering a sliding ssoExpires, as gateways do, and the clock."""
+    restart = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
+    resumed.announced = "authenticated"
+    events = []
+    for second in range(0, 180, 60):
+        now = restart + timedelta(seconds=second)
+        events += observe(resumed, tickle(300_000), now, p).events + on_clock(resumed, now, p).events
+    return events
+
+
+def test_restart_after_a_reopen_past_midnight_does_not_announce_a_false_expiry() -> None:
+    # the keeper restarted at 02:00: the row has no brokerage-open time, only the login
+    p = policy(windows=WindowTable([], "us"))
+    before, login = reopened_after_midnight(p)
+    resumed = SessionState(  # what store.load() used to rebuild: authenticated_at = the login
+        status=before.status, authenticated=True, connected=True, login_at=before.login_at,
+        last_tickle_at=before.last_tickle_at, expires_at=before.expires_at, warned_for=before.warned_for,
+        reason=before.reason, authenticated_at=before.login_at,
+    )
+
+    events = tickles_after_restart(resumed, p)
+
+    assert types(events) == []
+    assert resumed.status == "authenticated"
+    assert resumed.expires_at == login + timedelta(hours=24)  # 20:00 New York, 25 Nov: the 24 h cap
+
+
+async def test_restart_through_the_tracking_row_after_a_reopen_past_midnight(sqlite_url: str) -> None:
+    from ibkr_common.db.engine import make_engine, make_sessionmaker
+    from ibkr_session_keeper.store import TrackingStore
+
+    p = policy(windows=WindowTable([], "us"))
+    before, login = reopened_after_midnight(p)
+    engine = make_engine(sqlite_url)
+    try:
+        clock = type("Fixed", (), {"now": staticmethod(lambda: datetime(2026, 11, 25, 7, 0, tzinfo=UTC))})()
+        store = TrackingStore(make_sessionmaker(engine), connection="c1", user_id="local", clock=clock)
+        await store.save(before, publisher=None, events=[])  # type: ignore[arg-type]
+        resumed = await store.load()
+    finally:
+        await engine.dispose()
+    assert resumed is not None and resumed.authenticated_at is None  # not stored: unknown, not the login
+
+    events = tickles_after_restart(resumed, p)
+
+    assert types(events) == [] and resumed.expires_at == login + timedelta(hours=24)
+    assert resumed.expiry_basis == "max_age"
+
+
+def test_an_auth_status_check_without_sso_expires_keeps_a_believed_countdown() -> None:
+    p, state = policy(), SessionState()
+    end = NOON + timedelta(minutes=5)
+    for minute in range(3):
+        now = NOON + timedelta(minutes=minute)
+        observe(state, tickle(int((end - now).total_seconds() * 1000)), now, p)
+    assert state.expires_at == end
+
+    observe(state, HEALTHY, NOON + timedelta(minutes=3), p)
+
+    assert state.expires_at == end and state.expiry_basis == "sso_expires"

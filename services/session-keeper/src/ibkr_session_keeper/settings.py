@@ -43,7 +43,8 @@ class SessionKeeperSettings(DatabaseServiceSettings):
     )
     use_sso_expires: bool = Field(
         True, validation_alias=env("IBKR_USE_SSO_EXPIRES"),
-        description="Bound expires_at by the gateway's ssoExpires when the tickle reports it.",
+        description="Take now+ssoExpires as the session's end once it counts down across tickles instead of "
+        "being extended (the gateway stopped extending the session); a sliding ssoExpires is ignored.",
     )
     bridge_timeout_s: float = Field(
         15.0, validation_alias=env("IBKR_SESSION_BRIDGE_TIMEOUT_S"), gt=0, le=120,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from ibkr_session_keeper.expiry import login_from_sso, predict_expiry
+from ibkr_session_keeper.expiry import Expiry, SsoCountdown, predict_expiry
 from ibkr_session_keeper.windows import WindowTable
 
 Status = Literal["unknown", "authenticated", "unauthenticated", "competing", "gateway_down", "expired", "logged_out"]
@@ -77,7 +77,8 @@ class SessionState:
     warned_for: datetime | None = None
     reason: str | None = None
     # in memory only
-    authenticated_at: datetime | None = None
+    authenticated_at: datetime | None = None  # when the brokerage session (re)opened; None: unknown
+    sso: SsoCountdown = field(default_factory=SsoCountdown)
     expiry_basis: str | None = None
     expired_for: datetime | None = None
     announced: str | None = None
@@ -200,29 +201,39 @@ def _announce(state: SessionState, now: datetime, policy: Policy, out: Outcome) 
 
 
 def _new_period(state: SessionState, obs: Observation, now: datetime, policy: Policy) -> None:
-    sso = obs.sso_expires_ms if policy.use_sso_expires else None
-    if sso:
-        state.login_at = login_from_sso(now, sso)
-    elif state.login_at is None or state.reason in (LOGIN_REQUIRED, "logout"):
+    if state.login_at is None or state.reason in (LOGIN_REQUIRED, "logout"):
         state.login_at = now  # a new login; a reopened brokerage session keeps the login it belongs to
     state.authenticated_at = now
-    expiry = predict_expiry(region=policy.region, login_at=state.login_at, authenticated_at=now, now=now,
-                            sso_expires_ms=sso)
-    state.expires_at, state.expiry_basis = expiry.at, expiry.basis
+    state.sso = SsoCountdown()
+    state.expires_at = None
+    _refresh_expiry(state, obs, now, policy)
     state.attempts, state.next_attempt_at = 0, None
 
 
 def _refresh_expiry(state: SessionState, obs: Observation, now: datetime, policy: Policy) -> None:
-    sso = obs.sso_expires_ms if policy.use_sso_expires else None
-    if not sso or state.login_at is None:
+    """expires_at from the login and the regional reset; an earlier end only when ssoExpires counts down to it."""
+    if state.login_at is None:
+        state.login_at = now
+    expiry = predict_expiry(region=policy.region, login_at=state.login_at, authenticated_at=state.authenticated_at,
+                            now=now)
+    if policy.use_sso_expires:
+        if obs.sso_expires_ms:  # an auth-status check has none: the countdown stands as it was
+            state.sso.read(now, obs.sso_expires_ms)
+        trusted = state.sso.trusted
+        if trusted is not None and now < trusted < expiry.at - EXPIRY_TOLERANCE:
+            expiry = Expiry(trusted, "sso_expires")  # the gateway stopped extending the session
+    _set_expiry(state, expiry, now, policy)
+
+
+def _set_expiry(state: SessionState, expiry: Expiry, now: datetime, policy: Policy) -> None:
+    """Move expires_at only by more than the tolerance; a warning already given is not repeated for it."""
+    if state.expires_at is not None and abs(expiry.at - state.expires_at) <= EXPIRY_TOLERANCE:
+        state.expiry_basis = state.expiry_basis or expiry.basis  # unknown after a restart
         return
-    expiry = predict_expiry(region=policy.region, login_at=state.login_at,
-                            authenticated_at=state.authenticated_at or now, now=now, sso_expires_ms=sso)
-    if state.expires_at is None or abs(expiry.at - state.expires_at) > EXPIRY_TOLERANCE:
-        state.expires_at, state.expiry_basis = expiry.at, expiry.basis
-    implied = login_from_sso(now, sso)
-    if abs(implied - state.login_at) > EXPIRY_TOLERANCE:
-        state.login_at = implied
+    warned = state.expires_at is not None and state.warned_for == state.expires_at
+    state.expires_at, state.expiry_basis = expiry.at, expiry.basis
+    if warned and expiry.at - policy.warning <= now:
+        state.warned_for = expiry.at  # `expiring` was said for this session already: once is enough
 
 
 def observe(state: SessionState, obs: Observation, now: datetime, policy: Policy) -> Outcome:

@@ -35,7 +35,8 @@ class TrackingStore:
                 in_maintenance=row.in_maintenance, login_at=row.login_at, last_tickle_at=row.last_tickle_at,
                 expires_at=row.expires_at, warned_for=row.warned_for, reason=row.reason,
             )
-            state.authenticated_at = row.login_at
+            # authenticated_at (when the brokerage session last opened) is not stored: left unknown, the
+            # prediction takes the next regional midnight after now (never yesterday's, already past).
             if row.status == "expired":
                 state.expired_for = row.expires_at
             return state
