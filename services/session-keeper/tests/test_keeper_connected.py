@@ -301,3 +301,23 @@ async def test_no_bridge_leads_to_ssodh_init(make_stack, sqlite_url) -> None:
     assert lost["payload"]["reason"] == "no_bridge"
     assert back["payload"]["authenticated"] is True
     assert stack.calls("/iserver/auth/ssodh/init") == 1
+
+
+async def test_sso_expires_counting_down_to_the_24_hour_cap_becomes_the_end(make_stack, sqlite_url) -> None:
+    stack = await make_stack(idle_timeout=10**6)  # cpsim logged in at 09:00 New York; its token outlives the cap
+    cap = datetime.fromisoformat(stack.sim("GET", "/state")["session"]["login_at"]) + timedelta(hours=24)
+    stack.clock_to(cap - timedelta(minutes=4))  # the keeper starts late: it cannot know the login time
+
+    async with stack.keeper(sqlite_url, session_warning_minutes=60):
+        first = await stack.events.wait_for("authenticated")
+        expiring = await stack.events.wait_for("expiring")
+        stack.clock_to(cap - timedelta(seconds=2))
+        expired = await stack.events.wait_for("expired")
+        await asyncio.sleep(1.5)
+
+    assert first["payload"]["expiry_basis"] != "sso_expires"  # one reading of ssoExpires is not believed
+    assert expiring["payload"]["expiry_basis"] == "sso_expires"
+    assert abs(datetime.fromisoformat(expiring["payload"]["expires_at"]) - cap) < timedelta(seconds=2)
+    assert expiring["payload"]["minutes_left"] <= 4
+    assert expired["payload"]["expiry_basis"] == "sso_expires"
+    assert len(stack.events.of("expiring")) == 1
