@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
 
+from ibkr_compliance.rules import AccountState, DayTradeRecord, Execution, OrderSpec, Position, RulesConfig, evaluate
 from ibkr_compliance.rules.pdt import SeriesBook
 
 
@@ -81,3 +84,29 @@ def test_short_held_overnight_bought_back_first_is_not_a_day_trade(method: str) 
     results = _run(method, -2, [("buy", 2)])
 
     assert results == [("not_day_trade", 0)]
+
+
+def test_earlier_sessions_are_replayed_from_executions_when_the_broker_lists_none(
+    alpaca_account: Callable[..., AccountState], config: RulesConfig, order: Callable[..., OrderSpec],
+    at: Callable[[str], datetime],
+) -> None:
+    symbol = "AAPL260515C00200000"
+    earlier = tuple(
+        Execution(time=at(f"2026-04-{d}T{hh}:00:00-04:00"), symbol=symbol, side=side, qty=Decimal("1"))
+        for d in (17, 20, 21) for hh, side in (("10", "buy"), ("11", "sell"))
+    )
+    today = (Execution(time=at("2026-04-22T09:45:00-04:00"), symbol=symbol, side="buy", qty=Decimal("2")),)
+    held = (Position(symbol=symbol, qty=Decimal("2")),)
+    close = order(symbol, "sell", qty="2", limit_price=Decimal("3.4"), position_effect="close")
+    listed = alpaca_account(day_trades_in_window=tuple(
+        DayTradeRecord(date=date(2026, 4, d), symbol=symbol, count=1) for d in (17, 20, 21)),
+        today_executions=today, positions=held)
+    replayed = alpaca_account(day_trades_in_window=None, today_executions=earlier + today, positions=held)
+    now = at("2026-04-22T14:05:00-04:00")
+
+    from_list = evaluate(close, listed, config, now, regime="legacy_pdt")
+    from_fills = evaluate(close, replayed, config, now, regime="legacy_pdt")
+
+    assert from_fills.computed["local_day_trades_used"] == 3
+    assert from_fills.decision == from_list.decision and set(from_list.reason_codes) <= set(from_fills.reason_codes)
+    assert "PDT_4TH_DAY_TRADE" in from_fills.reason_codes

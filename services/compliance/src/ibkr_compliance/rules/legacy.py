@@ -10,7 +10,15 @@ from .config import RulesConfig
 from .hours import MarketCalendar, pdt_session
 from .model import AccountState, Severity, Side, parse_occ
 from .outcome import Outcome
-from .pdt import LegDayTrade, build_books, order_day_trades, projection, today_executions, window_count
+from .pdt import (
+    LegDayTrade,
+    build_books,
+    earlier_day_trades,
+    order_day_trades,
+    projection,
+    today_executions,
+    window_count,
+)
 
 ZERO = Decimal("0")
 
@@ -53,6 +61,10 @@ def apply_legacy_pdt(
     maximum = config.pdt_max_day_trades_under_min_equity
     session = pdt_session(now, calendar)
     method = config.counting_method_for(account.broker)
+    if account.day_trades_in_window is None and account.broker_day_trade_count is None:
+        earlier = earlier_day_trades(account, now, method)
+        if earlier:  # no list from the broker: the executions we have tell the earlier sessions
+            account = account.model_copy(update={"day_trades_in_window": earlier})
     executions = today_executions(account, now)
     books, today_completed = build_books(account, executions, method)
     counted = window_count(account, session, today_completed, calendar, config.pdt_window_sessions)

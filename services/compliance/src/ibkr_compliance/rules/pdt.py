@@ -10,7 +10,7 @@ from typing import Literal
 
 from .config import CountingMethod
 from .hours import MarketCalendar, trade_date
-from .model import AccountState, Execution, Side
+from .model import AccountState, DayTradeRecord, Execution, Position, Side
 
 ZERO = Decimal("0")
 Kind = Literal["open", "day_trade", "continuation", "not_day_trade"]
@@ -99,6 +99,36 @@ def today_executions(account: AccountState, now: datetime) -> list[Execution]:
             side: Side = "buy" if position.qty > 0 else "sell"
             executions.append(Execution(time=position.opened, symbol=position.symbol, side=side, qty=abs(position.qty)))
     return sorted(executions, key=lambda e: e.time)
+
+
+def earlier_day_trades(account: AccountState, now: datetime, method: CountingMethod) -> tuple[DayTradeRecord, ...]:
+    """Day trades of the sessions before today, replayed from the executions the account has.
+
+    Each earlier day starts from the position held now less everything executed since.
+    """
+    today = trade_date(now)
+    by_day: dict[date, list[Execution]] = {}
+    for e in account.today_executions:
+        day = trade_date(e.time)
+        if day < today:
+            by_day.setdefault(day, []).append(e)
+    held = {p.symbol: p.qty for p in account.positions}
+    for e in account.today_executions:
+        if trade_date(e.time) >= today:
+            held[e.symbol] = held.get(e.symbol, ZERO) - (e.qty if e.side == "buy" else -e.qty)
+    records: list[DayTradeRecord] = []
+    for day in sorted(by_day, reverse=True):  # walk back: the position at the end of `day` is known
+        executions = sorted(by_day[day], key=lambda e: e.time)
+        _, completed = build_books(account.model_copy(update={"positions": _positions(held)}), executions, method)
+        if completed:
+            records.append(DayTradeRecord(date=day, count=completed))
+        for e in executions:
+            held[e.symbol] = held.get(e.symbol, ZERO) - (e.qty if e.side == "buy" else -e.qty)
+    return tuple(sorted(records, key=lambda r: r.date))
+
+
+def _positions(held: dict[str, Decimal]) -> tuple[Position, ...]:
+    return tuple(Position(symbol=symbol, qty=qty) for symbol, qty in held.items() if qty != 0)
 
 
 def build_books(
