@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings
 
 from ibkr_common.settings import SECRET_FIELDS, CommonSettings, variable_name
 from ibkr_devstack.asyncapi import settings_class
+from ibkr_devstack.config import DevstackSettings
 from ibkr_devstack.stack import SERVICES
 
 HEADER = """\
@@ -18,15 +19,6 @@ HEADER = """\
 # Every variable is also accepted with a VITE_ prefix (VITE_IBKR_GATEWAY_HOST, VITE_ENCRYPTION_KEY, ...)
 # so existing front-end .env files keep working. A bad value stops the service at start with a message
 # naming the variable and the rule. Commented lines have no default.
-"""
-
-DEVSTACK = """\
-# --- make run (the local stack) ------------------------------------------------------------------
-# Start the Client Portal simulator (true) or use the gateway configured above (false).
-IBKR_USE_CPSIM=true
-# Preferred ports of the local NATS and simulator; a port already taken moves to a free one.
-IBKR_DEVSTACK_NATS_PORT=4222
-IBKR_DEVSTACK_GATEWAY_PORT=5000
 """
 
 
@@ -64,7 +56,8 @@ def render() -> str:
         lines = _section(service, cls, seen)
         if len(lines) > 1:
             blocks.append("\n".join(lines) + "\n")
-    blocks.append(DEVSTACK)
+    devstack = _section("make run (the local stack, which reads .env too)", DevstackSettings, seen)
+    blocks.append("\n".join(devstack) + "\n")
     return "\n".join(blocks)
 
 

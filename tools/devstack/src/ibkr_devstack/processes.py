@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 
@@ -33,10 +34,12 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     lines: list[str] = field(default_factory=list)
     restarts: int = 0
+    cwd: Path | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            self.argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+            self.argv, env=self.env, cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         threading.Thread(target=self._pump, daemon=True).start()
 
@@ -59,17 +62,19 @@ class Child:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def wait_for(self, needle: str, timeout: float) -> bool:
+    def wait_for(self, needle: str, timeout: float, stop: threading.Event | None = None) -> bool:
+        """True once a log line contains `needle`; False on exit, timeout, or as soon as `stop` is set."""
+        stop = stop or threading.Event()
         deadline = time.monotonic() + timeout
         seen = 0
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stop.is_set():
             while seen < len(self.lines):
                 if needle in self.lines[seen]:
                     return True
                 seen += 1
             if not self.alive():
                 return False
-            time.sleep(0.05)
+            stop.wait(0.05)
         return False
 
     def stop(self, timeout: float = 15.0) -> None:

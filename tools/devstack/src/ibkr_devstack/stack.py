@@ -8,10 +8,13 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from ibkr_common.settings import SettingsError
+from ibkr_devstack.config import DevstackSettings, explicitly_set, load_stack_settings
 from ibkr_devstack.processes import Child, pid_alive, python_module
 
 SERVICES = ("gateway-bridge", "session-keeper", "sync-worker", "audit", "compliance")
@@ -37,16 +40,18 @@ def pick_port(preferred: int) -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_port(port: int, child: Child, timeout: float) -> bool:
+def wait_port(port: int, child: Child, timeout: float, stop: threading.Event | None = None) -> bool:
+    """True once `port` accepts connections; False on the child's exit, timeout, or as soon as `stop` is set."""
+    stop = stop or threading.Event()
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop.is_set():
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return True
         except OSError:
             if not child.alive():
                 return False
-            time.sleep(0.05)
+            stop.wait(0.05)
     return False
 
 
@@ -68,8 +73,12 @@ class LocalStack:
         self.stack_json = self.var / "stack.json"
         self.pid_file = self.var / "devstack.pid"
         self.children: list[Child] = []
-        self.stopping = False
+        self.stop_requested = threading.Event()
         self.info: dict[str, Any] = {}
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_requested.is_set()
 
     def already_running(self) -> int | None:
         if self.pid_file.exists():
@@ -82,6 +91,10 @@ class LocalStack:
         return None
 
     def _fail(self, message: str) -> int:
+        if self.stopping:
+            print("devstack: stopped during start-up", file=sys.stderr)
+            self.stop()
+            return 0
         print(f"devstack: {message}", file=sys.stderr)
         self.stop()
         return 1
@@ -92,61 +105,77 @@ class LocalStack:
             print(f"devstack: ibkr-stack is already running here (pid {other}); stop it with Ctrl-C in its "
                   f"terminal or `kill {other}`, then run `make run` again.", file=sys.stderr)
             return 1
+        try:
+            settings = load_stack_settings(self.root, [s for s in SERVICES if service_exists(s)])
+        except SettingsError as exc:
+            print(f"devstack: {exc.message}", file=sys.stderr)
+            return 2
         self.var.mkdir(exist_ok=True)
         self.pid_file.write_text(str(os.getpid()))
         self.stack_json.unlink(missing_ok=True)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         try:
-            code = self._start_all()
-            if code:
+            code = self._start_all(settings)
+            if code or self.stopping:
                 return code
             return self._watch()
         finally:
             self.stop()
 
     def _on_signal(self, signum: int, _frame: object) -> None:
-        self.stopping = True
+        self.stop_requested.set()
 
-    def _start_all(self) -> int:
+    def _start(self, child: Child) -> Child:
+        self.children.append(child)
+        child.start()
+        return child
+
+    def _port(self, what: str, preferred: int) -> int:
+        port = pick_port(preferred)
+        if preferred and port != preferred:
+            print(f"devstack: port {preferred} is taken; {what} listens on {port} instead", file=sys.stderr)
+        return port
+
+    def _start_all(self, settings: DevstackSettings) -> int:
+        """Start every part with the configured values; only NATS (and cpsim, when used) are the devstack's."""
         env = dict(os.environ)
-        connection = env.get("IBKR_CONNECTION", "paper")
-        nats_port = pick_port(int(env.get("IBKR_DEVSTACK_NATS_PORT", "4222")))
-        nats = Child("nats", [str(Path(sys.executable).parent / "nats-server"), "-a", "127.0.0.1", "-p",
-                              str(nats_port), "-js", "-sd", str(self.var / "nats")], env)
-        nats.start()
-        self.children.append(nats)
-        if not wait_port(nats_port, nats, 20):
+        nats_port = self._port("NATS", settings.devstack_nats_port)
+        nats = self._start(Child("nats", [str(Path(sys.executable).parent / "nats-server"), "-a", "127.0.0.1", "-p",
+                                          str(nats_port), "-js", "-sd", str(self.var / "nats")], env, cwd=self.root))
+        if not wait_port(nats_port, nats, 20, self.stop_requested):
             return self._fail("nats-server did not start")
         nats_url = f"nats://127.0.0.1:{nats_port}"
-        database_url = env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{self.var / 'ibkr.db'}"
+        database_url = (settings.database_url if explicitly_set(settings, "database_url")
+                        else f"sqlite+aiosqlite:///{self.var / 'ibkr.db'}")
         from ibkr_common.db.migrate import upgrade
 
         upgrade(database_url)
-        gateway_url = self._gateway(env)
-        if gateway_url is None:
-            return 1
-        host_port = gateway_url.split("://", 1)[1]
-        host, port = host_port.rsplit(":", 1)
+        if self.stopping:
+            return self._fail("stopped")
+        gateway = self._gateway(settings, env)
+        if gateway is None:
+            return self._fail("cpsim did not start")
+        host, port, ssl = gateway
+        gateway_url = f"{'https' if ssl else 'http'}://{host}:{port}"
         service_env = {
             **env,
             "NATS_URL": nats_url,
             "DATABASE_URL": database_url,
-            "IBKR_CONNECTION": connection,
+            "IBKR_CONNECTION": settings.connection,
             "IBKR_GATEWAY_HOST": host,
-            "IBKR_GATEWAY_PORT": port,
-            "IBKR_GATEWAY_SSL": "true" if gateway_url.startswith("https") else "false",
+            "IBKR_GATEWAY_PORT": str(port),
+            "IBKR_GATEWAY_SSL": "true" if ssl else "false",
         }
         for service in SERVICES:
             if not service_exists(service):
                 continue
-            child = Child(service, python_module(f"ibkr_{service.replace('-', '_')}"), service_env)
-            child.start()
-            self.children.append(child)
-            if not child.wait_for(f"{service} ready", READY_TIMEOUT_S):
+            child = self._start(Child(service, python_module(f"ibkr_{service.replace('-', '_')}"), service_env,
+                                      cwd=self.root))
+            if not child.wait_for(f"{service} ready", READY_TIMEOUT_S, self.stop_requested):
                 return self._fail(f"{service} did not become ready")
         self.info = {
-            "connection": connection,
+            "connection": settings.connection,
             "nats_url": nats_url,
             "gateway_url": gateway_url,
             "database_url": database_url,
@@ -158,18 +187,16 @@ class LocalStack:
         self._print_ready()
         return 0
 
-    def _gateway(self, env: dict[str, str]) -> str | None:
-        if env.get("IBKR_USE_CPSIM", "true").lower() in ("0", "false", "no"):
-            scheme = "https" if env.get("IBKR_GATEWAY_SSL", "true").lower() in ("1", "true", "yes") else "http"
-            return f"{scheme}://{env.get('IBKR_GATEWAY_HOST', 'localhost')}:{env.get('IBKR_GATEWAY_PORT', '5000')}"
-        port = pick_port(int(env.get("IBKR_DEVSTACK_GATEWAY_PORT", "5000")))
-        cpsim = Child("cpsim", python_module("cpsim", "--port", str(port), "--host", "127.0.0.1"), env)
-        cpsim.start()
-        self.children.append(cpsim)
-        if not wait_port(port, cpsim, 30):
-            self._fail("cpsim did not start")
+    def _gateway(self, settings: DevstackSettings, env: dict[str, str]) -> tuple[str, int, bool] | None:
+        """(host, port, ssl) of the gateway: the configured one, or a simulator started here."""
+        if not settings.use_cpsim:
+            return settings.gateway_host, settings.gateway_port, settings.gateway_ssl
+        port = self._port("cpsim", settings.devstack_gateway_port)
+        cpsim = self._start(Child("cpsim", python_module("cpsim", "--port", str(port), "--host", "127.0.0.1"), env,
+                                  cwd=self.root))
+        if not wait_port(port, cpsim, 30, self.stop_requested):
             return None
-        return f"https://localhost:{port}"
+        return "localhost", port, True
 
     def _print_ready(self) -> None:
         names = ", ".join(c.name for c in self.children)
@@ -195,15 +222,16 @@ class LocalStack:
                         return 1
                     child.restarts += 1
                     print(f"devstack: {child.name} exited with {code}; restart {child.restarts}/5", file=sys.stderr)
-                    time.sleep(min(2 ** child.restarts, 10))
+                    if self.stop_requested.wait(min(2 ** child.restarts, 10)):
+                        break
                     child.start()
                     self.info.setdefault("pids", {})[child.name] = child.pid
                     self.stack_json.write_text(json.dumps(self.info, indent=2))
-            time.sleep(0.2)
+            self.stop_requested.wait(0.2)
         return 0
 
     def stop(self) -> None:
-        self.stopping = True
+        self.stop_requested.set()
         self.stack_json.unlink(missing_ok=True)
         for child in reversed(self.children):
             child.stop()

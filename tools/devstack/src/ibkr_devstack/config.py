@@ -1,0 +1,50 @@
+"""What `make run` is configured with: read like the services read it (environment, `.env`, `VITE_` aliases)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from ibkr_common.settings import CommonSettings, SettingsError, env, load_settings
+
+
+class DevstackSettings(CommonSettings):
+    """The common settings plus the variables only `make run` reads."""
+
+    use_cpsim: bool = Field(
+        True, validation_alias=env("IBKR_USE_CPSIM"),
+        description="Start the Client Portal simulator (true) or use the gateway configured above (false).",
+    )
+    devstack_nats_port: int = Field(
+        4222, validation_alias=env("IBKR_DEVSTACK_NATS_PORT"), ge=0, le=65535,
+        description="Preferred port of the local NATS; a port already taken moves to a free one (0: any).",
+    )
+    devstack_gateway_port: int = Field(
+        5000, validation_alias=env("IBKR_DEVSTACK_GATEWAY_PORT"), ge=0, le=65535,
+        description="Preferred port of the simulator; a port already taken moves to a free one (0: any).",
+    )
+
+
+def load_stack_settings(root: Path, services: list[str]) -> DevstackSettings:
+    """The settings `make run` starts the stack with, from the environment and `root/.env`.
+
+    Each service's own settings class is checked too, so a bad value stops `make run` before anything
+    starts, with the message the service would print. Raises SettingsError.
+    """
+    dotenv = root / ".env"
+    settings = load_settings(DevstackSettings, _env_file=dotenv)
+    from ibkr_devstack.asyncapi import settings_class
+
+    for service in services:
+        cls = settings_class(f"ibkr_{service.replace('-', '_')}")
+        try:
+            load_settings(cls, _env_file=dotenv)
+        except SettingsError as exc:
+            raise SettingsError(f"{exc.message}\n  (checked for {service})") from None
+    return settings
+
+
+def explicitly_set(settings: CommonSettings, field: str) -> bool:
+    """True when the user configured `field` (environment, `.env` or an alias), not left it at its default."""
+    return field in settings.model_fields_set
