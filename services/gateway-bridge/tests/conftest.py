@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -70,6 +72,29 @@ class Bridge:
         reply = await self.request(op, payload, **kw)
         assert reply["ok"] is False, reply
         return reply["error"]
+
+
+@asynccontextmanager
+async def _own_bridge(nats_url: str, cpsim_url: str, run_names: Any, name: str, **extra: Any
+                      ) -> AsyncIterator[Bridge]:
+    """A second bridge with its own settings, on its own connection id and stream (`<conn>-<name>`)."""
+    conn = f"{run_names.conn}-{name}"
+    names = SimpleNamespace(conn=conn, stream=f"{run_names.stream}_{name.upper()}",
+                            stream_subjects=f"ibkr.{conn}.events.>")
+    app = build_app(bridge_settings(nats_url, cpsim_url, names, **extra))
+    await app.start()
+    nc = await nats.connect(nats_url)
+    try:
+        yield Bridge(app, nc, conn)
+    finally:
+        await nc.close()
+        await app.stop()
+
+
+@pytest.fixture
+def own_bridge(nats_url: str, cpsim_url: str, run_names: Any) -> Callable[..., AbstractAsyncContextManager[Bridge]]:
+    """`async with own_bridge("name", IBKR_X=...) as bridge:` a second bridge with its own settings."""
+    return lambda name, **extra: _own_bridge(nats_url, cpsim_url, run_names, name, **extra)
 
 
 @pytest.fixture(scope="session")

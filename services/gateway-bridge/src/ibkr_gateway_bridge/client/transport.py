@@ -19,12 +19,13 @@ from typing import Any
 import httpx
 
 from ibkr_common.replies import ErrorCode, ServiceError
+from ibkr_gateway_bridge.client.http import API_PREFIX, CA_VARIABLE, CookielessClient, make_http, tls_verify
 from ibkr_gateway_bridge.limiter import PriorityLimiter, RateLimited
 from ibkr_gateway_bridge.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
+__all__ = ["API_PREFIX", "CallRecord", "CookielessClient", "GatewayError", "Transport", "make_http", "tls_verify"]
 
-API_PREFIX = "/v1/api"
 _PATH_VALUE = re.compile(r"^[A-Za-z0-9._@;:,/-]{1,200}$")
 #: Paths whose bodies may carry session ids or usernames: never quoted in errors or logs.
 SECRET_PATHS = ("/tickle", "/sso/", "/iserver/auth/", "/logout", "/iserver/reauthenticate")
@@ -67,52 +68,6 @@ class CallRecord:
             "retries": self.retries, "priority": self.priority,
         }
 
-
-def tls_verify(settings: BridgeSettings) -> ssl.SSLContext | bool:
-    """The CA file's context when configured; otherwise False (the gateway's self-signed cert), with a warning."""
-    if not settings.gateway_ssl:
-        return True
-    if settings.gateway_ca_file is None:
-        log.warning("IBKR_GATEWAY_CA_FILE is unset: accepting the gateway's self-signed certificate unverified")
-        return False
-    return ssl.create_default_context(cafile=str(settings.gateway_ca_file))
-
-
-def make_http(settings: BridgeSettings) -> httpx.AsyncClient:
-    """One keep-alive client with a small pool and explicit timeouts."""
-    return CookielessClient(
-        base_url=settings.gateway_url + API_PREFIX,
-        verify=tls_verify(settings),
-        timeout=httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
-        limits=httpx.Limits(max_connections=settings.max_connections,
-                            max_keepalive_connections=settings.max_connections, keepalive_expiry=30),
-        headers={"User-Agent": "ibkr-gateway-bridge", "Accept": "application/json"},
-        follow_redirects=False,
-        trust_env=False,
-    )
-
-
-
-class _NoCookies(httpx.Cookies):
-    """A jar that keeps nothing: the gateway's REST calls need no cookies (REFERENCE.md section 1)."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-
-class CookielessClient(httpx.AsyncClient):
-    """An httpx client that never stores the gateway's cookies: nothing to leak, less work per call."""
-
-    @property  # type: ignore[override]
-    def cookies(self) -> httpx.Cookies:
-        return _NO_COOKIES
-
-    @cookies.setter
-    def cookies(self, value: object) -> None:
-        return None
-
-
-_NO_COOKIES = _NoCookies()
 
 def needs_of(template: str) -> str | None:
     """Which pre-flight a path needs: "accounts" (/iserver/accounts), "portfolio" or None."""
@@ -291,6 +246,12 @@ class Transport:
             return await self.http.request(method, url, params=params, content=content, headers=headers, **extra)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             self.session_lost()
+            untrusted = _certificate_problem(exc)
+            if untrusted is not None:
+                raise GatewayError(
+                    ErrorCode.GATEWAY_UNAVAILABLE, f"the gateway's TLS certificate is not trusted ({CA_VARIABLE})",
+                    {"reason": "tls_verify_failed", "error": untrusted, "ca_file": str(self.settings.gateway_ca_file)},
+                ) from None
             raise GatewayError(
                 ErrorCode.GATEWAY_UNAVAILABLE, f"gateway not reachable ({type(exc).__name__})",
                 {"reason": "connect", "error": type(exc).__name__},
@@ -384,6 +345,18 @@ class Transport:
             {**base, "gateway_error": text or None}, status=status, gateway_error=text or None,
             maybe_delivered=maybe and status >= 500,
         )
+
+
+def _certificate_problem(exc: BaseException) -> str | None:
+    """The verification failure behind a connect error (a CA that did not sign the gateway's cert), if any."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return str(seen.verify_message or seen.reason or "certificate verify failed")[:200]
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class _Dropped(Exception):
