@@ -49,10 +49,19 @@ class BridgeService:
     # ---- session -----------------------------------------------------------------------------
 
     async def session_status(self, priority: str) -> m.SessionStatus:
-        return parsing.session_status(await self.client.auth_status(priority))
+        status = parsing.session_status(await self.client.auth_status(priority))
+        self._check_session(status.authenticated, status.connected)
+        return status
 
     async def tickle(self, priority: str) -> m.TickleResult:
-        return parsing.tickle(await self.client.tickle(priority), self.clock.now())
+        result = parsing.tickle(await self.client.tickle(priority), self.clock.now())
+        self._check_session(result.authenticated, result.connected)
+        return result
+
+    def _check_session(self, authenticated: bool, connected: bool) -> None:
+        """An unhealthy answer means the brokerage session IBKR knew is gone: pre-flights start over."""
+        if not (authenticated and connected):
+            self.client.t.session_lost()
 
     async def validate(self, priority: str) -> m.ValidateResult:
         return parsing.validate(await self.client.sso_validate(priority), self.clock.now())
@@ -170,11 +179,12 @@ class BridgeService:
 
     async def snapshot(self, req: m.SnapshotRequest, priority: str) -> m.Snapshots:
         """The first snapshot of a conid only opens the stream: call once more after a pause."""
-        if self._snapshot_epoch != self.client.t.epoch:
-            self._snapshot_seen, self._snapshot_epoch = set(), self.client.t.epoch
         fields = list(dict.fromkeys(req.fields or mapping.DEFAULT_SNAPSHOT_FIELDS))
         conids = list(dict.fromkeys(req.conids))
         rows = await self._snapshot_rows(conids, fields, priority)
+        # read the memory after the call: the call itself may have found a new session (a new epoch)
+        if self._snapshot_epoch != self.client.t.epoch:
+            self._snapshot_seen, self._snapshot_epoch = set(), self.client.t.epoch
         missing = [cid for cid in conids if not rows.get(cid, (None, False))[1]]
         new = [cid for cid in missing if cid not in self._snapshot_seen]
         self._snapshot_seen.update(conids)

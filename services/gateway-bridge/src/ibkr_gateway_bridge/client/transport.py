@@ -125,9 +125,10 @@ class Transport:
         await self.http.aclose()
 
     def session_lost(self) -> None:
-        """Forget pre-flights: the next /iserver or /portfolio call repeats them (reconnect, 401, no bridge)."""
-        if self.accounts_ready or self.portfolio_ready:
-            self.epoch += 1
+        """Forget pre-flights: the next /iserver or /portfolio call repeats them (reconnect, 401, no bridge,
+        an unhealthy auth status or tickle). A new epoch also drops what was learnt in the old session
+        (snapshot streams, searched underliers, the live-orders cache)."""
+        self.epoch += 1
         self.accounts_ready = False
         self.portfolio_ready = False
 
@@ -323,7 +324,9 @@ class Transport:
                     ErrorCode.NOT_AUTHENTICATED, "the brokerage session is not open (no bridge)",
                     {**base, "gateway_error": text}, status=status))
             if ACCOUNTS_FIRST in low:
+                # a new brokerage session (a restarted gateway): what the old one learnt is gone too
                 self.accounts_ready = False
+                self.epoch += 1
                 raise _Quirk(ACCOUNTS_FIRST, GatewayError(
                     ErrorCode.GATEWAY_UNAVAILABLE, "the gateway wants /iserver/accounts first",
                     {**base, "gateway_error": text}, status=status))
