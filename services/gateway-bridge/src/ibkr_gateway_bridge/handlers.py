@@ -14,8 +14,9 @@ from ibkr_common.subjects import Subjects
 from ibkr_gateway_bridge.service import BridgeService, priority_of
 
 QUEUE = "gateway-bridge"
-#: Operations that must not be cut short: they resolve lost answers themselves (and may wait for
-#: the 1-per-5-s live-orders and trades endpoints).
+#: Operations that must not be cut short here: they resolve lost answers themselves (and may wait for
+#: the 1-per-5-s live-orders and trades endpoints), each within its own overall limit, the order
+#: budget (IBKR_BRIDGE_ORDER_BUDGET_S, see budget.py), and answer `unknown` with evidence when it ends.
 NO_DEADLINE = frozenset({"orders.place", "orders.reply", "orders.modify", "orders.cancel", "orders.lookup"})
 SLOW = frozenset({"orders.live", "trades.list"})
 #: Requests handled at once per operation; the limiter, not the handler, paces the gateway.

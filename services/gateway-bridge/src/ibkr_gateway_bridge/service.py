@@ -40,7 +40,7 @@ class BridgeService:
         self.client = client
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.orders = OrderDesk(client, self.clock.now)
+        self.orders = OrderDesk(client, self.clock.now, budget_s=settings.order_budget_s)
         self._snapshot_seen: set[int] = set()
         self._snapshot_epoch = -1
         self._searched: dict[int, str] = {}

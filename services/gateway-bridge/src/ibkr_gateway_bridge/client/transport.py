@@ -213,6 +213,9 @@ class Transport:
         except ServiceError as exc:
             outcome = str(exc.code)
             raise
+        except asyncio.CancelledError:  # e.g. the order budget ended while the call was in flight
+            outcome = "CANCELLED"
+            raise
         except Exception:
             outcome = "INTERNAL"
             raise
