@@ -119,22 +119,32 @@ async def test_accounts_first_is_handled_after_a_gateway_restart(bridge: Bridge,
     assert fresh.api_requests("/iserver/accounts")
 
 
-@pytest.mark.parametrize("fault", [
-    {"status": 500, "body": {"error": "internal"}},
-    {"status": 503},
-    {"html": True, "status": 200},
-    {"drop_connection": True, "count": 2},
-    {"delay_ms": 4500},
+@pytest.mark.parametrize(("fault", "code", "reason"), [
+    ({"status": 500, "body": {"error": "internal"}}, "GATEWAY_UNAVAILABLE", None),
+    ({"status": 503}, "GATEWAY_UNAVAILABLE", None),
+    ({"html": True, "status": 200}, "GATEWAY_UNAVAILABLE", "html_body"),
+    ({"status": 200, "body": "garbage{not json"}, "GATEWAY_UNAVAILABLE", "not_json"),
+    ({"status": 200, "body": "   "}, "GATEWAY_UNAVAILABLE", "empty_body"),
+    ({"status": 200}, "GATEWAY_UNAVAILABLE", "empty_body"),
+    ({"drop_connection": True, "count": 2}, "GATEWAY_UNAVAILABLE", "connection_dropped"),
+    ({"delay_ms": 4500}, "TIMEOUT", None),
 ])
 async def test_faults_get_typed_errors_in_time_and_the_bridge_recovers(bridge: Bridge, fresh: Sim,
-                                                                       fault: dict[str, Any]) -> None:
+                                                                       fault: dict[str, Any], code: str,
+                                                                       reason: str | None) -> None:
     fresh("POST", "/faults", {"path_glob": "*secdef/search*", **fault})
     started = time.monotonic()
     error = await bridge.error("contracts.search", {"symbol": "AAPL"}, public=True)
     assert time.monotonic() - started < 7
-    assert error["code"] in ("GATEWAY_UNAVAILABLE", "TIMEOUT")
+    assert error["code"] == code, error
+    assert error["message"] and error["details"], error
+    if reason:
+        assert error["details"]["reason"] == reason, error
+    if "status" in fault:
+        assert error["details"]["status"] == fault["status"] and error["details"]["path"] == "/iserver/secdef/search"
+    if fault.get("body") == "garbage{not json":
+        assert error["details"]["body_start"] == "garbage{not json"
     if "delay_ms" in fault:
-        assert error["code"] == "TIMEOUT"
         await asyncio.sleep(2)
     found = await bridge.ok("contracts.search", {"symbol": "AAPL"}, public=True)
     assert found["contracts"][0]["conid"] == AAPL
