@@ -6,7 +6,7 @@ import asyncio
 from decimal import Decimal
 
 import pytest
-from conftest import request
+from conftest import request, worker_settings
 
 pytestmark = pytest.mark.connected
 ACCT = "DU1234567"
@@ -91,6 +91,21 @@ async def test_account_get_answers_the_summary_with_synced_at(
         assert got["ok"] is True, got
         assert got["result"]["synced_at"] and got["result"]["day_trades_remaining"] == 2
         assert Decimal(got["result"]["cash"]) == 50000
+
+
+async def test_account_get_carries_the_configured_options_level(
+    sim, names, nats_client, sqlite_url, start_bridge, start_worker
+):
+    async with start_bridge(), start_worker(sqlite_url, options_levels=f"{ACCT.lower()}=3,U1111111=1"):
+        assert (await request(nats_client, names.subject("sync.trigger"), {"account_id": ACCT}))["ok"]
+        got = await request(nats_client, names.subject("account.get"), {"account_id": ACCT})
+    assert got["ok"] is True and got["result"]["options_level"] == 3, got
+
+
+def test_options_levels_setting_refuses_an_unreadable_entry(names, nats_url, sqlite_url):
+    with pytest.raises(ValueError, match="DU1=five"):
+        worker_settings(names, nats_url, sqlite_url, options_levels="DU1=five")
+    assert worker_settings(names, nats_url, sqlite_url, options_levels="*=2").options_level_of("DU9") == 2
 
 
 async def test_unknown_account_is_not_found(sim, names, nats_client, sqlite_url, start_bridge, start_worker):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ibkr_common.settings import DatabaseServiceSettings, env
 
@@ -13,9 +13,27 @@ class SyncSettings(DatabaseServiceSettings):
     """The sync-worker's own variables; `IBKR_SYNC_INTERVAL` (ms) is a common one."""
 
     trades_days: int = Field(
-        2, validation_alias=env("IBKR_SYNC_TRADES_DAYS"), ge=1, le=7,
-        description="How many days of executions each sync reads (Client Portal allows 1-7).",
+        7, validation_alias=env("IBKR_SYNC_TRADES_DAYS"), ge=1, le=7,
+        description="How many days of executions each sync reads (Client Portal allows 1-7; 7 covers the "
+        "five-session day-trade window).",
     )
+    options_levels: str = Field(
+        "", validation_alias=env("IBKR_OPTIONS_LEVELS"),
+        description="Option trading levels by account, `DU1234567=2,U7654321=3` (`*=2` for every account): "
+        "Client Portal does not report them (IBKR's Account Settings > Trading Permissions shows them); "
+        "an account without one has an unknown level and compliance refuses its option orders.",
+    )
+
+    @field_validator("options_levels")
+    @classmethod
+    def _levels_readable(cls, value: str) -> str:
+        parse_options_levels(value)
+        return value
+
+    def options_level_of(self, account_id: str) -> int | None:
+        """The configured option level of an account (None: unknown)."""
+        levels = parse_options_levels(self.options_levels)
+        return levels.get(account_id.upper(), levels.get("*"))
     invalidate_positions: bool = Field(
         True, validation_alias=env("IBKR_SYNC_INVALIDATE_POSITIONS"),
         description="Discard the gateway's positions cache before each read (one extra call per account).",
@@ -45,3 +63,16 @@ class SyncSettings(DatabaseServiceSettings):
         description="A sync that changed nothing still stamps synced_at in the database this often "
         "(0: never); in between, the service answers with the time it keeps in memory.",
     )
+
+
+def parse_options_levels(text: str) -> dict[str, int]:
+    """`ACCOUNT=LEVEL,...` into a mapping; ValueError naming the bad entry."""
+    levels: dict[str, int] = {}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        account, sep, level = entry.partition("=")
+        if not sep or not account.strip() or not level.strip().isdigit() or not 0 <= int(level) <= 4:
+            raise ValueError(f"{entry!r}: want ACCOUNT=LEVEL with a level from 0 to 4")
+        levels[account.strip().upper()] = int(level)
+    return levels

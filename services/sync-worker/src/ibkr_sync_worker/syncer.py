@@ -148,7 +148,7 @@ class Syncer:
         acct = snap.account_id
         try:
             summary = await self.bridge.summary(acct)
-            snap.account = account_from_summary(summary)
+            snap.account = account_from_summary(summary, self.settings.options_level_of(acct))
             snap.account_raw = summary.model_dump(mode="json")
             self._mark(acct, "account")
         except BridgeError as exc:
