@@ -1,5 +1,6 @@
 """`make run`'s engine: starts everything, writes .var/stack.json, refuses a second copy, stops clean."""
 
+import asyncio
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
 
 from ibkr_devstack.processes import pid_alive
@@ -85,6 +87,17 @@ def _gone(pids: list[int], timeout: float = 5) -> list[int]:
     return alive
 
 
+async def _synced_account(info: dict) -> dict:
+    nc = await nats.connect(info["nats_url"])
+    try:
+        root = f"ibkr.{info['connection']}"
+        await nc.request(f"{root}.sync.trigger", json.dumps({"account_id": "DU1234567"}).encode(), timeout=60)
+        reply = await nc.request(f"{root}.account.get", json.dumps({"account_id": "DU1234567"}).encode(), timeout=10)
+        return json.loads(reply.data)
+    finally:
+        await nc.close()
+
+
 def test_stack_starts_refuses_a_second_copy_and_stops_leaving_nothing(tmp_path):
     env = _clean_env()
     first = _start(tmp_path, env)
@@ -95,6 +108,8 @@ def test_stack_starts_refuses_a_second_copy_and_stops_leaving_nothing(tmp_path):
         assert {"nats", "cpsim"} <= set(info["pids"])
         auth = httpx.post(f"{info['gateway_url']}/v1/api/iserver/auth/status", verify=False, json={}, timeout=5)
         assert auth.status_code == 200
+        account = asyncio.run(_synced_account(info))
+        assert account["ok"] and account["result"]["options_level"] == 2, account  # the simulator's grant
         second = subprocess.run([sys.executable, "-m", "ibkr_devstack"], cwd=tmp_path, env=env,
                                 capture_output=True, timeout=30)
         assert second.returncode != 0

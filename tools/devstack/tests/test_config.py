@@ -5,7 +5,7 @@ import os
 import pytest
 
 from ibkr_common.settings import SettingsError
-from ibkr_devstack.config import explicitly_set, load_stack_settings
+from ibkr_devstack.config import configured, explicitly_set, load_stack_settings
 
 PREFIXES = ("IBKR_", "VITE_", "NATS_URL", "DATABASE_URL")
 
@@ -57,3 +57,12 @@ def test_a_service_setting_is_checked_before_anything_starts(tmp_path, monkeypat
         load_stack_settings(tmp_path, ["gateway-bridge"])
     assert "IBKR_RATE_LIMIT_RPS:" in info.value.message
     assert "gateway-bridge" in info.value.message
+
+
+def test_configured_sees_the_environment_the_alias_and_dotenv(tmp_path, monkeypatch):
+    assert not configured(tmp_path, "IBKR_OPTIONS_LEVELS")
+    (tmp_path / ".env").write_text("IBKR_OPTIONS_LEVELS=DU1=3\n")
+    assert configured(tmp_path, "IBKR_OPTIONS_LEVELS")
+    (tmp_path / ".env").write_text("")
+    monkeypatch.setenv("VITE_IBKR_OPTIONS_LEVELS", "DU1=3")
+    assert configured(tmp_path, "IBKR_OPTIONS_LEVELS")

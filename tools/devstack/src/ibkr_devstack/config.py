@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from dotenv import dotenv_values
 from pydantic import Field
 
 from ibkr_common.settings import CommonSettings, SettingsError, env, load_settings
+
+CPSIM_OPTIONS_LEVELS = "DU1234567=2"  # the simulator's default account and the level it grants it
 
 
 class DevstackSettings(CommonSettings):
@@ -48,3 +52,11 @@ def load_stack_settings(root: Path, services: list[str]) -> DevstackSettings:
 def explicitly_set(settings: CommonSettings, field: str) -> bool:
     """True when the user configured `field` (environment, `.env` or an alias), not left it at its default."""
     return field in settings.model_fields_set
+
+
+def configured(root: Path, name: str) -> bool:
+    """True when `name` (or its `VITE_` alias) is in the environment or in `root/.env`."""
+    names = (name, f"VITE_{name}")
+    dotenv = root / ".env"
+    in_file = dotenv_values(dotenv) if dotenv.is_file() else {}
+    return any(n in os.environ or n in in_file for n in names)

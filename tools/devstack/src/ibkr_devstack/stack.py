@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ibkr_common.settings import SettingsError
-from ibkr_devstack.config import DevstackSettings, explicitly_set, load_stack_settings
+from ibkr_devstack.config import CPSIM_OPTIONS_LEVELS, DevstackSettings, configured, explicitly_set, load_stack_settings
 from ibkr_devstack.processes import Child, pid_alive, python_module
 
 SERVICES = ("gateway-bridge", "session-keeper", "sync-worker", "audit", "compliance")
@@ -167,6 +167,8 @@ class LocalStack:
             "IBKR_GATEWAY_PORT": str(port),
             "IBKR_GATEWAY_SSL": "true" if ssl else "false",
         }
+        if settings.use_cpsim and not configured(self.root, "IBKR_OPTIONS_LEVELS"):
+            service_env["IBKR_OPTIONS_LEVELS"] = CPSIM_OPTIONS_LEVELS  # the simulator's accounts, as it grants them
         for service in SERVICES:
             if not service_exists(service):
                 continue
