@@ -96,6 +96,20 @@ async def test_price_move_rewrites_the_row_without_an_event(store):
     assert aapl.market_price == Decimal(171)
 
 
+async def test_market_figures_are_announced_once_they_drift_past_the_move(store):
+    s, _ = store
+    s.account_move = Decimal("0.01")
+    await s.apply(snapshot(), T0, {})
+    small = await s.apply(snapshot(net_liq="117500"), T0 + timedelta(seconds=30), {})
+    drifted = await s.apply(snapshot(net_liq="118300"), T0 + timedelta(seconds=60), {})  # 1.1 % from 117,000
+    again = await s.apply(snapshot(net_liq="118400"), T0 + timedelta(seconds=90), {})  # 0.1 % from 118,300
+
+    assert small.account.writes == 1 and small.account.event is None
+    assert drifted.account.event is not None
+    assert {"net_liquidation", "equity_with_loan"} <= set(drifted.account.event.payload["changed"])
+    assert again.account.event is None
+
+
 async def test_closed_position_row_is_removed_and_announced(store):
     s, _ = store
     await s.apply(snapshot(), T0, {})

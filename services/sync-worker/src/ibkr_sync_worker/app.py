@@ -52,7 +52,8 @@ def build_app(settings: SyncSettings, *, clock: Clock | None = None) -> FastStre
     relay = OutboxRelay(sessions, publisher, clock=clock)
     nc = BrokerNats(broker)
     store = SyncStore(sessions, publisher, connection=settings.connection, user_id=settings.user_id,
-                      heartbeat_s=settings.synced_at_heartbeat_s)
+                      heartbeat_s=settings.synced_at_heartbeat_s,
+                      account_move=settings.account_event_move or None)
     syncer = Syncer(BridgeClient(nc, subjects, timeout_s=settings.bridge_timeout_s), store, publisher, settings,
                     clock, on_committed=relay.wake)
     scheduler = SyncScheduler(syncer, interval_s=settings.sync_interval_ms / 1000,

@@ -181,16 +181,30 @@ class AccountPlan:
         return 1 if self.write is not None else 0
 
 
-def diff_account(previous: Stored | None, current: AccountRecord) -> AccountPlan:
-    """Write when anything moved; `account.updated` only when cash, day trades or flags changed."""
+def diff_account(
+    previous: Stored | None, current: AccountRecord, announced: AccountRecord | None = None,
+    market_move: Decimal | None = None,
+) -> AccountPlan:
+    """Write when anything moved; `account.updated` when cash, day trades or flags changed, or when a
+    market-driven figure moved more than `market_move` (a fraction) from the last announced value."""
     if previous is None:
         return AccountPlan(current, True, Event("account.updated", {"account": current.columns(), "changed": None}))
     if previous.content_hash == current.content_hash():
         return AccountPlan()
     prev: AccountRecord = previous.record
     changed = [name for name, a, b in zip(_names(current), prev.business(), current.business(), strict=True) if a != b]
+    if market_move is not None:
+        base = announced or prev
+        changed += [name for name in AccountRecord.MARKET
+                    if _moved(getattr(base, name), getattr(current, name), market_move)]
     event = Event("account.updated", {"account": current.columns(), "changed": changed}) if changed else None
     return AccountPlan(current, False, event)
+
+
+def _moved(before: Decimal | None, after: Decimal | None, fraction: Decimal) -> bool:
+    if before is None or after is None:
+        return before != after
+    return abs(after - before) > fraction * abs(before)
 
 
 def _names(record: AccountRecord) -> list[str]:

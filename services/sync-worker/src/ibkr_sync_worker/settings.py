@@ -17,6 +17,12 @@ class SyncSettings(DatabaseServiceSettings):
         description="How many days of executions each sync reads (Client Portal allows 1-7; 7 covers the "
         "five-session day-trade window).",
     )
+    account_event_move: Decimal = Field(
+        Decimal("0.01"), validation_alias=env("IBKR_SYNC_ACCOUNT_EVENT_MOVE"), ge=0, le=1,
+        description="`account.updated` also when net liquidation, equity with loan, buying power, available "
+        "funds or excess liquidity moved more than this fraction since last announced (0: only cash, "
+        "day trades and flags).",
+    )
     options_levels: str = Field(
         "", validation_alias=env("IBKR_OPTIONS_LEVELS"),
         description="Option trading levels by account, `DU1234567=2,U7654321=3` (`*=2` for every account): "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -81,12 +82,15 @@ class SyncStore:
         connection: str,
         user_id: str,
         heartbeat_s: int = 300,
+        account_move: Decimal | None = None,
     ) -> None:
         self.sessions = sessions
         self.publisher = publisher
         self.connection = connection
         self.user_id = user_id
         self.heartbeat_s = heartbeat_s
+        self.account_move = account_move
+        self._announced: dict[str, AccountRecord] = {}  # the summary as last announced, per account
 
     # ---- writing -------------------------------------------------------------------------------
 
@@ -107,7 +111,10 @@ class SyncStore:
                 events += result.orders.events
             stored_account = await self._stored_account(session, snap.account_id)
             if snap.account is not None:
-                result.account = diff_account(stored_account, snap.account)
+                if stored_account is not None:
+                    self._announced.setdefault(snap.account_id, stored_account.record)
+                result.account = diff_account(stored_account, snap.account, self._announced.get(snap.account_id),
+                                              self.account_move)
                 if result.account.event is not None:
                     events.append(result.account.event)
             await self._write_account(session, snap, result, stored_account, now, marks)
@@ -117,6 +124,8 @@ class SyncStore:
                 )
                 stage_event(session, self.publisher, envelope)
             result.events = len(events)
+        if result.account.event is not None and snap.account is not None:
+            self._announced[snap.account_id] = snap.account
         return result
 
     async def _stored_positions(self, session: AsyncSession, account_id: str) -> dict[int, Stored]:
