@@ -90,6 +90,7 @@ async def test_account_get_answers_the_summary_with_synced_at(
         got = await request(nats_client, names.subject("account.get"), {"account_id": ACCT})
         assert got["ok"] is True, got
         assert got["result"]["synced_at"] and got["result"]["day_trades_remaining"] == 2
+        assert [got["result"][f"day_trades_remaining_t{k}"] for k in range(1, 5)] == [2, 2, 2, 2]
         assert Decimal(got["result"]["cash"]) == 50000
 
 

@@ -248,6 +248,18 @@ def test_day_trades_remaining_counts_down_under_25k() -> None:
     assert a.day_trades_remaining(today, Decimal(30000)) == -1
 
 
+def test_day_trades_remaining_ahead_lets_old_day_trades_roll_out_of_the_window() -> None:
+    a = Account("DU1", cash=Decimal(10000))
+    friday = date(2026, 3, 6)
+    for day in (date(2026, 3, 2), date(2026, 3, 3), friday):  # Monday, Tuesday, Friday
+        a.record_day_trade(day)
+    ahead = [a.day_trades_remaining(friday, Decimal(10000), ahead=k) for k in range(5)]
+    # t+1 is Monday 9 March: Monday 2 March has left the five-day window; t+2 Tuesday's too
+    assert ahead == [0, 1, 2, 2, 2]
+    m = a.metrics(lambda c: None, friday)
+    assert [m[f"day_trades_remaining_t{k}"] for k in range(1, 5)] == [1, 2, 2, 2]
+
+
 def test_buying_power_is_four_times_available_funds_for_margin_over_25k() -> None:
     a = Account("DU1", cash=Decimal(100000))
     m = a.metrics(lambda c: None, date(2026, 3, 2))

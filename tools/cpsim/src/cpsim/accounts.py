@@ -116,6 +116,8 @@ class Account:
             "unrealized_pnl": upnl,
             "realized_pnl": self.realized_pnl,
             "day_trades_remaining": Decimal(self.day_trades_remaining(today, equity)),
+            **{f"day_trades_remaining_t{k}": Decimal(self.day_trades_remaining(today, equity, ahead=k))
+               for k in range(1, 5)},
         }
 
     @staticmethod
@@ -126,14 +128,17 @@ class Account:
             px = p.market_price if p.market_price is not None else p.avg_price
         return px
 
-    def day_trades_remaining(self, today: date, equity: Decimal) -> int:
-        """IBKR's daytradesremaining (-1 = unlimited)."""
+    def day_trades_remaining(self, today: date, equity: Decimal, ahead: int = 0) -> int:
+        """IBKR's daytradesremaining (-1 = unlimited); `ahead` weekdays later: its `t+N` fields."""
         if self.day_trades_base is not None:
             return max(0, self.day_trades_base - (len(self.day_trade_dates) - self.day_trades_base_count))
         if self.account_type == "cash" or equity >= PDT_EQUITY:
             return -1
-        window: list[date] = []
         d = today
+        while ahead > 0:
+            d += timedelta(days=1)
+            ahead -= d.weekday() < 5
+        window: list[date] = []
         while len(window) < 5:
             if d.weekday() < 5:
                 window.append(d)

@@ -78,6 +78,7 @@ SUMMARY_KEYS: dict[str, str] = {
     "regtequity": "equity",
     "sma": "equity",
     "daytradesremaining": "day_trades_remaining",
+    **{f"daytradesremainingt+{k}": f"day_trades_remaining_t{k}" for k in range(1, 5)},
 }
 
 
@@ -104,9 +105,10 @@ def portfolio_summary(acct: Account, m: dict[str, Decimal], now: datetime) -> di
     }
     for key, src in SUMMARY_KEYS.items():
         amount = zero if src == "zero" else m[src]
-        currency = None if key == "daytradesremaining" else "USD"
+        day_trades = key.startswith("daytradesremaining")
+        currency = None if day_trades else "USD"
         out[key] = _entry(amount, ts, currency)
-        if key != "daytradesremaining":
+        if not day_trades:
             out[f"{key}-s"] = _entry(amount, ts, currency)
     equity = m["equity"]
     out["cushion"] = _entry(
