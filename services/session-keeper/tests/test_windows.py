@@ -73,3 +73,13 @@ def test_a_custom_table_replaces_the_default() -> None:
 def test_a_bad_row_is_refused_with_its_reason(spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_windows(spec)
+
+
+@pytest.mark.parametrize("region", ["us", "eu", "asia"])
+def test_the_sunday_token_reset_at_one_new_york_is_a_window_in_every_region(region: str) -> None:
+    sunday_1am_new_york = utc("2026-11-29T06:00")  # 01:00 EST, Sunday 29 November
+
+    assert table(region).in_window(sunday_1am_new_york)
+    assert table(region).in_window(utc("2026-07-12T05:00"))  # 01:00 EDT on a summer Sunday
+    if region == "asia":  # Hong Kong is at 14:00 then: nothing else of the table is open
+        assert not table(region).in_window(utc("2026-11-25T06:00"))  # the same time on a Wednesday
