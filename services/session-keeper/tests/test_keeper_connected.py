@@ -206,6 +206,19 @@ async def test_logout_logs_out_at_the_gateway_and_stays_quiet(make_stack, sqlite
     assert "unauthenticated" not in quiet
 
 
+async def test_a_logout_the_gateway_does_not_confirm_is_an_error_not_logged_out(make_stack, sqlite_url) -> None:
+    stack = await make_stack()
+    async with stack.keeper(sqlite_url):
+        await stack.events.wait_for("authenticated")
+        stack.sim("POST", "/faults", {"path_glob": "*logout*", "status": 200, "body": {"status": False}, "count": 1})
+        reply = await stack.request("session.logout")
+        status = (await stack.request("session.status"))["result"]
+
+    assert reply["ok"] is False and reply["error"]["code"] == "GATEWAY_UNAVAILABLE", reply
+    assert status["status"] != "logged_out"
+    assert "logged_out" not in stack.events.types()
+
+
 async def test_reauthenticate_reopens_a_lost_brokerage_session(make_stack, sqlite_url) -> None:
     stack = await make_stack()
     async with stack.keeper(sqlite_url, reauth_backoff_s=600.0, reauth_backoff_max_s=600.0):

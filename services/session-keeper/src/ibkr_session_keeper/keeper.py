@@ -234,6 +234,8 @@ class Keeper:
         if not reply.ok and reply.code != ErrorCode.NOT_AUTHENTICATED:
             raise ServiceError(ErrorCode.GATEWAY_UNAVAILABLE, f"logout failed: {reply.message}",
                                {"bridge_error": reply.code})
+        if reply.ok and isinstance(reply.result, dict) and reply.result.get("logged_out") is False:
+            raise ServiceError(ErrorCode.GATEWAY_UNAVAILABLE, "logout failed: the gateway did not confirm it")
         await self._step(lambda: logged_out(self.state, self.clock.now(), self.policy))
         return True
 
