@@ -206,6 +206,23 @@ async def test_logout_logs_out_at_the_gateway_and_stays_quiet(make_stack, sqlite
     assert "unauthenticated" not in quiet
 
 
+async def test_a_keeper_started_after_the_login_predicts_from_the_gateways_login_time(make_stack, sqlite_url) -> None:
+    # Login at 22:00 New York; the midnight reset ends the brokerage session; the keeper starts at 05:00.
+    stack = await make_stack(idle_timeout=8 * 3600, start_at=utc("2026-11-24T03:00:00"))
+    stack.clock_to(utc("2026-11-24T10:00:00"))
+    async with stack.keeper(sqlite_url):
+        await stack.events.wait_for("authenticated")
+        deadline = time.monotonic() + 20
+        status = (await stack.request("session.status"))["result"]
+        while status["expiry_basis"] != "max_age" and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            status = (await stack.request("session.status"))["result"]
+
+    assert utc(status["login_at"][:19]) == utc("2026-11-24T03:00:00"), status
+    assert status["expires_at"].startswith("2026-11-25T03:00:00"), status  # 24 h after the login
+    assert status["expiry_basis"] == "max_age"
+
+
 async def test_a_logout_the_gateway_does_not_confirm_is_an_error_not_logged_out(make_stack, sqlite_url) -> None:
     stack = await make_stack()
     async with stack.keeper(sqlite_url):
@@ -319,7 +336,7 @@ async def test_no_bridge_leads_to_ssodh_init(make_stack, sqlite_url) -> None:
 async def test_sso_expires_counting_down_to_the_24_hour_cap_becomes_the_end(make_stack, sqlite_url) -> None:
     stack = await make_stack(idle_timeout=10**6)  # cpsim logged in at 09:00 New York; its token outlives the cap
     cap = datetime.fromisoformat(stack.sim("GET", "/state")["session"]["login_at"]) + timedelta(hours=24)
-    stack.clock_to(cap - timedelta(minutes=4))  # the keeper starts late: it cannot know the login time
+    stack.clock_to(cap - timedelta(minutes=4))  # the keeper starts late: only AUTH_TIME or ssoExpires tell
 
     async with stack.keeper(sqlite_url, session_warning_minutes=60):
         first = await stack.events.wait_for("authenticated")
@@ -329,8 +346,8 @@ async def test_sso_expires_counting_down_to_the_24_hour_cap_becomes_the_end(make
         await asyncio.sleep(1.5)
 
     assert first["payload"]["expiry_basis"] != "sso_expires"  # one reading of ssoExpires is not believed
-    assert expiring["payload"]["expiry_basis"] == "sso_expires"
+    assert expiring["payload"]["expiry_basis"] in ("max_age", "sso_expires")  # AUTH_TIME, or the countdown
     assert abs(datetime.fromisoformat(expiring["payload"]["expires_at"]) - cap) < timedelta(seconds=2)
     assert expiring["payload"]["minutes_left"] <= 4
-    assert expired["payload"]["expiry_basis"] == "sso_expires"
+    assert expired["payload"]["expiry_basis"] in ("max_age", "sso_expires")
     assert len(stack.events.of("expiring")) == 1

@@ -58,6 +58,7 @@ def validate(body: Any, now: datetime) -> m.ValidateResult:
         valid=bool(b.get("RESULT")), expires_ms=expires,
         expires_at=now + timedelta(milliseconds=expires) if expires is not None else None,
         environment="live" if login == 1 else "paper" if login == 2 else None,
+        login_at=mp.ms_time(b.get("AUTH_TIME")),
     )
 
 

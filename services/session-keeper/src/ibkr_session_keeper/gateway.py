@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from ibkr_common.messages.bridge import SessionStatus, TickleResult
+from ibkr_common.messages.bridge import SessionStatus, TickleResult, ValidateResult
 from ibkr_common.replies import ErrorCode
 from ibkr_common.rpc import RpcError, unwrap_reply
 from ibkr_common.subjects import Subjects
@@ -112,6 +113,16 @@ class BridgeClient:
         """`session.reauthenticate`; its answer says nothing of the result, so only errors are returned."""
         reply = await self.call("session.reauthenticate")
         return None if reply.ok else error_observation(reply)
+
+    async def login_time(self) -> datetime | None:
+        """When the user logged in, as `session.validate` (sso/validate's AUTH_TIME) tells; None when unknown."""
+        reply = await self.call("session.validate")
+        if not reply.ok:
+            return None
+        try:
+            return ValidateResult.model_validate(reply.result).login_at
+        except ValidationError:
+            return None
 
     async def logout(self) -> BridgeReply:
         """`session.logout`."""

@@ -33,6 +33,7 @@ from ibkr_session_keeper.state import (
     Policy,
     SessionState,
     announce_key,
+    learn_login,
     logged_out,
     observe,
     on_clock,
@@ -71,6 +72,7 @@ class Keeper:
         self._dirty = False
         self._tickle_persisted_at: datetime | None = None
         self._task: asyncio.Task[None] | None = None
+        self._login_task: asyncio.Task[None] | None = None
         self.tickles = 0
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -101,6 +103,7 @@ class Keeper:
     async def stop(self) -> None:
         """Stop the loop; write what is still unwritten."""
         await stop_task(self._task)
+        await stop_task(self._login_task)
         if self._pending or self._dirty:
             await self._commit(Outcome(changed=True))
 
@@ -162,6 +165,19 @@ class Keeper:
 
     async def _observe(self, obs: Observation) -> None:
         await self._step(self._observer(obs))
+        if self.state.login_assumed and self.state.authenticated and self._login_task is None:
+            self._login_task = asyncio.get_running_loop().create_task(self._learn_login())
+
+    async def _learn_login(self) -> None:
+        """Ask the gateway when the user logged in (once per login: sso/validate allows 1 a minute)."""
+        try:
+            login_at = await self.bridge.login_time()
+            await self._step(lambda: learn_login(self.state, login_at or self.state.login_at or self.clock.now(),
+                                                 self.clock.now(), self.policy))
+        except Exception:
+            log.exception("could not learn the login time; keeping the assumed one")
+        finally:
+            self._login_task = None
 
     async def _step(self, step: Callable[[], Outcome], rounds: int = 0) -> None:
         async with self._lock:

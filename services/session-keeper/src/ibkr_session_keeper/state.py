@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from ibkr_session_keeper.expiry import Expiry, SsoCountdown, predict_expiry
+from ibkr_session_keeper.expiry import MAX_SESSION_AGE, Expiry, SsoCountdown, predict_expiry
 from ibkr_session_keeper.windows import WindowTable
 
 Status = Literal["unknown", "authenticated", "unauthenticated", "competing", "gateway_down", "expired", "logged_out"]
@@ -89,6 +89,7 @@ class SessionState:
     next_attempt_at: datetime | None = None
     window: str | None = None
     window_ends_at: datetime | None = None
+    login_assumed: bool = False  # login_at is when the keeper first saw the session: ask the gateway
 
     def seconds_left(self, now: datetime) -> int | None:
         """Seconds until `expires_at` (never negative), or None when unknown."""
@@ -203,6 +204,7 @@ def _announce(state: SessionState, now: datetime, policy: Policy, out: Outcome) 
 def _new_period(state: SessionState, obs: Observation, now: datetime, policy: Policy) -> None:
     if state.login_at is None or state.reason in (LOGIN_REQUIRED, "logout"):
         state.login_at = now  # a new login; a reopened brokerage session keeps the login it belongs to
+        state.login_assumed = True
     state.authenticated_at = now
     state.sso = SsoCountdown()
     state.expires_at = None
@@ -223,6 +225,17 @@ def _refresh_expiry(state: SessionState, obs: Observation, now: datetime, policy
         if trusted is not None and now < trusted < expiry.at - EXPIRY_TOLERANCE:
             expiry = Expiry(trusted, "sso_expires")  # the gateway stopped extending the session
     _set_expiry(state, expiry, now, policy)
+
+
+def learn_login(state: SessionState, login_at: datetime, now: datetime, policy: Policy) -> Outcome:
+    """The gateway told when the user logged in (AUTH_TIME): predict the expiry from it."""
+    state.login_assumed = False
+    if login_at > now or now - login_at >= MAX_SESSION_AGE or login_at == state.login_at:
+        return Outcome()
+    before = state.persisted()
+    state.login_at = login_at
+    _refresh_expiry(state, Observation("auth", state.authenticated, state.connected, state.competing), now, policy)
+    return Outcome(changed=state.persisted() != before)
 
 
 def _set_expiry(state: SessionState, expiry: Expiry, now: datetime, policy: Policy) -> None:

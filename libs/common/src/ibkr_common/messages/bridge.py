@@ -93,6 +93,7 @@ class ValidateResult(BaseModel):
     expires_ms: int | None = None
     expires_at: datetime | None = None
     environment: Literal["live", "paper"] | None = None
+    login_at: datetime | None = Field(None, description="When the user logged in (IBKR's AUTH_TIME).")
 
 
 class LogoutResult(BaseModel):
