@@ -150,3 +150,14 @@ def test_text_summary_values_are_kept_apart_from_numbers() -> None:
     summary = parsing.account_summary("DU1", raw)
     assert summary.texts == {"daytradingstatus-s": "Pattern Day Trader"}
     assert summary.net_liquidation == Decimal("30000.0")
+
+
+def test_sso_validate_gives_the_login_time_and_environment_without_the_username() -> None:
+    now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    body = {"USER_NAME": "paperuser1", "RESULT": True, "AUTH_TIME": 1763953200000, "EXPIRES": 540000, "LOGIN_TYPE": 2}
+
+    result = parsing.validate(body, now)
+
+    assert result.login_at == datetime(2025, 11, 24, 3, 0, tzinfo=UTC)
+    assert result.environment == "paper" and result.valid and result.expires_ms == 540000
+    assert "paperuser1" not in result.model_dump_json()
