@@ -130,6 +130,20 @@ async def test_selling_an_option_is_figured_on_the_underlying_price_not_the_stri
     assert Decimal(computed["requirement"]) > 0
 
 
+async def test_a_cash_account_is_checked_against_its_settled_cash_from_the_sync(
+    nats_client: Any, stack: Stack, start_compliance: Any, sqlite_url: str
+) -> None:
+    cash_account, cid = "DU7654321", coid("cash")
+    stack.sim("POST", f"/accounts/{cash_account}", {"account_type": "cash", "cash": 20000})
+    async with start_compliance(sqlite_url):
+        await acknowledged(nats_client, stack)
+        synced_cash = await call(nats_client, stack, "sync.trigger", {"account_id": cash_account}, timeout=60)
+        reply = await call(nats_client, stack, "orders.check", order(cid, account_id=cash_account))
+    assert synced_cash["ok"] and reply["ok"], (synced_cash, reply)
+    [row] = [r for r in await _rows(sqlite_url, ComplianceDecisionLog) if r.client_order_id == cid]
+    assert Decimal(row.state_snapshot["account"]["settled_cash"]) == 20000, row.state_snapshot["account"]
+
+
 async def test_ibkr_question_asks_the_user_and_confirm_submits_with_the_answer_logged(
     nats_client: Any, stack: Stack, start_compliance: Any, sqlite_url: str
 ) -> None:

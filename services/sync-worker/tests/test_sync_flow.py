@@ -92,6 +92,7 @@ async def test_account_get_answers_the_summary_with_synced_at(
         assert got["result"]["synced_at"] and got["result"]["day_trades_remaining"] == 2
         assert [got["result"][f"day_trades_remaining_t{k}"] for k in range(1, 5)] == [2, 2, 2, 2]
         assert Decimal(got["result"]["cash"]) == 50000
+        assert Decimal(got["result"]["settled_cash"]) == 50000 and Decimal(got["result"]["maintenance_margin"]) == 0
 
 
 async def test_account_get_carries_the_configured_options_level(

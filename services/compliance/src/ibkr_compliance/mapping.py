@@ -209,6 +209,8 @@ def account_state(
             option_buying_power=account.available_funds,
             stock_buying_power=account.buying_power,
             cash=account.cash,
+            settled_cash=account.settled_cash,
+            previous_maintenance_margin=account.maintenance_margin or Decimal(0),
             daytrades_remaining=account.day_trades_remaining,
             daytrades_remaining_future=tuple(
                 v for v in (account.day_trades_remaining_t1, account.day_trades_remaining_t2,

@@ -314,4 +314,16 @@ class SyncStore:
                     )
                 )
             ).scalar_one_or_none()
-            return None if row is None else AccountView.model_validate(row, from_attributes=True)
+            if row is None:
+                return None
+            view = AccountView.model_validate(row, from_attributes=True)
+            raw = (row.raw or {}).get("summary") or {}  # the summary as last written: figures the record lacks
+            return view.model_copy(update={"settled_cash": _decimal(raw.get("settled_cash")),
+                                           "maintenance_margin": _decimal(raw.get("maint_margin"))})
+
+
+def _decimal(value: Any) -> Decimal | None:
+    try:
+        return None if value is None else Decimal(str(value))
+    except ArithmeticError:
+        return None

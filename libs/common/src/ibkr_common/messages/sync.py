@@ -179,6 +179,8 @@ class AccountView(BaseModel):
     day_trades_remaining_t4: int | None = None
     pdt_flag: bool | None = None
     options_level: int | None = None
+    settled_cash: Decimal | None = Field(None, description="Cash settled (as of the last stored summary).")
+    maintenance_margin: Decimal | None = Field(None, description="Maintenance margin requirement (same).")
     synced_at: datetime
     updated_at: datetime | None = None
 
