@@ -33,7 +33,7 @@ def modify(state: SimState, account: str, order_id: int, raw: Any) -> Reply:
     if o is None or not o.working or o.account != account:
         return 200, {"error": f"OrderID {order_id} doesn't exist"}
     if not isinstance(raw, dict):
-        return 500, {"error": "Bad Request: the body must be an order object"}
+        return 500, {"error": "the body must be an order object"}
     merged = {**o.body, **raw}
     merged.pop("cOID", None)
     try:

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from cpsim import order_ops, render_orders, trading
@@ -22,6 +22,7 @@ from cpsim.web import (
     need_accounts,
     need_brokerage,
     ok,
+    order_error,
 )
 
 
@@ -43,7 +44,7 @@ def routes(state: SimState) -> list[Route]:
         need_accounts(state)
         acct = iserver_account(state, request.path_params["account_id"])
         orders = _orders_of(await json_body(request))
-        status, body = trading.place(state, acct.account_id, orders)
+        status, body = order_error(*trading.place(state, acct.account_id, orders))
         return ok(body, status)
 
     async def whatif(request: Request) -> Response:
@@ -51,13 +52,13 @@ def routes(state: SimState) -> list[Route]:
         acct = iserver_account(state, request.path_params["account_id"])
         orders = _orders_of(await json_body(request))
         state.book.invalidate_pending()
-        status, body = order_ops.whatif(state, acct.account_id, orders)
+        status, body = order_error(*order_ops.whatif(state, acct.account_id, orders))
         return ok(body, status)
 
     async def reply(request: Request) -> Response:
         need_brokerage(state)
         body = as_dict(await json_body(request))
-        status, out = trading.reply(state, request.path_params["reply_id"], body.get("confirmed"))
+        status, out = order_error(*trading.reply(state, request.path_params["reply_id"], body.get("confirmed")))
         return ok(out, status)
 
     async def suppress(request: Request) -> Response:
@@ -84,7 +85,7 @@ def routes(state: SimState) -> list[Route]:
         wanted: set[str] = set()
         for name in filter(None, (x.strip() for x in qp.get("filters", "").split(","))):
             if name not in FILTERS:
-                raise ApiError(500, {"error": f"Bad Request: invalid filter '{name}'"})
+                raise ApiError(500, {"error": f"invalid filter '{name}'"})  # REFERENCE.md 6: HTTP 500
             if FILTERS[name]:
                 wanted.add(FILTERS[name])
         account = qp.get("accountId") or None
@@ -116,7 +117,7 @@ def routes(state: SimState) -> list[Route]:
         need_accounts(state)
         acct = iserver_account(state, request.path_params["account_id"])
         oid = int_param(request.path_params["order_id"], "orderId")
-        status, body = order_ops.modify(state, acct.account_id, oid, await json_body(request))
+        status, body = order_error(*order_ops.modify(state, acct.account_id, oid, await json_body(request)))
         return ok(body, status)
 
     async def trades(request: Request) -> Response:
@@ -136,9 +137,10 @@ def routes(state: SimState) -> list[Route]:
         return ok(sorted(rows, key=lambda r: r["trade_time_r"], reverse=True))
 
     async def notification(request: Request) -> Response:
+        """REFERENCE.md 7.4: the answer to a server prompt is a 200 with the plain text `Success`."""
         need_brokerage(state)
-        await json_body(request)
-        return ok("Request was submitted")
+        as_dict(await json_body(request))
+        return PlainTextResponse("Success")
 
     return [
         Route("/v1/api/iserver/account/orders", live_orders, methods=["GET"]),
