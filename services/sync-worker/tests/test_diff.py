@@ -126,3 +126,20 @@ def test_day_trades_change_is_announced_by_name():
     after = account_from_summary(summary(dtr=2))
     plan = diff_account(Stored(None, before, before.content_hash()), after)
     assert plan.event is not None and "day_trades_remaining" in plan.event.payload["changed"]
+
+
+def test_unreadable_figures_keep_their_last_value_and_are_reported():
+    before = pos()
+    garbled = pos(market_price=None, market_value=None, unrealized_pnl=None, avg_cost=None)
+    plan = diff_positions(stored([before]), [garbled], True)
+    assert plan.writes == 0 and plan.events == []  # nothing stored over the last good figures
+    assert sorted(plan.figures_lost[before.conid]) == ["avg_cost", "market_price", "market_value", "unrealized_pnl"]
+
+
+def test_after_a_size_change_only_the_price_is_kept_and_value_stays_unknown():
+    plan = diff_positions(stored([pos(quantity="100")]), [pos(quantity="150", market_price=None,
+                                                               market_value=None)], True)
+    [(_, written)] = plan.updates
+    assert written.quantity == 150 and written.market_price == 170 and written.market_value is None
+    assert [e.type for e in plan.events] == ["positions.changed"]
+    assert sorted(plan.figures_lost[265598]) == ["market_price", "market_value"]

@@ -67,6 +67,33 @@ async def test_unreadable_positions_are_a_sync_problem_keep_the_last_good_state_
         assert await held(nats_client, names) == {}
 
 
+async def test_unreadable_figures_of_a_readable_position_keep_the_last_good_values(
+    sim, names, events, nats_client, database_url, cpsim_url, start_bridge, start_worker
+):
+    sim("POST", f"/positions/{ACCT}", [STOCK, OTHER])
+    async with start_bridge(), start_worker(database_url):
+        assert (await request(nats_client, names.subject("sync.trigger"), {}))["ok"]
+        rows = gateway_rows(cpsim_url)
+        garbled = {**rows[9100001], "mktPrice": "--", "mktValue": {"amount": 17000}, "unrealizedPnl": "abc",
+                   "avgCost": "?"}
+        sim("POST", "/faults", {"path_glob": f"*/portfolio/{ACCT}/positions/0", "status": 200,
+                                "body": [garbled, rows[9100002]], "count": 1})
+        reply = await request(nats_client, names.subject("sync.trigger"), {})
+        assert reply["ok"] is True, reply
+        [problem] = [p for p in reply["result"]["problems"] if p["kind"] == "position_figures_unreadable"]
+        [lost] = problem["details"]["positions"]
+        assert lost["conid"] == 9100001
+        assert sorted(lost["fields"]) == ["avg_cost", "market_price", "market_value", "unrealized_pnl"]
+        assert reply["result"]["accounts"][0]["changed"] == 0
+        await events.wait_for(lambda e: e["type"] == "sync.problem"
+                              and e["payload"]["kind"] == "position_figures_unreadable")
+        got = await request(nats_client, names.subject("positions.get"), {"account_id": ACCT})
+        stock = next(p for p in got["result"]["positions"] if p["conid"] == 9100001)
+        figures = [Decimal(stock[f]) for f in ("market_price", "market_value", "unrealized_pnl", "avg_cost")]
+        assert figures == [170, 17000, 2000, 150]
+        assert events.of("positions.changed") == [] and events.of("positions.closed") == []
+
+
 async def test_an_account_the_gateway_stops_listing_is_a_sync_problem_and_keeps_its_rows(
     sim, names, events, nats_client, database_url, start_bridge, start_worker
 ):

@@ -20,6 +20,8 @@ from ibkr_sync_worker.normalize import (
 from ibkr_sync_worker.normalize_account import AccountRecord
 
 REJECTED = frozenset({"inactive", "failed"})
+#: Figures every position carries; one that arrives unreadable (None) keeps its last stored value.
+FIGURES = ("avg_cost", "avg_price", "market_price", "market_value", "unrealized_pnl")
 #: Fills of a first-seen order count as "just seen" (worth a follow-up sync) only when this recent.
 RECENT_S = 120.0
 
@@ -47,10 +49,27 @@ class PositionPlan:
     closes: list[tuple[Any, PositionRecord]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     held: int = 0
+    #: conid -> figures that came unreadable and kept (or, after a size change, left unknown)
+    figures_lost: dict[int, list[str]] = field(default_factory=dict)
 
     @property
     def writes(self) -> int:
         return len(self.inserts) + len(self.updates) + len(self.closes)
+
+
+def keep_last_figures(prev: PositionRecord, new: PositionRecord) -> tuple[PositionRecord, list[str]]:
+    """`new` with the figures it lacks but `prev` had taken from `prev`, and the names of those figures.
+
+    The bridge turns a figure it cannot read (a garbage string, a new type) into None. For an
+    unchanged size every such figure keeps its last value; after a size change only the market
+    price does (per unit), and value and P&L stay unknown rather than wrong.
+    """
+    lost = [f for f in FIGURES if getattr(new, f) is None and getattr(prev, f) is not None]
+    if not lost:
+        return new, []
+    if new.quantity == prev.quantity:
+        return replace(new, **{f: getattr(prev, f) for f in lost}), lost
+    return (replace(new, market_price=prev.market_price) if "market_price" in lost else new), lost
 
 
 def diff_positions(previous: dict[int, Stored], current: list[PositionRecord], complete: bool) -> PositionPlan:
@@ -66,10 +85,13 @@ def diff_positions(previous: dict[int, Stored], current: list[PositionRecord], c
             plan.inserts.append(new)
             plan.events.append(Event("positions.opened", {"position": new.payload(), "previous": None}))
             continue
+        prev: PositionRecord = old.record
+        new, lost = keep_last_figures(prev, new)
+        if lost:
+            plan.figures_lost[new.conid] = lost
         if old.content_hash == new.content_hash():
             continue
         plan.updates.append((old.key, new))
-        prev: PositionRecord = old.record
         if prev.business() != new.business():
             plan.events.append(Event("positions.changed", {"position": new.payload(), "previous": _pos_brief(prev)}))
     if complete:

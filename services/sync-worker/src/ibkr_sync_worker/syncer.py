@@ -314,6 +314,10 @@ class Syncer:
         if applied.events:
             self.on_committed()
         p, o = applied.positions, applied.orders
+        if p.figures_lost:
+            rnd.problem("position_figures_unreadable", acct, f"{len(p.figures_lost)} position(s) came with "
+                        "unreadable figures; their last synced values are kept",
+                        positions=[{"conid": c, "fields": f} for c, f in list(p.figures_lost.items())[:50]])
         result.accounts.append(AccountSyncSummary(
             account_id=acct, positions=p.held, orders=len(snap.orders or {}),
             opened=sum(e.type == "positions.opened" for e in p.events),
