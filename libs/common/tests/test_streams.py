@@ -28,3 +28,18 @@ async def test_stream_is_created_then_left_alone_and_deduplicates(nats_client, r
     msg = await js.get_msg(config.name, state.last_seq)
     assert json.loads(msg.data)["event_id"] == str(env.event_id)
     await js.delete_stream(config.name)
+
+
+async def test_a_stream_with_the_wrong_storage_is_reported_not_silently_accepted(nats_client, run_names, caplog):
+    js = nats_client.jetstream()
+    config = events_stream_config(run_names.stream + "_M", [f"ibkr.{run_names.conn}m.events.>"])
+    memory = events_stream_config(run_names.stream + "_M", [f"ibkr.{run_names.conn}m.events.>"])
+    memory.storage = StorageType.MEMORY
+    await js.add_stream(memory)
+    try:
+        with caplog.at_level("ERROR", logger="ibkr_common.streams"):
+            info = await ensure_stream(js, config)
+    finally:
+        await js.delete_stream(config.name)
+    assert info.config.storage == StorageType.MEMORY
+    assert any("storage memory, not file" in r.getMessage() for r in caplog.records), caplog.text

@@ -39,6 +39,12 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> StreamInf
         log.info("creating stream %s over %s", config.name, config.subjects)
         return await js.add_stream(config)
     current = info.config
+    for setting in ("storage", "retention"):  # JetStream cannot change these in place: say so, loudly
+        have, want = getattr(current, setting), getattr(config, setting)
+        if have != want:
+            log.error("stream %s has %s %s, not %s: it cannot be changed in place; recreate the stream "
+                      "(after audit has stored everything) to get it", config.name, setting,
+                      getattr(have, "value", have), getattr(want, "value", want))
     if (
         sorted(current.subjects or []) != sorted(config.subjects or [])
         or current.duplicate_window != config.duplicate_window
