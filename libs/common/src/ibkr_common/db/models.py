@@ -280,7 +280,10 @@ class OutboxEvent(Base):
     __table_args__ = (Index("ix_outbox_pending", "source", "published_at", "id"),)
 
 
-#: Tables whose rows belong to a user: Row Level Security on PostgreSQL.
+#: Tables whose rows belong to a user: Row Level Security on PostgreSQL. The activity log is not one:
+#: it is the record of every event of every connection (user_id is a column to filter on, often null
+#: for gateway and session events), written by audit alone and append-only; per-user access to it
+#: goes through `audit.query`, which the NATS permissions of deploy/nats.conf grant.
 USER_OWNED_TABLES = (
     "ibkr_credentials",
     "ibkr_account_info",
