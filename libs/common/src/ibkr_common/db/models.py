@@ -282,8 +282,8 @@ class OutboxEvent(Base):
 
 #: Tables whose rows belong to a user: Row Level Security on PostgreSQL. The activity log is not one:
 #: it is the record of every event of every connection (user_id is a column to filter on, often null
-#: for gateway and session events), written by audit alone and append-only; per-user access to it
-#: goes through `audit.query`, which the NATS permissions of deploy/nats.conf grant.
+#: for gateway and session events), written by audit alone and append-only; it is read through
+#: `audit.query` (filterable by account, not restricted by user: the operator's record).
 USER_OWNED_TABLES = (
     "ibkr_credentials",
     "ibkr_account_info",
