@@ -285,3 +285,30 @@ def test_notification_answers_plain_text_success(ready: httpx.Client) -> None:
     assert r.status_code == 200 and r.text == "Success" and r.headers["content-type"].startswith("text/plain")
     r = ready.post("/v1/api/iserver/notification", json=["Yes"])
     assert r.status_code == 400 and r.json()["statusCode"] == 400
+
+
+SESSION_STATES: dict[str, list[tuple[str, Any]]] = {
+    "logged out": [("/sim/logout", None)],
+    "read-only": [("/sim/login", {"brokerage": False})],
+    "competing": [("/sim/login", None), ("/sim/competing", {"competing": True})],
+}
+
+
+@pytest.mark.parametrize("state", list(SESSION_STATES))
+def test_garbage_without_a_brokerage_session_is_401_text_or_no_bridge(http: httpx.Client, state: str) -> None:
+    wrong, seen = [], set()
+    for method, template in API_ROUTES:
+        path = concrete_paths(template)[-1]  # with the last garbage placeholder, if any
+        variants: list[dict[str, Any]] = [{"params": QUERIES[0]}]
+        if method != "GET":
+            variants.append({"content": BODIES[0], "headers": {"content-type": "application/json"}})
+        for kwargs in variants:
+            for sim_path, body in SESSION_STATES[state]:  # logout, ssodh/init, reauthenticate change the state
+                assert http.post(sim_path, json=body).status_code == 200
+            r = http.request(method, "/v1/api" + path, **kwargs)
+            seen.add("no bridge" if "no bridge" in r.text else r.status_code)
+            why = check(method, template, r)
+            if why:
+                wrong.append(f"{method} {path}: {why}")
+    assert not wrong, "\n".join(wrong)
+    assert (401 if state == "logged out" else "no bridge") in seen, seen
