@@ -89,7 +89,7 @@ async def main_async(args: argparse.Namespace) -> int:
         procs.append(start_service("ibkr_sync_worker", env(f"sqlite+aiosqlite:///{folder}/sync.db",
                                                            IBKR_SYNC_INTERVAL="600000")))
         procs.append(start_service("ibkr_session_keeper", env(f"sqlite+aiosqlite:///{folder}/keeper.db")))
-        procs.append(start_service("ibkr_compliance", env(f"sqlite+aiosqlite:///{folder}/compliance.db")))
+        procs.append(start_service("ibkr_compliance", env(args.database_url or f"sqlite+aiosqlite:///{folder}/compliance.db")))
         nc = await nats.connect(server.url)
         assert (await _call(nc, "compliance.acknowledge",
                             {"user_id": USER, "disclosures": ["options_risk", "day_trading_risk"]}))["ok"]
@@ -169,6 +169,7 @@ def main() -> int:
     parser.add_argument("--checks", type=int, default=400)
     parser.add_argument("--submits", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="100 checks, 40 submits")
+    parser.add_argument("--database-url", default=None, help="compliance database (default: SQLite in a temp folder)")
     args = parser.parse_args()
     if args.quick:
         args.checks, args.submits = 100, 40
