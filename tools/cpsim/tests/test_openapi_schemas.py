@@ -33,12 +33,7 @@ Case = tuple[str, str, str, dict[str, Any], int]
 
 # Not gateway differences but cpsim defects, owned by modules outside the OpenAPI test's remit: listed so the
 # test stays green while they are open, and reported as stale (so this entry must go) once they are fixed.
-KNOWN_CPSIM_DEFECTS: dict[tuple[str, str, int, str], str] = {
-    ("GET", "/iserver/account/{accountId}/summary", 200, "/*"): (
-        "render_portfolio.iserver_summary sends cents (998033.97); OpenAPI types these as integers and the "
-        "real gateway sends whole numbers (REFERENCE.md 7.2 example, recording Accounts/GET-account-summary.json)"
-    ),
-}
+KNOWN_CPSIM_DEFECTS: dict[tuple[str, str, int, str], str] = {}
 
 
 def _nullable(node: Any) -> Any:

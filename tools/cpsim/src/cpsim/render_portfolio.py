@@ -18,6 +18,11 @@ def f(x: Decimal) -> float:
     return float(x)
 
 
+def whole(x: Decimal) -> float:
+    """Decimal -> a whole-number JSON number (`994831.0`), as /iserver/account/{id}/summary sends money."""
+    return float(x.to_integral_value())
+
+
 def portfolio_account(acct: Account, brokerage_access: bool = True) -> dict[str, Any]:
     """Element of /portfolio/accounts (also /portfolio/{id}/meta)."""
     body: dict[str, Any] = recorded("Portfolio/GET-portfolio-accounts.json")[0]
@@ -154,29 +159,29 @@ def ledger(acct: Account, m: dict[str, Decimal], now: datetime) -> dict[str, Any
 
 
 def iserver_summary(acct: Account, m: dict[str, Decimal]) -> dict[str, Any]:
-    """GET /iserver/account/{id}/summary: flat numbers."""
+    """GET /iserver/account/{id}/summary: flat numbers, whole units as the gateway sends them here."""
     body: dict[str, Any] = recorded("Accounts/GET-account-summary.json")
     body.update(
         {
             "accountType": acct.account_type.upper(),
             "status": "",
-            "balance": f(m["cash"]),
-            "SMA": f(m["equity"]),
-            "buyingPower": f(m["buying_power"]),
-            "availableFunds": f(m["available_funds"]),
-            "excessLiquidity": f(m["excess_liquidity"]),
-            "netLiquidationValue": f(m["equity"]),
-            "equityWithLoanValue": f(m["equity"]),
+            "balance": whole(m["cash"]),
+            "SMA": whole(m["equity"]),
+            "buyingPower": whole(m["buying_power"]),
+            "availableFunds": whole(m["available_funds"]),
+            "excessLiquidity": whole(m["excess_liquidity"]),
+            "netLiquidationValue": whole(m["equity"]),
+            "equityWithLoanValue": whole(m["equity"]),
             "regTLoan": 0.0,
-            "securitiesGVP": f(m["gross"]),
-            "totalCashValue": f(m["cash"]),
+            "securitiesGVP": whole(m["gross"]),
+            "totalCashValue": whole(m["cash"]),
             "accruedInterest": 0.0,
-            "regTMargin": f(m["init_margin"]),
-            "initialMargin": f(m["init_margin"]),
-            "maintenanceMargin": f(m["maint_margin"]),
+            "regTMargin": whole(m["init_margin"]),
+            "initialMargin": whole(m["init_margin"]),
+            "maintenanceMargin": whole(m["maint_margin"]),
             "cashBalances": [
-                {"currency": "USD", "balance": f(m["cash"]), "settledCash": f(m["cash"])},
-                {"currency": "Total (in USD)", "balance": f(m["cash"]), "settledCash": f(m["cash"])},
+                {"currency": "USD", "balance": whole(m["cash"]), "settledCash": whole(m["cash"])},
+                {"currency": "Total (in USD)", "balance": whole(m["cash"]), "settledCash": whole(m["cash"])},
             ],
         }
     )
