@@ -325,3 +325,14 @@ def test_stop_limit_triggers_then_fills_only_within_its_limit(ready: httpx.Clien
     assert ready.get(f"/v1/api/iserver/account/order/status/{oid}").json()["order_status"] == "Submitted"
     set_price(ready, AAPL, 189.5)
     assert ready.get(f"/v1/api/iserver/account/order/status/{oid}").json()["order_status"] == "Filled"
+
+
+def test_live_orders_list_at_most_the_newest_thousand(ready: httpx.Client) -> None:
+    assert ready.post("/v1/api/iserver/questions/suppress", json={"messageIds": ["o163"]}).status_code == 200
+    ids = []
+    for i in range(1003):
+        body = ready.post(f"/v1/api/iserver/account/{ACCT}/orders", json={"orders": [lmt(1.0, cOID=f"cap-{i}")]}).json()
+        ids.append(int(body[0]["order_id"]))
+    orders = ready.get("/v1/api/iserver/account/orders").json()["orders"]
+    assert len(orders) == 1000
+    assert {o["orderId"] for o in orders} == set(ids[3:])

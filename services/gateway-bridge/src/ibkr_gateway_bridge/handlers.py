@@ -21,6 +21,8 @@ NO_DEADLINE = frozenset({"orders.place", "orders.reply", "orders.modify", "order
 SLOW = frozenset({"orders.live", "trades.list"})
 #: Requests handled at once per operation; the limiter, not the handler, paces the gateway.
 MAX_WORKERS = 16
+#: NATS' default max_payload (1 MiB) less room for headers; deploy/nats.conf keeps the default.
+MAX_REPLY_BYTES = 1024 * 1024 - 4096
 
 
 def _operations(s: BridgeService) -> dict[str, tuple[type[BaseModel], Callable[[Any, str], Awaitable[BaseModel]]]]:
@@ -61,9 +63,17 @@ def _operations(s: BridgeService) -> dict[str, tuple[type[BaseModel], Callable[[
     }
 
 
-def _reply(result: BaseModel) -> bytes:
-    """`{"ok": true, "result": ...}` serialised once by pydantic (Decimals as strings), not via dicts."""
-    return b'{"ok":true,"result":' + result.model_dump_json().encode() + b"}"
+def _reply(result: BaseModel, op: str) -> bytes:
+    """`{"ok": true, "result": ...}` serialised once by pydantic (Decimals as strings), not via dicts.
+
+    An answer NATS would refuse to carry is an error reply, never silence.
+    """
+    data = b'{"ok":true,"result":' + result.model_dump_json().encode() + b"}"
+    if len(data) > MAX_REPLY_BYTES:
+        raise ServiceError(ErrorCode.TOO_LARGE,
+                           f"{op}: the answer is {len(data)} bytes, over the {MAX_REPLY_BYTES} a NATS message carries; "
+                           "ask for less (one account, fewer days)", {"operation": op, "bytes": len(data)})
+    return data
 
 
 def _register(router: NatsRouter, subject: str, op: str, model: type[BaseModel],
@@ -71,10 +81,10 @@ def _register(router: NatsRouter, subject: str, op: str, model: type[BaseModel],
     async def handler(body: model) -> bytes:  # type: ignore[valid-type]
         priority = priority_of(body, op)  # type: ignore[arg-type]
         if deadline_s is None:
-            return _reply(await call(body, priority))
+            return _reply(await call(body, priority), op)
         try:
             async with asyncio.timeout(deadline_s):
-                return _reply(await call(body, priority))
+                return _reply(await call(body, priority), op)
         except TimeoutError:
             raise ServiceError(ErrorCode.TIMEOUT, f"{op}: no answer from the gateway within {deadline_s:.1f} s",
                                {"operation": op, "deadline_s": deadline_s}) from None

@@ -118,7 +118,7 @@ class OrderBook:
         for o in self.orders.values():
             if o.working or since is None or (o.updated_at or o.created_at) >= since:
                 out.append(o)
-        return sorted(out, key=lambda o: o.created_at, reverse=True)
+        return sorted(out, key=lambda o: (o.created_at, o.order_id), reverse=True)
 
     def invalidate_pending(self) -> None:
         """Another order request arrived: outstanding questions can no longer be answered."""

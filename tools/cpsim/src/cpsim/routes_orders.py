@@ -25,6 +25,8 @@ from cpsim.web import (
     order_error,
 )
 
+LIVE_ORDERS_MAX = 1000  # the gateway lists at most this many (the newest, here)
+
 
 def _orders_of(body: Any) -> list[Any]:
     orders: Any = None
@@ -95,7 +97,7 @@ def routes(state: SimState) -> list[Route]:
             if (wanted and o.status not in wanted) or (account and o.account != account):
                 continue
             rows.append(render_orders.live_order(o, state.market, now))
-        return ok({"orders": rows, "snapshot": True})
+        return ok({"orders": rows[:LIVE_ORDERS_MAX], "snapshot": True})  # REFERENCE.md 7.4: max 1000, newest first
 
     async def order_status(request: Request) -> Response:
         need_brokerage(state)
