@@ -36,6 +36,22 @@ async def test_executions_from_another_app_become_a_filled_order_and_are_announc
         assert open_orders["result"]["orders"] == []
 
 
+async def test_executions_of_every_linked_account_are_read_not_only_the_selected_ones(
+    sim, names, nats_client, sqlite_url, start_bridge, start_worker
+):
+    other = "DU7654321"
+    sim("POST", f"/accounts/{other}", {"cash": 30000})
+    sim("POST", f"/trades/{other}", [
+        {"conid": 9100001, "symbol": "ZZST", "side": "BUY", "quantity": 5, "price": 150, "order_id": "556001"},
+    ])
+    async with start_bridge(), start_worker(sqlite_url):
+        assert (await request(nats_client, names.subject("sync.trigger"), {}))["ok"]
+        got = await request(nats_client, names.subject("orders.get"), {"account_id": other, "status": "filled"})
+        mine = await request(nats_client, names.subject("orders.get"), {"account_id": ACCT, "status": "filled"})
+    assert [o["order_id"] for o in got["result"]["orders"]] == ["556001"], got
+    assert mine["result"]["orders"] == []
+
+
 async def test_close_without_compliance_running_is_a_clear_error(
     sim, names, nats_client, sqlite_url, start_bridge, start_worker
 ):

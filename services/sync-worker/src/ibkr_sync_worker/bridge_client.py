@@ -90,5 +90,5 @@ class BridgeClient:
         return await self.call("orders.status", bridge.OrderStatusRequest(order_id=order_id, priority="sync"),
                                bridge.OrderStatusResult)
 
-    async def trades(self, days: int) -> Any:
-        return await self.raw("trades.list", bridge.TradesRequest(days=days, priority="sync"))
+    async def trades(self, days: int, account_id: str | None = None) -> Any:
+        return await self.raw("trades.list", bridge.TradesRequest(days=days, account_id=account_id, priority="sync"))

@@ -226,7 +226,7 @@ class Syncer:
         if not snapshots:
             return
         live: dict[str, dict[str, OrderRecord]] = defaultdict(dict)
-        live_ok = trades_ok = False
+        live_ok = False
         only = next(iter(snapshots)) if len(snapshots) == 1 else None
         try:
             body = await self.bridge.live_orders()
@@ -249,21 +249,26 @@ class Syncer:
             self._raise_if_unauthenticated(exc)
             rnd.problem("orders_failed", None, str(exc), code=exc.code)
         trades: dict[str, dict[str, list[bridge.Trade]]] = defaultdict(lambda: defaultdict(list))
-        try:
-            body = await self.bridge.trades(self.settings.trades_days)
-            executions = _items(body, "trades")
-            trades_ok = True
-            for raw in executions:
+        traded: set[str] = set()  # accounts whose executions were read
+        # The gateway's trades are the selected account's: with several accounts, each is asked for by id
+        # (the endpoint allows one call per 5 s, so a round takes 5 s more per extra account).
+        for asked in [None] if only else list(snapshots):
+            try:
+                body = await self.bridge.trades(self.settings.trades_days, asked)
+            except BridgeError as exc:
+                self._raise_if_unauthenticated(exc)
+                rnd.problem("trades_failed", asked, str(exc), code=exc.code)
+                continue
+            traded |= {asked} if asked else set(snapshots)
+            for raw in _items(body, "trades"):
                 try:
                     trade = bridge.Trade.model_validate(raw)
-                    acct = trade.account_id or only
+                    acct = trade.account_id or asked or only
                     if acct in snapshots:
                         trades[acct][trade_order_id(trade)].append(trade)
                 except ValidationError as exc:
-                    rnd.problem("trade_unreadable", None, _first_error(exc))
-        except BridgeError as exc:
-            self._raise_if_unauthenticated(exc)
-            rnd.problem("trades_failed", None, str(exc), code=exc.code)
+                    rnd.problem("trade_unreadable", asked, _first_error(exc))
+        trades_ok = bool(traded)
         if not (live_ok or trades_ok):
             return
         for acct, snap in snapshots.items():
@@ -278,7 +283,7 @@ class Syncer:
             if live_ok:
                 await self._recheck_vanished(acct, orders, rnd)
             snap.orders = orders
-            if live_ok and trades_ok:
+            if live_ok and acct in traded:
                 self._mark(acct, "orders")
 
     async def _recheck_vanished(self, acct: str, orders: dict[str, tuple[OrderRecord, bool]], rnd: _Round) -> None:
