@@ -6,6 +6,7 @@ import pytest
 
 from ibkr_common.settings import SettingsError
 from ibkr_devstack.config import configured, explicitly_set, load_stack_settings
+from ibkr_devstack.state import set_aside_previous_run
 
 PREFIXES = ("IBKR_", "VITE_", "NATS_URL", "DATABASE_URL")
 
@@ -66,3 +67,17 @@ def test_configured_sees_the_environment_the_alias_and_dotenv(tmp_path, monkeypa
     (tmp_path / ".env").write_text("")
     monkeypatch.setenv("VITE_IBKR_OPTIONS_LEVELS", "DU1=3")
     assert configured(tmp_path, "IBKR_OPTIONS_LEVELS")
+
+
+def test_a_simulator_run_sets_the_last_runs_database_and_stream_aside(tmp_path):
+    (tmp_path / "ibkr.db").write_text("first run")
+    (tmp_path / "ibkr.db-wal").write_text("wal")
+    (tmp_path / "nats" / "jetstream").mkdir(parents=True)
+    (tmp_path / "stack.json").write_text("{}")
+
+    assert set_aside_previous_run(tmp_path) is True
+    assert not (tmp_path / "ibkr.db").exists() and not (tmp_path / "nats").exists()
+    assert (tmp_path / "previous" / "ibkr.db").read_text() == "first run"
+    assert (tmp_path / "previous" / "nats" / "jetstream").is_dir()
+    assert (tmp_path / "stack.json").exists()  # only the run's state moves
+    assert set_aside_previous_run(tmp_path) is False  # nothing new to set aside

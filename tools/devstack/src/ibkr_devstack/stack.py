@@ -16,6 +16,7 @@ from typing import Any
 from ibkr_common.settings import SettingsError
 from ibkr_devstack.config import CPSIM_OPTIONS_LEVELS, DevstackSettings, configured, explicitly_set, load_stack_settings
 from ibkr_devstack.processes import Child, pid_alive, python_module
+from ibkr_devstack.state import PREVIOUS, set_aside_previous_run
 
 SERVICES = ("gateway-bridge", "session-keeper", "sync-worker", "audit", "compliance")
 READY_TIMEOUT_S = 90.0
@@ -140,6 +141,9 @@ class LocalStack:
     def _start_all(self, settings: DevstackSettings) -> int:
         """Start every part with the configured values; only NATS (and cpsim, when used) are the devstack's."""
         env = dict(os.environ)
+        if settings.use_cpsim and not explicitly_set(settings, "database_url") and set_aside_previous_run(self.var):
+            print("devstack: the simulator starts fresh, and so do its database and event stream "
+                  f"(the last run's are in {self.var / PREVIOUS}/)", file=sys.stderr)
         nats_port = self._port("NATS", settings.devstack_nats_port)
         nats = self._start(Child("nats", [str(Path(sys.executable).parent / "nats-server"), "-a", "127.0.0.1", "-p",
                                           str(nats_port), "-js", "-sd", str(self.var / "nats")], env, cwd=self.root))
