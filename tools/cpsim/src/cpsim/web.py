@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -95,15 +96,19 @@ def loads(raw: bytes) -> Any:
     return json.loads(raw, parse_float=_finite, parse_int=int, parse_constant=_no_constant)
 
 
-async def json_body(request: Request) -> Any:
-    """The parsed JSON body (None when empty); malformed JSON is IBKR's 400."""
+async def _parsed(request: Request, malformed: Callable[[], ApiError]) -> Any:
     raw = await request.body()
     if not raw.strip():
         return None
     try:
         return loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request("malformed JSON body") from exc
+        raise malformed() from exc
+
+
+async def json_body(request: Request) -> Any:
+    """The parsed JSON body (None when empty); malformed JSON is IBKR's 400."""
+    return await _parsed(request, lambda: bad_request("malformed JSON body"))
 
 
 def as_dict(body: Any) -> dict[str, Any]:
@@ -149,13 +154,7 @@ def sim_error(field: str, message: str) -> ApiError:
 
 async def sim_json(request: Request) -> Any:
     """The parsed body of a /sim call (None when empty); malformed JSON names the field `body`."""
-    raw = await request.body()
-    if not raw.strip():
-        return None
-    try:
-        return loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise sim_error("body", "is not valid JSON") from exc
+    return await _parsed(request, lambda: sim_error("body", "is not valid JSON"))
 
 
 def sim_object(value: Any, field: str = "body") -> dict[str, Any]:
