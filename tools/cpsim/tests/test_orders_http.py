@@ -196,6 +196,17 @@ def test_order_status_of_unknown_order_is_503(ready: httpx.Client) -> None:
     assert ready.get("/v1/api/iserver/account/order/status/123").status_code == 503
 
 
+def test_order_status_of_another_accounts_order_is_503_until_switched(ready: httpx.Client) -> None:
+    other = "DU7654321"
+    ready.post(f"/sim/accounts/{other}", json={"cash": 100000})
+    assert ready.post("/v1/api/iserver/account", json={"acctId": other}).status_code == 200
+    _, body = place_confirmed(ready, lmt(1.0), account=other)
+    oid = body[0]["order_id"]
+    assert ready.get(f"/v1/api/iserver/account/order/status/{oid}").status_code == 200
+    assert ready.post("/v1/api/iserver/account", json={"acctId": ACCT}).status_code == 200
+    assert ready.get(f"/v1/api/iserver/account/order/status/{oid}").status_code == 503  # REFERENCE.md 4.10
+
+
 def test_status_history_uses_ibkr_spelling(ready: httpx.Client) -> None:
     set_price(ready, AAPL, 200.0)
     _, body = place_confirmed(ready, lmt(195.0))

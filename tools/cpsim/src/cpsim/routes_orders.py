@@ -106,6 +106,8 @@ def routes(state: SimState) -> list[Route]:
         since = state.session.brokerage_at
         if o is None or (not o.working and since is not None and (o.updated_at or o.created_at) < since):
             raise ApiError(503, {"error": "Service Unavailable", "statusCode": 503})
+        if o.account != state.selected:  # REFERENCE.md 4.10: switch to the order's account first
+            raise ApiError(503, {"error": "Service Unavailable", "statusCode": 503})
         return ok(render_orders.order_status(o, state.market))
 
     async def cancel(request: Request) -> Response:
