@@ -13,6 +13,8 @@ from nats.js import JetStreamContext
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from ibkr_audit.store import AuditStore
+from ibkr_common.db.engine import make_engine
 from ibkr_common.envelope import EventEnvelope, new_event
 from ibkr_common.subjects import Subjects
 
@@ -80,3 +82,12 @@ def admin_sql(url: str, *statements: str) -> None:
                 conn.execute(text(statement))
     finally:
         engine.dispose()
+
+
+async def stored(url: str) -> int:
+    """How many events the audit log at `url` holds."""
+    engine = make_engine(url)
+    try:
+        return await AuditStore(engine).count()
+    finally:
+        await engine.dispose()

@@ -17,11 +17,9 @@ from typing import Any
 
 import nats
 import pytest
-from audit_helpers import event, publish, wait_until
+from audit_helpers import event, publish, stored, wait_until
 from sqlalchemy.engine import make_url
 
-from ibkr_audit.store import AuditStore
-from ibkr_common.db.engine import make_engine
 from ibkr_common.streams import ensure_stream, events_stream_config
 from ibkr_common.subjects import Subjects
 from ibkr_testkit.databases import DatabaseFactory
@@ -60,18 +58,11 @@ class Flow:
         return len(self.published)
 
 
-async def count(url: str) -> int:
-    engine = make_engine(url)
-    try:
-        return await AuditStore(engine).count()
-    finally:
-        await engine.dispose()
-
 
 async def settle(nc: Any, conn: str, url: str, published: int, timeout: float = 60) -> dict[str, Any]:
     """Wait until every published event is stored, then verify through audit itself."""
     async def done() -> bool:
-        return await count(url) >= published
+        return await stored(url) >= published
 
     await wait_until(done, timeout, f"{published} stored events")
     await asyncio.sleep(1.0)  # a late duplicate would show up now
@@ -122,7 +113,7 @@ async def test_sigkill_mid_batch_then_restart(names: Any, nats_url: str, fresh_p
         await asyncio.sleep(1.0)
         published = await flow.stop()
         verify = await settle(nc, names.conn, fresh_pg, published)
-        assert_complete(verify, await count(fresh_pg), published)
+        assert_complete(verify, await stored(fresh_pg), published)
         print(f"kills with delivered, unacknowledged messages: {mid_batch_kills} of 3")
         assert mid_batch_kills >= 1, "no kill happened while messages were delivered and unacknowledged"
         assert published > 1000
@@ -189,7 +180,7 @@ async def test_postgres_down_30_s_under_flow(
     flow = Flow(js, names.stream, names.conn, rate=100).start()
     try:
         await asyncio.sleep(2.0)
-        stored_before = await count(url)
+        stored_before = await stored(url)
         assert stored_before > 0
         await asyncio.to_thread(stop_postgres, server)
         down_at = time.monotonic()
@@ -200,7 +191,7 @@ async def test_postgres_down_30_s_under_flow(
         await asyncio.sleep(2.0)
         published = await flow.stop()
         verify = await settle(nc, names.conn, url, published)
-        assert_complete(verify, await count(url), published)
+        assert_complete(verify, await stored(url), published)
         assert published > 3000
         assert any("storing" in line and "failed" in line for line in audit.lines)
     finally:
@@ -228,7 +219,7 @@ async def test_nats_restart_consumer_resumes(names: Any, fresh_pg: str, tmp_path
         await asyncio.sleep(2.0)
         published = await flow.stop()
         verify = await settle(nc, names.conn, fresh_pg, published)
-        assert_complete(verify, await count(fresh_pg), published)
+        assert_complete(verify, await stored(fresh_pg), published)
         assert audit.proc.poll() is None
     finally:
         if audit is not None:

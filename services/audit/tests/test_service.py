@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
-from audit_helpers import event, publish, publish_raw, wait_until
+from audit_helpers import event, publish, publish_raw, stored, wait_until
 from sqlalchemy import text
 
 from ibkr_audit.store import AuditStore
@@ -25,13 +25,6 @@ async def request(nc: Any, subject: str, body: dict[str, Any]) -> dict[str, Any]
     reply = await nc.request(subject, json.dumps(body).encode(), timeout=10)
     return json.loads(reply.data)
 
-
-async def stored(url: str) -> int:
-    engine = make_engine(url)
-    try:
-        return await AuditStore(engine).count()
-    finally:
-        await engine.dispose()
 
 
 @pytest.mark.parametrize("backend", ["postgres", "sqlite"])

@@ -6,21 +6,12 @@ import json
 from typing import Any
 
 import pytest
-from audit_helpers import admin_sql, admin_url_of, event, publish, wait_until
+from audit_helpers import admin_sql, admin_url_of, event, publish, stored, wait_until
 
-from ibkr_audit.store import AuditStore
-from ibkr_common.db.engine import make_engine
 from ibkr_common.subjects import Subjects
 
 pytestmark = pytest.mark.connected
 
-
-async def stored(url: str) -> int:
-    engine = make_engine(url)
-    try:
-        return await AuditStore(engine).count()
-    finally:
-        await engine.dispose()
 
 
 async def verify(nc: Any, conn: str) -> dict[str, Any]:
