@@ -8,6 +8,7 @@ import ssl
 import httpx
 
 from ibkr_common.settings import SettingsError
+from ibkr_gateway_bridge.client.wire import LeanTransport
 from ibkr_gateway_bridge.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,15 @@ def tls_verify(settings: BridgeSettings) -> ssl.SSLContext | bool:
 
 
 def make_http(settings: BridgeSettings) -> httpx.AsyncClient:
-    """One keep-alive client with a small pool and explicit timeouts."""
+    """One keep-alive client with a small pool and explicit timeouts (on the lean transport by default)."""
+    verify = tls_verify(settings)
+    transport = None
+    if settings.http_transport == "lean":
+        transport = LeanTransport(verify=verify, max_connections=settings.max_connections, keepalive_expiry_s=30)
     return CookielessClient(
         base_url=settings.gateway_url + API_PREFIX,
-        verify=tls_verify(settings),
+        transport=transport,
+        verify=verify,
         timeout=httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
         limits=httpx.Limits(max_connections=settings.max_connections,
                             max_keepalive_connections=settings.max_connections, keepalive_expiry=30),
