@@ -130,3 +130,23 @@ async def test_an_orders_submitted_event_of_another_service_brings_a_sync(
         assert scheduler.rounds == rounds + 1
         got = await request(nats_client, names.subject("orders.get"), {"account_id": ACCT, "status": "open"})
         assert [o["client_order_id"] for o in got["result"]["orders"]] == ["submitted-1"]
+
+
+async def test_a_burst_of_orders_submitted_events_brings_one_follow_up_sync(
+    sim, names, events, nats_client, database_url, start_bridge, start_worker
+):
+    subject = Subjects(names.conn).event("orders.submitted", ACCT)
+    async with start_bridge(), start_worker(database_url, fill_resync_delay_ms=500) as app:
+        scheduler = app.context.get("sync_scheduler")
+        await wait_rounds(scheduler, 1)
+        assert await scheduler.settle()
+        rounds = scheduler.rounds
+        for _ in range(20):  # 20 orders in 0.4 s: all inside one follow-up delay
+            await nats_client.publish(subject, submitted_event(names, "compliance"))
+            await asyncio.sleep(0.02)
+        await nats_client.flush()
+        await wait_rounds(scheduler, rounds + 1)
+        assert await scheduler.settle()
+        assert scheduler.rounds == rounds + 1
+        await nats_client.publish(subject, submitted_event(names, "compliance"))  # a later order: a sync again
+        await wait_rounds(scheduler, rounds + 2)

@@ -33,6 +33,7 @@ class SyncScheduler:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._timers: set[asyncio.TimerHandle] = set()
+        self._soon: dict[str | None, asyncio.TimerHandle] = {}
         self.rounds = 0
         self.last_failed = False
         self._stopping = False
@@ -71,18 +72,24 @@ class SyncScheduler:
         return await asyncio.shield(self.submit(account_id))
 
     def soon(self, account_id: str | None, delay_s: float | None = None) -> None:
-        """Ask for a sync after a short delay (orders just submitted, fills just seen)."""
-        if any(a is None for a, _ in self._pending):
+        """Ask for a sync after a short delay (orders just submitted, fills just seen).
+
+        One follow-up per account at a time: a burst of orders gets one sync after the delay (which sees
+        them all), not one each; a follow-up of every account covers the single ones.
+        """
+        if any(a is None for a, _ in self._pending) or None in self._soon or account_id in self._soon:
             return
         loop = asyncio.get_running_loop()
         handle: asyncio.TimerHandle | None = None
 
         def fire() -> None:
             self._timers.discard(handle)  # type: ignore[arg-type]
+            self._soon.pop(account_id, None)
             self.submit(account_id)
 
         handle = loop.call_later(self.follow_up_s if delay_s is None else delay_s, fire)
         self._timers.add(handle)
+        self._soon[account_id] = handle
 
     async def _worker(self) -> None:
         while not self._stopping:
