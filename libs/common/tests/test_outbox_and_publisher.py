@@ -1,3 +1,5 @@
+import asyncio
+
 import pytest
 from sqlalchemy import update
 
@@ -60,4 +62,35 @@ async def test_publisher_buffers_while_the_stream_is_missing_then_delivers(nats_
     assert await publisher.flush(10)
     assert (await js.stream_info(stream)).state.messages == 1
     await publisher.close()
+    await js.delete_stream(stream)
+
+
+async def test_a_lingering_relay_publishes_a_burst_of_wakes_in_one_round(nats_client, run_names, sqlite_url):
+    js, conn, stream = await _stream(nats_client, run_names, "l")
+    publisher = EventPublisher(JsSender(js), subjects=Subjects(conn), stream=stream, source="compliance",
+                               environment="paper")
+    sessions = make_sessionmaker(make_engine(sqlite_url))
+    relay = OutboxRelay(sessions, publisher, linger_s=0.2, idle_s=30)
+    rounds: list[int] = []
+    relay_once = relay.relay_once
+
+    async def counted() -> int:
+        published = await relay_once()
+        rounds.append(published)
+        return published
+
+    relay.relay_once = counted  # type: ignore[method-assign]
+    relay.start()
+    await asyncio.sleep(0.05)
+    for qty in range(5):  # five commits, each waking the relay, within the linger
+        async with sessions() as s, s.begin():
+            stage_event(s, publisher, publisher.build("orders.submitted", {"qty": qty}, account_id="DU1"))
+        relay.wake()
+        await asyncio.sleep(0.01)
+    deadline = asyncio.get_running_loop().time() + 5
+    while (await js.stream_info(stream)).state.messages < 5:
+        assert asyncio.get_running_loop().time() < deadline, rounds
+        await asyncio.sleep(0.05)
+    await relay.stop()
+    assert [n for n in rounds if n] == [5]
     await js.delete_stream(stream)

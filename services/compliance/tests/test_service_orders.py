@@ -54,6 +54,8 @@ async def test_same_client_order_id_twice_returns_the_first_result_and_sends_not
     async with start_compliance(sqlite_url):
         third = await call(nats_client, stack, "orders.submit", order(cid))
     assert first["ok"] and first["result"]["order_id"]
+    # the outcome is written after the answer; a repeat at once still sees it, never `pending`
+    assert second["result"]["status"] == third["result"]["status"] == "submitted", (second, third)
     assert second["result"]["order_id"] == first["result"]["order_id"]
     assert third["result"]["order_id"] == first["result"]["order_id"]
     assert len(stack.received(cid)) == 1

@@ -21,18 +21,21 @@ from ibkr_common.tasks import stop_task, wait_event
 log = logging.getLogger("ibkr_common.outbox")
 
 
+def outbox_row(publisher: EventPublisher, envelope: EventEnvelope) -> dict[str, object]:
+    """The outbox columns of an event."""
+    return {
+        "source": publisher.source,
+        "subject": publisher.subjects.event(envelope.type, envelope.account_id),
+        "event_id": str(envelope.event_id),
+        "envelope": envelope.model_dump_json(),
+        "created_at": envelope.occurred_at,
+        "published_at": None,
+    }
+
+
 def stage_event(session: AsyncSession, publisher: EventPublisher, envelope: EventEnvelope) -> None:
     """Add an event to the outbox inside the caller's transaction."""
-    session.add(
-        OutboxEvent(
-            source=publisher.source,
-            subject=publisher.subjects.event(envelope.type, envelope.account_id),
-            event_id=str(envelope.event_id),
-            envelope=envelope.model_dump_json(),
-            created_at=envelope.occurred_at,
-            published_at=None,
-        )
-    )
+    session.add(OutboxEvent(**outbox_row(publisher, envelope)))
 
 
 class OutboxRelay:
@@ -46,12 +49,14 @@ class OutboxRelay:
         clock: Clock | None = None,
         batch: int = 200,
         idle_s: float = 0.5,
+        linger_s: float = 0.0,
     ) -> None:
         self.sessions = sessions
         self.publisher = publisher
         self.clock = clock or SystemClock()
         self.batch = batch
         self.idle_s = idle_s
+        self.linger_s = linger_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -96,7 +101,8 @@ class OutboxRelay:
             if published >= self.batch:
                 continue
             self._wake.clear()
-            await wait_event(self._wake, self.idle_s)
+            if await wait_event(self._wake, self.idle_s) and self.linger_s:
+                await asyncio.sleep(self.linger_s)  # let the events of the next moments join this round
 
     def start(self) -> None:
         """Run in the background."""

@@ -14,6 +14,7 @@ from nats.aio.msg import Msg
 
 from ibkr_common.clock import Clock, SystemClock
 from ibkr_common.db.engine import make_engine, make_sessionmaker
+from ibkr_common.db.threaded import ThreadedDatabase
 from ibkr_common.events import EventPublisher
 from ibkr_common.outbox import OutboxRelay
 from ibkr_common.rpc import Rpc
@@ -73,8 +74,9 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     sessions = make_sessionmaker(engine)
     publisher = EventPublisher(_JetStreamSender(broker), subjects=subjects, stream=settings.events_stream,
                                source=SOURCE, environment=environment, clock=clock)
-    relay = OutboxRelay(sessions, publisher, clock=clock)
-    ledger = Ledger(sessions, publisher, relay, settings.connection, settings.user_id)
+    relay = OutboxRelay(sessions, publisher, clock=clock, linger_s=settings.event_linger_ms / 1000)
+    ledger_db = ThreadedDatabase(settings.database_url, name="compliance-ledger")
+    ledger = Ledger(ledger_db, publisher, relay, settings.connection, settings.user_id)
     controls = Controls(sessions, publisher, relay, settings.connection, settings.user_id)
     rpc = Rpc(lambda: nats_client_of(broker))
     timeout_s = settings.state_timeout_ms / 1000
@@ -115,11 +117,13 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     @app.on_shutdown
     async def _stop() -> None:
         await stop_tasks(tasks)
+        await ledger.settle()
         await relay.stop()
         await publisher.close()
 
     @app.after_shutdown
     async def _dispose() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, ledger_db.close)
         await engine.dispose()
 
     app.context.set_global("compliance", service)
@@ -141,6 +145,8 @@ def _invalidator(gatherer: StateGatherer, controls: Controls) -> Callable[[Msg],
             gatherer.invalidate(account_id)
         elif area == "trading":
             controls.forget_halt()
+        elif area == "session":
+            gatherer.forget_session()
 
     return on_event
 

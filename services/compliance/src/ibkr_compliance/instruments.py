@@ -28,10 +28,14 @@ class Instruments:
         self.timeout_s = timeout_s
         self.symbols: dict[int, str] = {}
         self.conids: dict[str, int] = {}
+        #: Bumped whenever a conid gets a new symbol: what was derived with the old mapping is stale.
+        self.version = 0
         self._lock = asyncio.Lock()
 
     def learn(self, conid: int, symbol: str) -> None:
         """Remember a conid's engine symbol (from positions, say)."""
+        if self.symbols.get(conid) != symbol:
+            self.version += 1
         self.symbols[conid] = symbol
         self.conids.setdefault(symbol, conid)
 

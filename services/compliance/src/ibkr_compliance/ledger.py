@@ -8,22 +8,31 @@ again with its events.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
-from ibkr_common.db.engine import user_transaction
-from ibkr_common.db.models import ComplianceDecisionLog, OrderLedger
+from ibkr_common.db.models import ComplianceDecisionLog, OrderLedger, OutboxEvent
+from ibkr_common.db.threaded import ThreadedDatabase
+from ibkr_common.db.types import RawJson
 from ibkr_common.envelope import EventEnvelope, jsonable
 from ibkr_common.events import EventPublisher
-from ibkr_common.outbox import OutboxRelay, stage_event
+from ibkr_common.outbox import OutboxRelay, outbox_row
 
+log = logging.getLogger("ibkr_compliance.ledger")
+#: The tables, written with Core statements (no unit of work, no objects to keep in step).
+LEDGER = OrderLedger.__table__
+DECISIONS = ComplianceDecisionLog.__table__
+OUTBOX = OutboxEvent.__table__
+NO_SYNC = {"synchronize_session": False}
 #: Ledger statuses that still wait for the broker's word.
 UNRESOLVED = ("pending", "unknown", "answering")
 
@@ -43,17 +52,21 @@ class DecisionRecord:
     reason_codes: list[str]
     regime: str | None
     order: dict[str, Any]
-    state_snapshot: dict[str, Any]
+    state_snapshot: dict[str, Any] | RawJson
     latency_ms: Decimal | None
     decided_at: datetime
 
-    def row(self, connection: str, owner: str) -> ComplianceDecisionLog:
-        return ComplianceDecisionLog(
-            user_id=owner, connection=connection, account_id=self.account_id,
-            client_order_id=self.client_order_id, action=self.action[:16], decision=self.decision[:8],
-            reason_codes=list(self.reason_codes), regime=self.regime, order=jsonable(self.order),
-            state_snapshot=jsonable(self.state_snapshot), latency_ms=self.latency_ms, decided_at=self.decided_at,
-        )
+    def row(self, connection: str, owner: str) -> dict[str, Any]:
+        """The columns of its `trading_compliance_log` row."""
+        return {
+            "user_id": owner, "connection": connection, "account_id": self.account_id,
+            "client_order_id": self.client_order_id, "action": self.action[:16], "decision": self.decision[:8],
+            "reason_codes": list(self.reason_codes), "regime": self.regime, "order": jsonable(self.order),
+            "state_snapshot": self.state_snapshot if isinstance(self.state_snapshot, RawJson)
+            else jsonable(self.state_snapshot),
+            "latency_ms": self.latency_ms,
+            "decided_at": self.decided_at,
+        }
 
 
 @dataclass(frozen=True)
@@ -78,54 +91,63 @@ def _entry(row: OrderLedger) -> LedgerEntry:
 
 class Ledger:
     """Reads and writes compliance's tables of one connection, under the connection owner's user id
-    (RLS); the requesting user is kept in the request/order JSON."""
+    (RLS); the requesting user is kept in the request/order JSON. Each method is one transaction, run
+    whole in the database's thread (ThreadedDatabase): the order path pays one hop per write."""
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        db: ThreadedDatabase,
         publisher: EventPublisher,
         relay: OutboxRelay | None,
         connection: str,
         owner: str,
     ) -> None:
         self.owner = owner
-        self.sessions = sessions
+        self.db = db
         self.publisher = publisher
         self.relay = relay
         self.connection = connection
+        self._later: dict[str, asyncio.Task[bool]] = {}
 
-    def _stage(self, session: AsyncSession, events: Sequence[EventEnvelope]) -> None:
-        for envelope in events:
-            stage_event(session, self.publisher, envelope)
+    def _write(self, session: Session, record: DecisionRecord | None, events: Sequence[EventEnvelope]) -> None:
+        """The decision row and the events' outbox rows, as plain statements (no unit of work)."""
+        if record is not None:
+            session.execute(insert(DECISIONS), [record.row(self.connection, self.owner)])
+        if events:
+            session.execute(insert(OUTBOX), [outbox_row(self.publisher, e) for e in events])
 
     def _wake(self, events: Sequence[EventEnvelope]) -> None:
         if events and self.relay is not None:
             self.relay.wake()
 
     async def get(self, client_order_id: str) -> LedgerEntry | None:
-        """The ledger row of a client_order_id, or None."""
-        async with user_transaction(self.sessions, self.owner) as session:
-            row = await session.get(OrderLedger, (self.connection, client_order_id))
+        """The ledger row of a client_order_id, or None (after its outcome is written, if that is under way)."""
+        writing = self._later.get(client_order_id)
+        if writing is not None:
+            await asyncio.wait([writing])
+
+        def work(session: Session) -> LedgerEntry | None:
+            row = session.get(OrderLedger, (self.connection, client_order_id))
             return _entry(row) if row is not None else None
+
+        return await self.db.run(self.owner, work)
 
     async def by_order_id(self, account_id: str, order_id: str) -> LedgerEntry | None:
         """The ledger row of an IBKR order id, or None."""
-        async with user_transaction(self.sessions, self.owner) as session:
-            row = (
-                await session.execute(
-                    select(OrderLedger).where(
-                        OrderLedger.connection == self.connection, OrderLedger.account_id == account_id,
-                        OrderLedger.order_id == order_id,
-                    )
+        def work(session: Session) -> LedgerEntry | None:
+            row = session.execute(
+                select(OrderLedger).where(
+                    OrderLedger.connection == self.connection, OrderLedger.account_id == account_id,
+                    OrderLedger.order_id == order_id,
                 )
             ).scalars().first()
             return _entry(row) if row is not None else None
 
+        return await self.db.run(self.owner, work)
+
     async def log(self, record: DecisionRecord, events: Sequence[EventEnvelope] = ()) -> None:
         """A decision (or an answer) without a ledger change: the log row and its events."""
-        async with user_transaction(self.sessions, self.owner) as session:
-            session.add(record.row(self.connection, self.owner))
-            self._stage(session, events)
+        await self.db.run(self.owner, lambda session: self._write(session, record, events))
         self._wake(events)
 
     async def open(
@@ -136,24 +158,30 @@ class Ledger:
         request: dict[str, Any],
         result: dict[str, Any],
         events: Sequence[EventEnvelope],
+        relay_now: bool = True,
     ) -> None:
-        """Insert the ledger row with the decision row and events; DuplicateOrder when the id is known."""
+        """Insert the ledger row with the decision row and events; DuplicateOrder when the id is known.
+
+        `relay_now` False leaves the events to the relay's next round (the outcome's record wakes it), so
+        publishing them does not compete with the order's own trip to the broker.
+        """
         assert record.client_order_id is not None and record.account_id is not None
+        row = {
+            "connection": self.connection, "client_order_id": record.client_order_id, "user_id": self.owner,
+            "account_id": record.account_id, "status": status, "order_id": None, "request": jsonable(request),
+            "result": jsonable(result), "created_at": record.decided_at, "updated_at": record.decided_at,
+        }
+
+        def work(session: Session) -> None:
+            session.execute(insert(LEDGER), [row])
+            self._write(session, record, events)
+
         try:
-            async with user_transaction(self.sessions, self.owner) as session:
-                session.add(record.row(self.connection, self.owner))
-                session.add(
-                    OrderLedger(
-                        connection=self.connection, client_order_id=record.client_order_id,
-                        user_id=self.owner, account_id=record.account_id, status=status, order_id=None,
-                        request=jsonable(request), result=jsonable(result),
-                        created_at=record.decided_at, updated_at=record.decided_at,
-                    )
-                )
-                self._stage(session, events)
+            await self.db.run(self.owner, work)
         except IntegrityError:
             raise DuplicateOrder(record.client_order_id) from None
-        self._wake(events)
+        if relay_now:
+            self._wake(events)
 
     async def record(
         self,
@@ -177,41 +205,74 @@ class Ledger:
             values["order_id"] = order_id
         if request is not None:
             values["request"] = jsonable(request)
-        where = [OrderLedger.connection == self.connection, OrderLedger.client_order_id == client_order_id]
+        columns = LEDGER.c
+        where = [columns.connection == self.connection, columns.client_order_id == client_order_id]
         if expected is not None:
-            where.append(OrderLedger.status == expected)
-        async with user_transaction(self.sessions, self.owner) as session:
-            changed = await session.execute(update(OrderLedger).where(*where).values(**values))
+            where.append(columns.status == expected)
+
+        def work(session: Session) -> bool:
+            changed = session.execute(update(LEDGER).where(*where).values(**values))
             if expected is not None and not getattr(changed, "rowcount", 0):
                 return False
-            if decision is not None:
-                session.add(decision.row(self.connection, self.owner))
-            self._stage(session, events)
-        self._wake(events)
-        return True
+            self._write(session, decision, events)
+            return True
+
+        written = await self.db.run(self.owner, work)
+        if written:
+            self._wake(events)
+        return written
+
+    def record_later(self, client_order_id: str, **outcome: Any) -> None:
+        """`record` in the background: the caller answers at once. `get` of the id waits for the write;
+        if it fails (or the process dies first) the row stays unresolved and is resolved by cOID."""
+        task = asyncio.get_running_loop().create_task(self._record_logged(client_order_id, outcome))
+        self._later[client_order_id] = task
+
+        def done(finished: asyncio.Task[bool]) -> None:
+            if self._later.get(client_order_id) is finished:
+                del self._later[client_order_id]
+
+        task.add_done_callback(done)
+
+    async def _record_logged(self, client_order_id: str, outcome: dict[str, Any]) -> bool:
+        try:
+            written = await self.record(client_order_id, **outcome)
+        except Exception:
+            log.exception("the outcome of %s was not recorded; it is resolved by cOID", client_order_id)
+            return False
+        if not written:
+            log.warning("the outcome of %s was not recorded: the row had changed", client_order_id)
+        return written
+
+    async def settle(self) -> None:
+        """Wait until every outcome recorded in the background is written (stop, tests)."""
+        while self._later:
+            await asyncio.wait(list(self._later.values()))
 
     async def claim(self, client_order_id: str, expected: str, new: str, now: datetime) -> bool:
         """Move a row from `expected` to `new` status; False when another request got there first."""
-        async with user_transaction(self.sessions, self.owner) as session:
-            result = await session.execute(
-                update(OrderLedger)
-                .where(
-                    OrderLedger.connection == self.connection, OrderLedger.client_order_id == client_order_id,
-                    OrderLedger.status == expected,
-                )
-                .values(status=new, updated_at=now)
-            )
-            return bool(getattr(result, "rowcount", 0))
+        statement = (
+            update(OrderLedger)
+            .where(OrderLedger.connection == self.connection, OrderLedger.client_order_id == client_order_id,
+                   OrderLedger.status == expected)
+            .values(status=new, updated_at=now)
+        )
+        return await self.db.run(
+            self.owner,
+            lambda session: bool(getattr(session.execute(statement, execution_options=NO_SYNC), "rowcount", 0)),
+        )
 
     async def unresolved(self, now: datetime, max_age: timedelta) -> list[LedgerEntry]:
         """Rows left `pending` or `unknown` (a crash or a lost answer), younger than `max_age`."""
-        async with user_transaction(self.sessions, self.owner) as session:
-            rows = (
-                await session.execute(
-                    select(OrderLedger).where(
-                        OrderLedger.connection == self.connection, OrderLedger.status.in_(UNRESOLVED),
-                        OrderLedger.created_at >= now - max_age,
-                    ).order_by(OrderLedger.created_at)
-                )
+        await self.settle()
+
+        def work(session: Session) -> list[LedgerEntry]:
+            rows = session.execute(
+                select(OrderLedger).where(
+                    OrderLedger.connection == self.connection, OrderLedger.status.in_(UNRESOLVED),
+                    OrderLedger.created_at >= now - max_age,
+                ).order_by(OrderLedger.created_at)
             ).scalars().all()
             return [_entry(r) for r in rows]
+
+        return await self.db.run(self.owner, work)

@@ -6,9 +6,12 @@ The engine speaks symbols (stock tickers, OCC option symbols), sides `buy/sell` 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Literal
 
 from ibkr_common.messages.bridge import OrderSpec as BridgeOrderSpec
@@ -178,6 +181,44 @@ def _working(orders: Sequence[OrderView], symbols: Mapping[int, str], exclude: s
     return result
 
 
+@dataclass(frozen=True)
+class Lines:
+    """The engine's lists of an account (held positions, working orders, today's executions), derived
+    once per synced copy of its positions and orders, with their decision-log form."""
+
+    positions: tuple[Position, ...]
+    open_orders: tuple[WorkingOrder, ...]
+    executions: tuple[Execution, ...]
+
+    @cached_property
+    def snapshot(self) -> dict[str, list[dict[str, Any]]]:
+        """What `trading_compliance_log.state_snapshot` keeps of them."""
+        return {
+            "positions": [{"symbol": p.symbol, "qty": str(p.qty)} for p in self.positions],
+            "open_orders": [
+                {"symbol": o.symbol, "side": o.side, "qty": str(o.qty), "status": o.status} for o in self.open_orders
+            ],
+            "executions_today": [e.model_dump(mode="json", exclude_none=True) for e in self.executions],
+        }
+
+    @cached_property
+    def snapshot_members(self) -> str:
+        """`snapshot` as JSON object members (no braces), serialised once."""
+        return json.dumps(self.snapshot, separators=(",", ":"))[1:-1]
+
+
+def account_lines(positions: Sequence[PositionView] | None, orders: Sequence[OrderView] | None,
+                  symbols: Mapping[int, str], exclude_order: str | None = None) -> Lines:
+    """The engine's lists from the synced positions and orders (`exclude_order` left out of the working ones)."""
+    held: list[Position] = []
+    for p in positions or ():
+        symbol = symbols.get(p.conid) or position_symbol(p)
+        if symbol and p.quantity != 0:
+            held.append(Position(symbol=symbol, qty=p.quantity, opened=p.opened_at))
+    return Lines(tuple(held), tuple(_working(orders or (), symbols, exclude_order)),
+                 tuple(_executions(orders or (), symbols)))
+
+
 def account_state(
     *,
     account_id: str,
@@ -191,8 +232,12 @@ def account_state(
     symbols: Mapping[int, str],
     now: datetime,
     exclude_order: str | None = None,
+    lines: Lines | None = None,
 ) -> AccountState:
-    """The engine's account from the synced pieces; a missing piece fails the freshness gate."""
+    """The engine's account from the synced pieces; a missing piece fails the freshness gate.
+
+    `lines`, when given, are `account_lines(positions, orders, symbols, exclude_order)` derived before.
+    """
     data: dict[str, Any] = {
         "broker": "ibkr",
         "environment": environment,
@@ -218,14 +263,10 @@ def account_state(
                 if v is not None
             ),
         )
-    held: list[Position] = []
-    for p in positions or ():
-        symbol = symbols.get(p.conid) or position_symbol(p)
-        if symbol and p.quantity != 0:
-            held.append(Position(symbol=symbol, qty=p.quantity, opened=p.opened_at))
-    data["positions"] = tuple(held)
-    data["open_orders"] = tuple(_working(orders or (), symbols, exclude_order))
-    data["today_executions"] = tuple(_executions(orders or (), symbols))
+    lines = lines or account_lines(positions, orders, symbols, exclude_order)
+    data["positions"] = lines.positions
+    data["open_orders"] = lines.open_orders
+    data["today_executions"] = lines.executions
     stamps = [account.synced_at if account else None, positions_synced_at if positions is not None else None]
     if orders is None or any(s is None for s in stamps):
         data["snapshot_age_s"] = MISSING_AGE

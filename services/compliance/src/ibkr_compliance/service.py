@@ -125,12 +125,12 @@ class ComplianceService:
         return Decided(decision, gathered, _ms(started), flag_info)
 
     def _record(self, request: OrderRequest, decided: Decided, action: str, now: datetime) -> DecisionRecord:
-        snapshot = decided.gathered.snapshot() if decided.gathered else {}
+        snapshot = decided.gathered.snapshot(decided.flags) if decided.gathered else {"flags": decided.flags}
         d = decided.decision
         return DecisionRecord(
             account_id=request.account_id, client_order_id=request.client_order_id, action=action,
             decision=d.decision, reason_codes=[r.code for r in d.reasons], regime=d.regime,
-            order=request.model_dump(mode="json"), state_snapshot={**snapshot, "flags": decided.flags},
+            order=request.model_dump(mode="json"), state_snapshot=snapshot,
             latency_ms=decided.latency_ms, decided_at=now,
         )
 
@@ -182,7 +182,7 @@ class ComplianceService:
             await self.ledger.open(
                 self._record(request, decided, "submit", now), status=status,
                 request=request.model_dump(mode="json"), result=result,
-                events=[self._event(request, decided, "submit")],
+                events=[self._event(request, decided, "submit")], relay_now=blocked,
             )
         except DuplicateOrder:
             again = await self.ledger.get(request.client_order_id)
@@ -191,7 +191,8 @@ class ComplianceService:
             return await self.replay(again, wait=True)
         if blocked:
             raise blocked_error(decided.decision)
-        pending = Pending(request.client_order_id, request.account_id, request.user_id, result, "pending", order)
+        pending = Pending(request.client_order_id, request.account_id, request.user_id, result, "pending", order,
+                          record_later=True)
         outcome = await self.placement.send(pending, "orders.place",
                                             {"account_id": request.account_id, "orders": [order]})
         return OrderResult.model_validate(outcome)

@@ -60,6 +60,11 @@ class ComplianceSettings(DatabaseServiceSettings):
         2_000, validation_alias=env("IBKR_COMPLIANCE_STATE_CACHE_MS"), ge=0, le=30_000,
         description="Keep an account's synced pieces this long (dropped at once by its events); 0: never.",
     )
+    event_linger_ms: int = Field(
+        20, validation_alias=env("IBKR_COMPLIANCE_EVENT_LINGER_MS"), ge=0, le=5_000,
+        description=("How long the outbox relay lets events gather before publishing a round (decisions come "
+                     "in bursts; one round publishes them together). 0: publish after every write."),
+    )
     bridge_timeout_s: float = Field(
         40.0, validation_alias=env("IBKR_COMPLIANCE_BRIDGE_TIMEOUT_S"), gt=0, le=600,
         description="Wait for the bridge's answer to a placement, reply or modify.",

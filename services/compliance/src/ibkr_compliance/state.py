@@ -9,6 +9,7 @@ gate (STALE_ACCOUNT_DATA, BROKER_SESSION_NOT_AUTHENTICATED); it never crashes th
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from ibkr_common.db.types import RawJson
+from ibkr_common.envelope import jsonable
 from ibkr_common.messages.bridge import SessionStatus, Snapshot, Snapshots
 from ibkr_common.messages.orders import Instrument, OrderRequest
 from ibkr_common.messages.session import SessionStatusResult
@@ -25,7 +28,7 @@ from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_common.rpc import Rpc, RpcError, RpcUnavailable
 from ibkr_common.subjects import Subjects
 from ibkr_compliance.instruments import Instruments
-from ibkr_compliance.mapping import account_state, position_symbol
+from ibkr_compliance.mapping import Lines, account_lines, account_state, position_symbol
 from ibkr_compliance.rules import AccountState, MarketData, Quote, parse_occ
 
 
@@ -39,17 +42,15 @@ class Gathered:
     instruments: list[Instrument]
     missing: list[str] = field(default_factory=list)
     account_view: AccountView | None = None
+    lines: Lines | None = None
 
-    def snapshot(self) -> dict[str, Any]:
-        """The state as used, for `trading_compliance_log.state_snapshot`."""
+    def snapshot(self, flags: dict[str, Any]) -> RawJson:
+        """The state as used, with the decision's flags, for `trading_compliance_log.state_snapshot`
+        (JSON text: the account's lists are serialised once per synced copy, not per decision)."""
         a = self.account
-        return {
+        lines = self.lines or Lines(a.positions, a.open_orders, a.today_executions)
+        rest = {
             "account": self.account_view.model_dump(mode="json") if self.account_view else None,
-            "positions": [{"symbol": p.symbol, "qty": str(p.qty)} for p in a.positions],
-            "open_orders": [
-                {"symbol": o.symbol, "side": o.side, "qty": str(o.qty), "status": o.status} for o in a.open_orders
-            ],
-            "executions_today": [e.model_dump(mode="json", exclude_none=True) for e in a.today_executions],
             "session": a.session.model_dump() if a.session else None,
             "snapshot_age_s": str(a.snapshot_age_s) if a.snapshot_age_s is not None else None,
             "quotes": {
@@ -57,7 +58,9 @@ class Gathered:
                 for k, q in self.market.quotes.items()
             },
             "missing": self.missing,
+            "flags": flags,
         }
+        return RawJson(json.dumps(jsonable(rest), separators=(",", ":"))[:-1] + "," + lines.snapshot_members + "}")
 
 
 @dataclass
@@ -67,6 +70,22 @@ class _Pieces:
     positions: PositionsResult | None
     orders: OrdersResult | None
     refreshing: bool = False
+    #: The symbols of its positions and option orders are learnt (once per copy).
+    symbols_known: bool = False
+    #: Lines derived from these pieces, by (order left out, Instruments.version).
+    lines: dict[tuple[str | None, int], Lines] = field(default_factory=dict)
+
+    def lines_for(self, symbols: Instruments, exclude_order: str | None) -> Lines:
+        key = (exclude_order, symbols.version)
+        found = self.lines.get(key)
+        if found is None:
+            if len(self.lines) > 8:
+                self.lines.clear()
+            found = self.lines[key] = account_lines(
+                self.positions.positions if self.positions else None, self.orders.orders if self.orders else None,
+                symbols.symbols, exclude_order,
+            )
+        return found
 
 
 class StateGatherer:
@@ -92,6 +111,7 @@ class StateGatherer:
     ) -> None:
         self.cache_s = cache_s
         self._cache: dict[str, _Pieces] = {}
+        self._session: tuple[float, SessionStatusResult] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.rpc = rpc
         self.subjects = subjects
@@ -120,8 +140,22 @@ class StateGatherer:
                                [{"field": "account_id", "message": exc.message or "unknown account"}]) from None
         return _parse(AccountView, raw)
 
+    def forget_session(self) -> None:
+        """Ask for the session again next time (a session event came)."""
+        self._session = None
+
     async def session(self) -> SessionStatusResult | None:
-        """The session-keeper's view; the bridge's when no keeper answers."""
+        """The session-keeper's view (kept `cache_s`, dropped by session events); the bridge's when no
+        keeper answers."""
+        cached = self._session
+        if cached is not None and time.monotonic() - cached[0] < self.cache_s:
+            return cached[1]
+        value = await self._ask_session()
+        if value is not None and self.cache_s > 0:
+            self._session = (time.monotonic(), value)
+        return value
+
+    async def _ask_session(self) -> SessionStatusResult | None:
         try:
             raw = await self.rpc.call(self.subjects.session_status, {}, self.timeout_s)
             return _parse(SessionStatusResult, raw)
@@ -152,6 +186,7 @@ class StateGatherer:
         """Forget the cached pieces of an account (every account when None)."""
         if account_id is None:
             self._cache.clear()
+            self._session = None
         else:
             self._cache.pop(account_id, None)
 
@@ -227,13 +262,15 @@ class StateGatherer:
         account, positions, orders = pieces.account, pieces.positions, pieces.orders
         missing = [name for name, piece in (("account", account), ("positions", positions), ("orders", orders),
                                             ("session", session)) if piece is None]
-        for p in positions.positions if positions else ():
-            symbol = position_symbol(p)
-            if symbol:
-                self.instruments.learn(p.conid, symbol)
-        if orders is not None:
-            unknown = [o.conid for o in orders.orders if o.conid and o.sec_type in ("OPT", "FOP")]
-            await self.instruments.symbols_of(unknown)
+        if not pieces.symbols_known:
+            for p in positions.positions if positions else ():
+                symbol = position_symbol(p)
+                if symbol:
+                    self.instruments.learn(p.conid, symbol)
+            unknown = [o.conid for o in orders.orders if o.conid and o.sec_type in ("OPT", "FOP")] if orders else []
+            known = await self.instruments.symbols_of(unknown)
+            pieces.symbols_known = len(known) == len(set(unknown))
+        lines = pieces.lines_for(self.instruments, exclude_order)
         state = account_state(
             account_id=request.account_id,
             environment=self.environment,
@@ -246,8 +283,9 @@ class StateGatherer:
             symbols=self.instruments.symbols,
             now=now,
             exclude_order=exclude_order,
+            lines=lines,
         )
-        return Gathered(state, market, symbols, _instruments_of(request), missing, account)
+        return Gathered(state, market, symbols, _instruments_of(request), missing, account, lines)
 
 
 def _instruments_of(request: OrderRequest) -> list[Instrument]:

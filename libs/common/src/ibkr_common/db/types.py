@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, Numeric, String
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+
+class RawJson(str):
+    """JSON text serialised already (pieces cached by the writer): a JSON column stores it as it is."""
+
+
+def dump_json(value: Any) -> str:
+    """The engines' JSON serialiser: `json.dumps`, except RawJson, which is JSON text already."""
+    return value if isinstance(value, RawJson) else json.dumps(value)
 
 
 class Money(TypeDecorator[Decimal]):
