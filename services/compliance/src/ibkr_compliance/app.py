@@ -76,7 +76,8 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
                                source=SOURCE, environment=environment, clock=clock)
     relay = OutboxRelay(sessions, publisher, clock=clock, linger_s=settings.event_linger_ms / 1000)
     ledger_db = ThreadedDatabase(settings.database_url, name="compliance-ledger")
-    ledger = Ledger(ledger_db, publisher, relay, settings.connection, settings.user_id)
+    ledger = Ledger(ledger_db, publisher, relay, settings.connection, settings.user_id,
+                    linger_s=settings.event_linger_ms / 1000)
     controls = Controls(sessions, publisher, relay, settings.connection, settings.user_id)
     rpc = Rpc(lambda: nats_client_of(broker))
     timeout_s = settings.state_timeout_ms / 1000

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -101,13 +101,18 @@ class Ledger:
         relay: OutboxRelay | None,
         connection: str,
         owner: str,
+        *,
+        linger_s: float = 0.0,
     ) -> None:
         self.owner = owner
         self.db = db
         self.publisher = publisher
         self.relay = relay
         self.connection = connection
+        self.linger_s = linger_s
         self._later: dict[str, asyncio.Task[bool]] = {}
+        self._queued: list[tuple[str, Callable[[Session], bool], int]] = []
+        self._flush: asyncio.Task[bool] | None = None
 
     def _write(self, session: Session, record: DecisionRecord | None, events: Sequence[EventEnvelope]) -> None:
         """The decision row and the events' outbox rows, as plain statements (no unit of work)."""
@@ -133,7 +138,9 @@ class Ledger:
         return await self.db.run(self.owner, work)
 
     async def by_order_id(self, account_id: str, order_id: str) -> LedgerEntry | None:
-        """The ledger row of an IBKR order id, or None."""
+        """The ledger row of an IBKR order id, or None (once the outcomes under way are written)."""
+        await self.settle()
+
         def work(session: Session) -> LedgerEntry | None:
             row = session.execute(
                 select(OrderLedger).where(
@@ -200,6 +207,18 @@ class Ledger:
 
         With `expected`, only a row still in that status is changed (False, nothing written, otherwise).
         """
+        work = self._outcome(client_order_id, status=status, result=result, now=now, order_id=order_id,
+                             request=request, events=events, decision=decision, expected=expected)
+        written = await self.db.run(self.owner, work)
+        if written:
+            self._wake(events)
+        return written
+
+    def _outcome(
+        self, client_order_id: str, *, status: str, result: dict[str, Any], now: datetime, order_id: str | None,
+        request: dict[str, Any] | None, events: Sequence[EventEnvelope], decision: DecisionRecord | None,
+        expected: str | None,
+    ) -> Callable[[Session], bool]:
         values: dict[str, Any] = {"status": status, "result": jsonable(result), "updated_at": now}
         if order_id is not None:
             values["order_id"] = order_id
@@ -217,37 +236,45 @@ class Ledger:
             self._write(session, decision, events)
             return True
 
-        written = await self.db.run(self.owner, work)
-        if written:
-            self._wake(events)
-        return written
+        return work
 
-    def record_later(self, client_order_id: str, **outcome: Any) -> None:
-        """`record` in the background: the caller answers at once. `get` of the id waits for the write;
-        if it fails (or the process dies first) the row stays unresolved and is resolved by cOID."""
-        task = asyncio.get_running_loop().create_task(self._record_logged(client_order_id, outcome))
-        self._later[client_order_id] = task
+    def record_later(self, client_order_id: str, *, status: str, result: dict[str, Any], now: datetime,
+                     order_id: str | None = None, request: dict[str, Any] | None = None,
+                     events: Sequence[EventEnvelope] = (), expected: str | None = None) -> None:
+        """`record` in the background: the caller answers at once. Outcomes of the next `linger_s` are
+        written in one transaction; `get` of the id waits for it. If it fails (or the process dies
+        first) the rows stay unresolved and are resolved by cOID."""
+        work = self._outcome(client_order_id, status=status, result=result, now=now, order_id=order_id,
+                             request=request, events=events, decision=None, expected=expected)
+        self._queued.append((client_order_id, work, len(events)))
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().create_task(self._write_queued())
+        self._later[client_order_id] = self._flush
 
-        def done(finished: asyncio.Task[bool]) -> None:
-            if self._later.get(client_order_id) is finished:
-                del self._later[client_order_id]
-
-        task.add_done_callback(done)
-
-    async def _record_logged(self, client_order_id: str, outcome: dict[str, Any]) -> bool:
+    async def _write_queued(self) -> bool:
+        if self.linger_s:
+            await asyncio.sleep(self.linger_s)
+        batch, self._queued, self._flush = self._queued, [], None
         try:
-            written = await self.record(client_order_id, **outcome)
+            written = await self.db.run(self.owner, lambda session: [work(session) for _, work, _ in batch])
         except Exception:
-            log.exception("the outcome of %s was not recorded; it is resolved by cOID", client_order_id)
+            log.exception("%d outcomes were not recorded; they are resolved by cOID", len(batch))
             return False
-        if not written:
-            log.warning("the outcome of %s was not recorded: the row had changed", client_order_id)
-        return written
+        finally:
+            for client_order_id, _, _ in batch:
+                if self._later.get(client_order_id) is asyncio.current_task():
+                    del self._later[client_order_id]
+        for (client_order_id, _, _), done in zip(batch, written, strict=True):
+            if not done:
+                log.warning("the outcome of %s was not recorded: the row had changed", client_order_id)
+        if any(count for _, _, count in batch) and self.relay is not None:
+            self.relay.wake()
+        return True
 
     async def settle(self) -> None:
         """Wait until every outcome recorded in the background is written (stop, tests)."""
         while self._later:
-            await asyncio.wait(list(self._later.values()))
+            await asyncio.wait(set(self._later.values()))
 
     async def claim(self, client_order_id: str, expected: str, new: str, now: datetime) -> bool:
         """Move a row from `expected` to `new` status; False when another request got there first."""
