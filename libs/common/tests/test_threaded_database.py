@@ -91,3 +91,34 @@ async def test_raw_json_is_stored_as_json_and_read_back_by_the_async_engine(back
     await engine.dispose()
     assert stored[:3] == [json.loads(snapshot)] * 3
     assert stored[3] == {"plain": 1}
+
+
+async def test_run_now_writes_inline_and_waits_in_the_thread_while_another_writer_holds_sqlite(sqlite_url):
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    db = ThreadedDatabase(sqlite_url, inline=True)
+    try:
+        await db.run_now("ivan", lambda s: s.add(_position("ivan", 6001)))
+        other = sqlite3.connect(make_url(sqlite_url).database, isolation_level=None, timeout=5)
+        other.execute("BEGIN IMMEDIATE")  # another process's write transaction
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        running = asyncio.create_task(ticker())
+        asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
+        await db.run_now("ivan", lambda s: s.add(_position("ivan", 6002)))
+        running.cancel()
+        assert ticks >= 15  # the loop kept running while the write waited for the lock
+        held = await db.run("ivan", lambda s: s.execute(
+            select(Position.conid).where(Position.conid.in_([6001, 6002])).order_by(Position.conid)).scalars().all())
+        assert held == [6001, 6002]
+        other.close()
+    finally:
+        db.close()

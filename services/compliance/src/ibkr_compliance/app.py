@@ -75,7 +75,7 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     publisher = EventPublisher(_JetStreamSender(broker), subjects=subjects, stream=settings.events_stream,
                                source=SOURCE, environment=environment, clock=clock)
     relay = OutboxRelay(sessions, publisher, clock=clock, linger_s=settings.event_linger_ms / 1000)
-    ledger_db = ThreadedDatabase(settings.database_url, name="compliance-ledger")
+    ledger_db = ThreadedDatabase(settings.database_url, name="compliance-ledger", inline=True)
     ledger = Ledger(ledger_db, publisher, relay, settings.connection, settings.user_id,
                     linger_s=settings.event_linger_ms / 1000)
     controls = Controls(sessions, publisher, relay, settings.connection, settings.user_id)

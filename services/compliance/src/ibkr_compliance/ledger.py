@@ -184,7 +184,7 @@ class Ledger:
             self._write(session, record, events)
 
         try:
-            await self.db.run(self.owner, work)
+            await self.db.run_now(self.owner, work)
         except IntegrityError:
             raise DuplicateOrder(record.client_order_id) from None
         if relay_now:

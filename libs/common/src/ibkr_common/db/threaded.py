@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from ibkr_common.db.engine import ensure_sqlite_dir, is_sqlite, sqlite_pragmas, sync_url
 from ibkr_common.db.types import dump_json
@@ -27,9 +29,16 @@ class ThreadedDatabase:
     here instead of sleeping in SQLite's busy handler). On PostgreSQL each transaction carries the user
     for Row Level Security, as `user_transaction` does."""
 
-    def __init__(self, url: str, *, workers: int = 4, name: str = "db") -> None:
+    def __init__(self, url: str, *, workers: int = 4, name: str = "db", inline: bool = False) -> None:
         blocking_url = sync_url(url)
         self.sqlite = is_sqlite(blocking_url)
+        self._inline: sessionmaker[Session] | None = None
+        if self.sqlite and inline:
+            ensure_sqlite_dir(blocking_url)
+            self._inline_engine = create_engine(blocking_url, connect_args={"timeout": 0, "check_same_thread": False},
+                                                json_serializer=dump_json, poolclass=StaticPool)
+            event.listen(self._inline_engine, "connect", _inline_pragmas)
+            self._inline = sessionmaker(self._inline_engine, expire_on_commit=False)
         if self.sqlite:
             ensure_sqlite_dir(blocking_url)
             self.engine: Engine = create_engine(blocking_url, connect_args={"timeout": 30, "check_same_thread": False},
@@ -49,6 +58,20 @@ class ThreadedDatabase:
         """
         return await asyncio.get_running_loop().run_in_executor(self._threads, self._transaction, user_id, work)
 
+    async def run_now(self, user_id: str, work: Callable[[Session], T]) -> T:
+        """`run`, but on SQLite (made with `inline`) at once in the caller's thread when no other writer
+        holds the database: a short write then costs no hop to the thread and no wait for the GIL. When
+        another writer is busy it goes to the thread as `run` does (which waits for the lock)."""
+        if self._inline is None:
+            return await self.run(user_id, work)
+        try:
+            with self._inline() as session, session.begin():
+                return work(session)
+        except OperationalError as exc:
+            if not _busy(exc):
+                raise
+        return await self.run(user_id, work)
+
     def _transaction(self, user_id: str, work: Callable[[Session], T]) -> T:
         with self._sessions() as session, session.begin():
             if not self.sqlite:
@@ -59,3 +82,21 @@ class ThreadedDatabase:
         """Finish the running transactions, then close every connection."""
         self._threads.shutdown(wait=True)
         self.engine.dispose()
+        if self._inline is not None:
+            self._inline_engine.dispose()
+
+
+def _inline_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL as everywhere, but never wait for a lock (the caller's loop must not stall: `run` waits
+    instead) and never checkpoint here (the worker thread's connection does that)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=0")
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
+
+
+def _busy(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return "locked" in text or "busy" in text
