@@ -84,3 +84,24 @@ def test_parse_message_masks_payload_and_rejects_bad_envelopes() -> None:
     dead, _ = parse_message("ibkr.paper.events.gateway.call", b'{"password":"hunter22"}', 8)
     assert isinstance(dead, DeadLetterItem) and b"hunter22" not in dead.raw
     assert masked_raw(b"\x00\x01binary") == b"\x00\x01binary"
+
+
+def test_link_hashes_as_row_hash_does() -> None:
+    linked = link(41, "ab" * 32, rows(5), T0)
+    prev = "ab" * 32
+    for row in linked:
+        assert row.prev_hash == prev and row.hash == row_hash(prev, row)
+        prev = row.hash
+
+
+def test_stream_sequence_reads_both_ack_subject_forms_as_nats_py_does() -> None:
+    from nats.aio.msg import Msg
+
+    from ibkr_audit.consumer import stream_sequence
+
+    replies = ["$JS.ACK.EVENTS.audit.1.1234.55.1700000000000000000.7",
+               "$JS.ACK._.ACCHASH.EVENTS.audit.2.987.66.1700000000000000000.0",
+               "$JS.ACK.hub.ACCHASH.EVENTS.audit.2.988.66.1700000000000000000.0.token"]
+    for reply in replies:
+        assert stream_sequence(reply) == Msg.Metadata._from_reply(reply).sequence.stream
+    assert [stream_sequence(r) for r in (None, "", "_INBOX.abc", "$JS.ACK.short")] == [None] * 4

@@ -109,15 +109,23 @@ def parse_message(subject: str, data: bytes, stream_seq: int | None) -> tuple[Ch
     return row, masked
 
 
+def stream_sequence(reply: str | None) -> int | None:
+    """The stream sequence in a JetStream ack subject (`$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>...`,
+    or the form with domain and account hash, as nats-py reads it), without building nats-py's metadata."""
+    if not reply:
+        return None
+    tokens = reply.split(".")
+    if len(tokens) < 9 or tokens[0] != "$JS" or tokens[1] != "ACK":
+        return None
+    text = tokens[5] if len(tokens) == 9 else tokens[7] if len(tokens) >= 11 else ""
+    return int(text) if text.isdigit() else None
+
+
 def parse_batch(msgs: list[Msg]) -> Batch:
     """Parse fetched messages into a batch."""
     batch = Batch(msgs=msgs)
     for msg in msgs:
-        try:
-            stream_seq: int | None = msg.metadata.sequence.stream
-        except Exception:
-            stream_seq = None
-        item, masked = parse_message(msg.subject, msg.data, stream_seq)
+        item, masked = parse_message(msg.subject, msg.data, stream_sequence(msg.reply))
         if isinstance(item, DeadLetterItem):
             batch.dead.append(item)
         else:
