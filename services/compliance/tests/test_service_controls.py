@@ -311,3 +311,45 @@ async def test_cancel_and_modify_go_through_the_bridge_and_modify_is_checked_aga
     assert changed["result"]["status"] == "submitted", changed
     assert cancelled["ok"] and cancelled["result"]["order_id"] == oid
     assert len(stack.received(cid)) == 1
+
+
+async def test_an_operator_set_restriction_blocks_opening_orders_until_its_last_day(
+    nats_client: Any, stack: Stack, start_compliance: Any, sqlite_url: str
+) -> None:
+    yesterday = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+    stack.sim("POST", f"/positions/{ACCOUNT}", [{"conid": AAPL, "symbol": "AAPL", "sec_type": "STK",
+                                                   "quantity": 10, "avg_price": 200, "market_price": 230}])
+    try:
+        async with start_compliance(sqlite_url, account_restrictions=f"{ACCOUNT.lower()}=closing_only"):
+            await acknowledged(nats_client, stack)
+            await synced(nats_client, stack)
+            opening = await call(nats_client, stack, "orders.check", order(coid("r")))
+            closing = await call(nats_client, stack, "orders.check",
+                                 order(coid("r"), side="SELL", position_effect="close"))
+            cid = coid("r")
+            submit = await call(nats_client, stack, "orders.submit", order(cid))
+        async with start_compliance(sqlite_url, account_restrictions=f"{ACCOUNT}=closing_only:{yesterday}"):
+            over = await call(nats_client, stack, "orders.check", order(coid("r")))
+    finally:
+        stack.sim("POST", f"/positions/{ACCOUNT}", [])
+    assert opening["result"]["decision"] == "block", opening
+    assert "ACCOUNT_RESTRICTED_CLOSING_ONLY" in [r["code"] for r in opening["result"]["reasons"]]
+    assert closing["result"]["decision"] in ("allow", "warn"), closing
+    assert submit["error"]["code"] == "COMPLIANCE_BLOCKED" and not stack.received(cid)
+    assert over["result"]["decision"] in ("allow", "warn"), over
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("DU1=closing_only:tomorrow", "not a date"),
+    ("DU1=frozen", "unknown restriction"),
+    ("closing_only", "expected ACCOUNT=type"),
+])
+def test_a_malformed_restriction_setting_is_refused_naming_the_entry(text: str, problem: str) -> None:
+    from pydantic import ValidationError
+
+    from ibkr_compliance.settings import ComplianceSettings
+
+    with pytest.raises(ValidationError, match=problem):
+        ComplianceSettings(IBKR_COMPLIANCE_ACCOUNT_RESTRICTIONS=text)
+    parsed = ComplianceSettings(IBKR_COMPLIANCE_ACCOUNT_RESTRICTIONS="du1=closing_only:2027-03-01+settled_cash_only")
+    assert [r.type for r in parsed.restrictions["DU1"]] == ["closing_only", "settled_cash_only"]

@@ -83,7 +83,8 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     timeout_s = settings.state_timeout_ms / 1000
     instruments = Instruments(rpc, subjects, max(timeout_s, 5.0))
     gatherer = StateGatherer(rpc, subjects, instruments, environment=environment,
-                             live_accounts=settings.live_accounts, timeout_s=timeout_s,
+                             live_accounts=settings.live_accounts, restrictions=settings.restrictions,
+                             timeout_s=timeout_s,
                              cache_s=settings.state_cache_ms / 1000)
     config = settings.rules_config()
     disclosures = DisclosureCatalogue(settings.disclosure_versions)

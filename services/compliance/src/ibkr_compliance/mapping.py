@@ -25,6 +25,7 @@ from ibkr_compliance.rules import (
     OrderLeg,
     OrderSpec,
     Position,
+    Restriction,
     WorkingOrder,
 )
 
@@ -233,6 +234,7 @@ def account_state(
     now: datetime,
     exclude_order: str | None = None,
     lines: Lines | None = None,
+    restrictions: Sequence[Restriction] = (),
 ) -> AccountState:
     """The engine's account from the synced pieces; a missing piece fails the freshness gate.
 
@@ -243,6 +245,7 @@ def account_state(
         "environment": environment,
         "account_id": account_id,
         "live_trading_enabled": live_enabled,
+        "restrictions": tuple(restrictions),
     }
     if account is not None:
         data.update(

@@ -13,12 +13,15 @@
   events drop them at once (0: ask the sync-worker for every order).
 - `IBKR_COMPLIANCE_BRIDGE_TIMEOUT_S`: wait for the bridge to place / answer / modify an order.
 - `IBKR_COMPLIANCE_MAX_QUESTION_ROUNDS`: IBKR questions answered by policy for one order.
+- `IBKR_COMPLIANCE_ACCOUNT_RESTRICTIONS`: restrictions the broker imposed on accounts, which Client Portal
+  does not report, e.g. `U1234567=closing_only:2027-03-01;DU7654321=trading_blocked` (type[:last day]).
 - `IBKR_COMPLIANCE_RESOLVE_ON_START`: resolve `pending`/`unknown` ledger rows through the bridge at start.
 - `IBKR_MIGRATE_ON_START`: run the migrations at start (always on SQLite).
 """
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +29,7 @@ import yaml
 from pydantic import Field, field_validator
 
 from ibkr_common.settings import DatabaseServiceSettings, env
-from ibkr_compliance.rules import RulesConfig
+from ibkr_compliance.rules import Restriction, RulesConfig
 
 
 class ComplianceSettings(DatabaseServiceSettings):
@@ -74,6 +77,12 @@ class ComplianceSettings(DatabaseServiceSettings):
         10, validation_alias=env("IBKR_COMPLIANCE_MAX_QUESTION_ROUNDS"), ge=1, le=20,
         description="Questions answered by policy for one order before giving the order back to the user.",
     )
+    account_restrictions: str = Field(
+        "", validation_alias=env("IBKR_COMPLIANCE_ACCOUNT_RESTRICTIONS"),
+        description=("Restrictions the broker put on accounts (Client Portal does not report them), "
+                     "ACCOUNT=type[:last day][+type...] separated by ';': closing_only (a 90-day freeze, say), "
+                     "trading_blocked, settled_cash_only."),
+    )
     resolve_on_start: bool = Field(
         True, validation_alias=env("IBKR_COMPLIANCE_RESOLVE_ON_START"),
         description="Resolve ledger rows left pending/unknown by asking the bridge by cOID at start.",
@@ -83,6 +92,17 @@ class ComplianceSettings(DatabaseServiceSettings):
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
+
+    @field_validator("account_restrictions")
+    @classmethod
+    def _restrictions_parse(cls, value: str) -> str:
+        parse_restrictions(value)
+        return value.strip()
+
+    @property
+    def restrictions(self) -> dict[str, tuple[Restriction, ...]]:
+        """The operator's account restrictions, by account (upper case)."""
+        return parse_restrictions(self.account_restrictions)
 
     @property
     def live_accounts(self) -> frozenset[str]:
@@ -99,6 +119,33 @@ class ComplianceSettings(DatabaseServiceSettings):
         if not isinstance(raw, dict):
             raise ValueError(f"{self.rules_file}: expected a mapping of rule settings")
         return RulesConfig.from_mapping(raw)
+
+
+RESTRICTION_TYPES = ("closing_only", "trading_blocked", "settled_cash_only")
+
+
+def parse_restrictions(text: str) -> dict[str, tuple[Restriction, ...]]:
+    """`ACCOUNT=type[:YYYY-MM-DD][+type...];...` by account; ValueError naming the bad entry."""
+    result: dict[str, tuple[Restriction, ...]] = {}
+    for entry in text.replace(",", ";").split(";"):
+        entry = entry.strip()
+        if not entry:
+            continue
+        account, sep, kinds = entry.partition("=")
+        if not sep or not account.strip() or not kinds.strip():
+            raise ValueError(f"expected ACCOUNT=type[:last day], got {entry!r}")
+        found: list[Restriction] = []
+        for item in kinds.split("+"):
+            kind, _, until = item.strip().partition(":")
+            if kind not in RESTRICTION_TYPES:
+                raise ValueError(f"{entry!r}: unknown restriction {kind!r} (one of {', '.join(RESTRICTION_TYPES)})")
+            try:
+                last = date.fromisoformat(until) if until else None
+            except ValueError:
+                raise ValueError(f"{entry!r}: {until!r} is not a date (YYYY-MM-DD)") from None
+            found.append(Restriction(type=kind, until=last))
+        result[account.strip().upper()] = tuple(found)
+    return result
 
 
 def pairs(text: str) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -29,7 +30,7 @@ from ibkr_common.rpc import Rpc, RpcError, RpcUnavailable
 from ibkr_common.subjects import Subjects
 from ibkr_compliance.instruments import Instruments
 from ibkr_compliance.mapping import Lines, account_lines, account_state, position_symbol
-from ibkr_compliance.rules import AccountState, MarketData, Quote, parse_occ
+from ibkr_compliance.rules import AccountState, MarketData, Quote, Restriction, parse_occ
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Gathered:
                 for k, q in self.market.quotes.items()
             },
             "missing": self.missing,
+            "restrictions": [r.model_dump(mode="json") for r in a.restrictions],
             "flags": flags,
         }
         return RawJson(json.dumps(jsonable(rest), separators=(",", ":"))[:-1] + "," + lines.snapshot_members + "}")
@@ -106,6 +108,7 @@ class StateGatherer:
         *,
         environment: Literal["paper", "live"],
         live_accounts: frozenset[str],
+        restrictions: Mapping[str, tuple[Restriction, ...]] | None = None,
         timeout_s: float,
         cache_s: float = 0.0,
     ) -> None:
@@ -118,6 +121,7 @@ class StateGatherer:
         self.instruments = instruments
         self.environment = environment
         self.live_accounts = live_accounts
+        self.restrictions = dict(restrictions or {})
         self.timeout_s = timeout_s
 
     async def _get(self, subject: str, payload: dict[str, Any]) -> Any:
@@ -275,6 +279,7 @@ class StateGatherer:
             account_id=request.account_id,
             environment=self.environment,
             live_enabled=request.account_id.upper() in self.live_accounts,
+            restrictions=self.restrictions.get(request.account_id.upper(), ()),
             account=account,
             positions=positions.positions if positions else None,
             positions_synced_at=positions.synced_at if positions else None,
