@@ -278,7 +278,7 @@ class Transport:
 
     def _parse(self, response: httpx.Response, template: str, allow_empty: bool, maybe: bool) -> Any:
         status = response.status_code
-        raw = response.text
+        raw = response.content.decode("utf-8", errors="replace")  # JSON is UTF-8; cheaper than charset sniffing
         content_type = response.headers.get("content-type", "").lower()
         secret = template.startswith(SECRET_PATHS)
         base = {"status": status, "path": template}
