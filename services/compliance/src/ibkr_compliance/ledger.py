@@ -3,7 +3,9 @@
 A ledger row is written (`pending` or `blocked`) together with the decision log row and the outbox
 rows of its events BEFORE anything is sent; the primary key (connection, client_order_id) makes a
 second submission of the same id a duplicate. After the bridge answers, the outcome is recorded,
-again with its events.
+again with its events: at once, or for a plain `submitted` after the caller has its answer, with
+the outcomes of the next moments in one transaction (`record_later`; reads of the id wait for it,
+and a crash before it leaves the row `pending`, resolved by cOID).
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ log = logging.getLogger("ibkr_compliance.ledger")
 LEDGER = OrderLedger.__table__
 DECISIONS = ComplianceDecisionLog.__table__
 OUTBOX = OutboxEvent.__table__
-NO_SYNC = {"synchronize_session": False}
 #: Ledger statuses that still wait for the broker's word.
 UNRESOLVED = ("pending", "unknown", "answering")
 
@@ -91,8 +92,8 @@ def _entry(row: OrderLedger) -> LedgerEntry:
 
 class Ledger:
     """Reads and writes compliance's tables of one connection, under the connection owner's user id
-    (RLS); the requesting user is kept in the request/order JSON. Each method is one transaction, run
-    whole in the database's thread (ThreadedDatabase): the order path pays one hop per write."""
+    (RLS); the requesting user is kept in the request/order JSON. Each method is one transaction run
+    whole by ThreadedDatabase (the pre-send `open` at once when SQLite allows, the rest in its thread)."""
 
     def __init__(
         self,
@@ -275,19 +276,6 @@ class Ledger:
         """Wait until every outcome recorded in the background is written (stop, tests)."""
         while self._later:
             await asyncio.wait(set(self._later.values()))
-
-    async def claim(self, client_order_id: str, expected: str, new: str, now: datetime) -> bool:
-        """Move a row from `expected` to `new` status; False when another request got there first."""
-        statement = (
-            update(OrderLedger)
-            .where(OrderLedger.connection == self.connection, OrderLedger.client_order_id == client_order_id,
-                   OrderLedger.status == expected)
-            .values(status=new, updated_at=now)
-        )
-        return await self.db.run(
-            self.owner,
-            lambda session: bool(getattr(session.execute(statement, execution_options=NO_SYNC), "rowcount", 0)),
-        )
 
     async def unresolved(self, now: datetime, max_age: timedelta) -> list[LedgerEntry]:
         """Rows left `pending` or `unknown` (a crash or a lost answer), younger than `max_age`."""
