@@ -127,13 +127,8 @@ RESTRICTION_TYPES = ("closing_only", "trading_blocked", "settled_cash_only")
 def parse_restrictions(text: str) -> dict[str, tuple[Restriction, ...]]:
     """`ACCOUNT=type[:YYYY-MM-DD][+type...];...` by account; ValueError naming the bad entry."""
     result: dict[str, tuple[Restriction, ...]] = {}
-    for entry in text.replace(",", ";").split(";"):
-        entry = entry.strip()
-        if not entry:
-            continue
-        account, sep, kinds = entry.partition("=")
-        if not sep or not account.strip() or not kinds.strip():
-            raise ValueError(f"expected ACCOUNT=type[:last day], got {entry!r}")
+    for account, kinds in pairs(text.replace(";", ","), form="ACCOUNT=type[:last day]").items():
+        entry = f"{account}={kinds}"
         found: list[Restriction] = []
         for item in kinds.split("+"):
             kind, _, until = item.strip().partition(":")
@@ -144,12 +139,12 @@ def parse_restrictions(text: str) -> dict[str, tuple[Restriction, ...]]:
             except ValueError:
                 raise ValueError(f"{entry!r}: {until!r} is not a date (YYYY-MM-DD)") from None
             found.append(Restriction(type=kind, until=last))
-        result[account.strip().upper()] = tuple(found)
+        result[account.upper()] = tuple(found)
     return result
 
 
-def pairs(text: str) -> dict[str, str]:
-    """`a=1,b=2` as a dict (blank items ignored); a malformed item raises ValueError."""
+def pairs(text: str, *, form: str = "key=value") -> dict[str, str]:
+    """`a=1,b=2` as a dict (blank items ignored); a malformed item raises ValueError naming `form`."""
     result: dict[str, str] = {}
     for item in text.split(","):
         item = item.strip()
@@ -157,6 +152,6 @@ def pairs(text: str) -> dict[str, str]:
             continue
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise ValueError(f"expected key=value, got {item!r}")
+            raise ValueError(f"expected {form}, got {item!r}")
         result[key.strip()] = value.strip()
     return result
