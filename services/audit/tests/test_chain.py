@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -105,3 +106,22 @@ def test_stream_sequence_reads_both_ack_subject_forms_as_nats_py_does() -> None:
     for reply in replies:
         assert stream_sequence(reply) == Msg.Metadata._from_reply(reply).sequence.stream
     assert [stream_sequence(r) for r in (None, "", "_INBOX.abc", "$JS.ACK.short")] == [None] * 4
+
+
+def test_may_hold_secrets_is_true_whenever_redaction_masks_something() -> None:
+    from ibkr_audit.redact import may_hold_secrets
+
+    samples: list[dict[str, object]] = [
+        {"method": "GET", "path": "/iserver/account/{accountId}/orders", "status": 200, "n": 1},
+        {"password": "pw-123456"}, {"nested": {"X-Api-Key": 12345}}, {"list": [{"secret": "s"}]},
+        {"cookie": ["a", "b"]}, {"password_set": True, "token": None}, json.loads('{"p\\u0061ssword": "hunter22"}'),
+        {"msg": "login token=abcdef123456"}, {"msg": "Authorization: Bearer abc.def"},
+        {"deep": [[{"note": "api_key=0123456789"}]]}, {"note": "session=0123456789abcdef0123"},
+        {"note": "PASSWD: topsecret1"}, {"note": "encryption_key=k"}, {"short": "token"},
+        {"ok": [1, 2.5, None, "fine"]},
+    ]
+    for value in samples:
+        masked = redact_value(value)[1]
+        assert may_hold_secrets(value) or masked == 0, value
+    assert not may_hold_secrets(samples[0]) and not may_hold_secrets(samples[5]) and not may_hold_secrets(samples[-1])
+    assert all(may_hold_secrets(v) for v in samples[1:5] + samples[6:12])

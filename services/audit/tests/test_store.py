@@ -64,6 +64,26 @@ async def test_batches_are_gap_free_and_deduplicated(backend: tuple[str, str]) -
     await engine.dispose()
 
 
+async def test_awkward_text_is_stored_exactly_as_received(backend: tuple[str, str]) -> None:
+    # COPY's text format escapes backslash, tab, newline and CR; a pretty-printed envelope keeps its bytes.
+    env = new_event("orders.filled", conn="paper", environment="paper", source="t\\src", occurred_at=T0,
+                    user_id="tab\there", payload={"note": 'quote " back\\slash \\N tab\t nl\n cr\r', "é": "✓"})
+    pretty = json.dumps(env.model_dump(mode="json"), indent=2, ensure_ascii=False).encode()
+    rows = [parse_message("ibkr.paper.events.orders.filled", data, None)[0] for data in (env.to_bytes(), pretty)]
+    rows[1] = replace(rows[1], event_id=str(uuid.uuid4()))
+    engine = make_engine(backend[0])
+    store = AuditStore(engine)
+    assert (await store.write_batch(rows, [])).stored == 2
+    with create_engine(backend[1].replace("+aiosqlite", "").replace("+psycopg", "")).connect() as conn:
+        stored = conn.execute(text("SELECT envelope, user_id, source, account_id, stream_seq FROM "
+                                   "ibkr_trading_activity_log ORDER BY seq")).all()
+    assert [r.envelope for r in stored] == [rows[0].envelope, rows[1].envelope]
+    assert {(r.user_id, r.source, r.account_id, r.stream_seq) for r in stored} == {("tab\there", "t\\src", None, None)}
+    assert "\n  " in stored[1].envelope
+    assert (await store.verify()).ok
+    await engine.dispose()
+
+
 async def test_the_log_refuses_updates_and_deletes(backend: tuple[str, str]) -> None:
     engine = make_engine(backend[0])
     await AuditStore(engine).write_batch(parsed(2), [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -51,6 +52,14 @@ async def ensure_events_stream(broker: NatsBroker, settings: CommonSettings) -> 
     await ensure_stream(jetstream_of(broker), events_stream_config(settings.events_stream, subjects))
 
 
+def freeze_startup_heap() -> None:
+    """Collect once, then move every object alive after start-up (modules, settings, the app) out of
+    the collector's sight: later collections walk only what requests and events allocate, which keeps
+    per-message cost from growing with the size of the imported libraries."""
+    gc.collect()
+    gc.freeze()
+
+
 def run_service(service: str, settings_cls: type[S], build_app: Callable[[S], FastStream]) -> None:
     """Entry point of a service: exits 2 on bad settings, logs `<service> ready` once serving."""
     try:
@@ -62,6 +71,7 @@ def run_service(service: str, settings_cls: type[S], build_app: Callable[[S], Fa
 
     @app.after_startup
     async def _announce_ready() -> None:
+        freeze_startup_heap()
         log.info("%s ready (connection %s, nats %s)", service, settings.connection, settings.nats_url)
 
     try:

@@ -62,6 +62,7 @@ def build_app(settings: AuditSettings, *, clock: Clock | None = None) -> FastStr
         consumer = AuditConsumer(
             jetstream_of(broker),
             store,
+            servers=settings.nats_url,
             stream=settings.events_stream,
             durable=settings.audit_consumer,
             batch_max=settings.audit_batch_max,

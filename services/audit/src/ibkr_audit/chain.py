@@ -18,6 +18,8 @@ GENESIS_HASH = "0" * 64
 
 def format_time(value: datetime) -> str:
     """The one text form of a time inside hashes: UTC with microseconds, `+00:00`."""
+    if value.tzinfo is UTC:
+        return value.isoformat(timespec="microseconds")
     if value.tzinfo is None:
         raise ValueError("naive datetime in the audit chain")
     return value.astimezone(UTC).isoformat(timespec="microseconds")
@@ -31,9 +33,12 @@ def _field(value: str | int | None) -> str:
     return f"{len(text)}:{text}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChainRow:
-    """The columns of one log row that the hash covers (plus the hashes themselves)."""
+    """The columns of one log row that the hash covers (plus the hashes themselves).
+
+    Not frozen (a frozen dataclass costs a `object.__setattr__` per field, twice per stored event);
+    `link` returns new rows and nothing changes a row after it."""
 
     seq: int
     event_id: str
@@ -48,6 +53,8 @@ class ChainRow:
     envelope: str
     prev_hash: str = ""
     hash: str = ""
+    #: `format_time(occurred_at)`, set by `link` (which formats it for the hash) for the COPY after it.
+    occurred_text: str = ""
 
 
 def canonical_row(row: ChainRow, stored_at: str | None = None) -> str:
@@ -75,14 +82,18 @@ def link(prev_seq: int, prev_hash: str, rows: list[ChainRow], stored_at: datetim
     sha256 = hashlib.sha256
     for r in rows:
         seq += 1
-        canonical = "|".join((
-            _field(seq), _field(r.event_id), _field(r.conn), _field(r.type), _field(r.account_id),
-            _field(r.user_id), _field(r.source), _field(format_time(r.occurred_at)), stamp, _field(r.stream_seq),
-            _field(r.envelope),
-        ))
+        # _field inlined: event_id, conn, type, source and envelope are never null; seq is an int.
+        account, user, stream_seq = r.account_id, r.user_id, r.stream_seq
+        occurred = format_time(r.occurred_at)
+        canonical = (
+            f"{len(str(seq))}:{seq}|{len(r.event_id)}:{r.event_id}|{len(r.conn)}:{r.conn}|{len(r.type)}:{r.type}|"
+            f"{'-' if account is None else f'{len(account)}:{account}'}|"
+            f"{'-' if user is None else f'{len(user)}:{user}'}|{len(r.source)}:{r.source}|"
+            f"{len(occurred)}:{occurred}|{stamp}|{_field(stream_seq)}|{len(r.envelope)}:{r.envelope}"
+        )
         digest = sha256((prev_hash + canonical).encode()).hexdigest()
-        out.append(ChainRow(seq, r.event_id, r.conn, r.type, r.account_id, r.user_id, r.source, r.occurred_at,
-                            stored_at, r.stream_seq, r.envelope, prev_hash, digest))
+        out.append(ChainRow(seq, r.event_id, r.conn, r.type, account, user, r.source, r.occurred_at,
+                            stored_at, stream_seq, r.envelope, prev_hash, digest, occurred))
         prev_hash = digest
     return out
 

@@ -1,11 +1,11 @@
 """The durable pull consumer: fetch, validate, store a batch, and acknowledge only after the commit.
 
-Two tasks joined by a small queue: the fetcher pulls and parses the next batch while the writer
-commits the previous one. A message is acknowledged only once the transaction holding its row (or
-its dead letter, or the row of an earlier copy of it) committed. While the database is down the
-writer keeps the batch, retries with backoff and tells JetStream the messages are in progress, so
-nothing is acknowledged, lost or redelivered meanwhile; the bounded queue and `max_ack_pending`
-stop the fetcher.
+Three tasks: the fetcher pulls (`puller.BatchPuller`) and parses the next batch while the writer
+commits the previous one, and the acker acknowledges what was committed while the writer goes on. A
+message is acknowledged only once the transaction holding its row (or its dead letter, or the row of an
+earlier copy of it) committed. While the database is down the writer keeps the batch, retries with
+backoff and tells JetStream the messages are in progress, so nothing is acknowledged, lost or
+redelivered meanwhile; the bounded queue and `max_ack_pending` stop the fetcher.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 
 from ibkr_audit.chain import ChainRow
+from ibkr_audit.puller import BatchPuller, StreamMsg
 from ibkr_audit.redact import may_hold_secrets, redact_value
 from ibkr_audit.store import AuditStore, DeadLetterItem
 from ibkr_common.envelope import EventEnvelope
@@ -32,6 +32,8 @@ from ibkr_common.subjects import event_type_of
 from ibkr_common.tasks import stop_task
 
 log = logging.getLogger("ibkr_audit.consumer")
+#: Messages parsed between two looks at the event loop.
+PARSE_SLICE = 100
 
 
 @dataclass(slots=True)
@@ -51,7 +53,7 @@ class Stats:
 class Batch:
     """Messages fetched together, parsed."""
 
-    msgs: list[Msg] = field(default_factory=list)
+    msgs: list[StreamMsg] = field(default_factory=list)
     events: list[ChainRow] = field(default_factory=list)
     dead: list[DeadLetterItem] = field(default_factory=list)
     redacted: int = 0
@@ -95,7 +97,7 @@ def parse_message(subject: str, data: bytes, stream_seq: int | None) -> tuple[Ch
         return DeadLetterItem(subject, stream_seq, masked_raw(data), reason), 0
     masked = 0
     text = None
-    if may_hold_secrets(data):
+    if may_hold_secrets(envelope.payload):
         body: dict[str, Any] = envelope.model_dump(mode="json")
         body["payload"], masked = redact_value(body["payload"])
         if masked:
@@ -121,7 +123,7 @@ def stream_sequence(reply: str | None) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def parse_batch(msgs: list[Msg]) -> Batch:
+def parse_batch(msgs: list[StreamMsg]) -> Batch:
     """Parse fetched messages into a batch."""
     batch = Batch(msgs=msgs)
     for msg in msgs:
@@ -143,6 +145,7 @@ class AuditConsumer:
         js: JetStreamContext,
         store: AuditStore,
         *,
+        servers: str,
         stream: str,
         durable: str,
         batch_max: int = 1000,
@@ -153,6 +156,7 @@ class AuditConsumer:
     ) -> None:
         self.js = js
         self.store = store
+        self.servers = servers
         self.stream = stream
         self.durable = durable
         self.batch_max = batch_max
@@ -162,10 +166,11 @@ class AuditConsumer:
         self.retry_max_s = retry_max_s
         self.stats = Stats()
         self._queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=2)
+        self._acks: asyncio.Queue[list[StreamMsg]] = asyncio.Queue()  # committed, to acknowledge
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._writing = False
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._puller: BatchPuller | None = None
 
     def consumer_config(self) -> ConsumerConfig:
         """The durable consumer: every message of the stream, explicit ack, never given up on."""
@@ -187,12 +192,12 @@ class AuditConsumer:
         except Exception as exc:
             log.warning("consumer %s on %s not created/updated (%s); binding to it", self.durable, self.stream, exc)
             await self.js.consumer_info(self.stream, self.durable)
-        self._sub = await self.js.pull_subscribe_bind(
-            durable=self.durable, stream=self.stream, pending_msgs_limit=self.max_ack_pending * 2
-        )
+        self._puller = BatchPuller(self.servers, self.stream, self.durable, name=f"ibkr-audit-pull-{self.durable}")
+        await self._puller.start()
         self._tasks = [
             asyncio.create_task(self._fetch_loop(), name="audit-fetch"),
             asyncio.create_task(self._write_loop(), name="audit-write"),
+            asyncio.create_task(self._ack_loop(), name="audit-ack"),
         ]
         log.info("consuming %s as %s (batch %d, %.0f ms)", self.stream, self.durable, self.batch_max,
                  self.max_latency_s * 1000)
@@ -201,27 +206,30 @@ class AuditConsumer:
         """Stop fetching, let the writer finish what it holds (bounded), then cancel."""
         self._stopping = True
         if self._tasks:
-            fetcher, writer = self._tasks
+            fetcher, writer, acker = self._tasks
             await stop_task(fetcher)
             try:
                 await asyncio.wait_for(self._drain(), timeout_s)
             except TimeoutError:
                 log.warning("stopping with unstored messages; they will be redelivered")
             await stop_task(writer)
-        if self._sub is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acks.join(), timeout_s)
+            await stop_task(acker)
+        if self._puller is not None:
             with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
+                await self._puller.stop()
 
     async def _drain(self) -> None:
         while not self._queue.empty() or self._writing:
             await asyncio.sleep(0.02)
 
     async def _fetch_loop(self) -> None:
-        assert self._sub is not None
+        assert self._puller is not None
         delay = 0.1
         while not self._stopping:
             try:
-                msgs = await self._sub.fetch(self.batch_max, timeout=self.max_latency_s)
+                msgs = await self._puller.fetch(self.batch_max, timeout=self.max_latency_s)
             except TimeoutError:
                 delay = 0.1
                 continue
@@ -236,7 +244,11 @@ class AuditConsumer:
             delay = 0.1
             if msgs:
                 self.stats.received += len(msgs)
-                await self._queue.put(parse_batch(msgs))
+                batch = Batch()
+                for start in range(0, len(msgs), PARSE_SLICE):
+                    batch.extend(parse_batch(msgs[start : start + PARSE_SLICE]))
+                    await asyncio.sleep(0)  # let the writer go on as soon as its commit is back
+                await self._queue.put(batch)
 
     async def _write_loop(self) -> None:
         while True:
@@ -246,9 +258,18 @@ class AuditConsumer:
                 while len(batch.msgs) < self.batch_max and not self._queue.empty():
                     batch.extend(self._queue.get_nowait())
                 await self._store(batch)
-                await self._ack(batch.msgs)
+                # Committed. The acks go out while the next batch is written: off the writer's path.
+                self._acks.put_nowait(batch.msgs)
             finally:
                 self._writing = False
+
+    async def _ack_loop(self) -> None:
+        while True:
+            msgs = await self._acks.get()
+            try:
+                await self._ack(msgs)
+            finally:
+                self._acks.task_done()
 
     async def _store(self, batch: Batch) -> None:
         delay = 0.1
@@ -277,15 +298,15 @@ class AuditConsumer:
                 log.warning("%d messages were not valid envelopes: stored as dead letters", outcome.dead_letters)
             return
 
-    async def _in_progress(self, msgs: list[Msg]) -> None:
-        for msg in msgs:
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
+    async def _in_progress(self, msgs: list[StreamMsg]) -> None:
+        assert self._puller is not None
+        with contextlib.suppress(Exception):
+            await self._puller.acknowledge(msgs, b"+WPI")
 
-    async def _ack(self, msgs: list[Msg]) -> None:
+    async def _ack(self, msgs: list[StreamMsg]) -> None:
         # Committed: acknowledge. A lost ack only means a redelivery, which the event id absorbs.
-        for msg in msgs:
-            try:
-                await msg.ack()
-            except Exception as exc:
-                log.debug("ack failed (%s); the message will be redelivered and skipped", exc)
+        assert self._puller is not None
+        try:
+            await self._puller.acknowledge(msgs)
+        except Exception as exc:
+            log.debug("ack failed (%s); the messages will be redelivered and skipped", exc)

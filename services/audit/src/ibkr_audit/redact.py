@@ -9,7 +9,6 @@ which masks `password=...`, `token: ...` and the like. Each masked event is coun
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any
 
@@ -23,25 +22,50 @@ SECRET_KEY_PARTS = (
 
 
 _KEY_PATTERN = re.compile("|".join(sorted({p.replace("_", "") for p in SECRET_KEY_PARTS})))
-#: Cheap first look at the raw message: without any of these (or a JSON escape) nothing can be masked.
-_HINTS = (
-    b"pass", b"secret", b"encryption", b"token", b"cookie", b"authori", b"apikey", b"api_key", b"api-key",
-    b"session", b"private", b"credential", b"xsrf", b"csrf", b"bearer", b"\\u",
-)
+#: Words of free text that `ibkr_common.logs.redact` reacts to (lower case): without one, a text is left alone.
+_TEXT_HINT = re.compile("passw|secret|token|cookie|authori|api_key|encryption|session")
 
 
-@functools.lru_cache(maxsize=4096)
+_KEY_VERDICTS: dict[str, bool] = {}  # payload keys repeat: a dict lookup instead of a regex per key
+
+
 def is_secret_key(key: str) -> bool:
     """True for key names that announce a secret."""
-    return _KEY_PATTERN.search(key.lower().replace("-", "").replace("_", "")) is not None
+    verdict = _KEY_VERDICTS.get(key)
+    if verdict is None:
+        verdict = _KEY_PATTERN.search(key.lower().replace("-", "").replace("_", "")) is not None
+        if len(_KEY_VERDICTS) >= 4096:
+            _KEY_VERDICTS.clear()
+        _KEY_VERDICTS[key] = verdict
+    return verdict
 
 
-_HINT_PATTERN = re.compile(b"|".join(re.escape(h) for h in _HINTS))
+def may_hold_secrets(value: Any) -> bool:
+    """False when nothing in the parsed JSON value would be masked by `redact_value` (then skip it).
 
-
-def may_hold_secrets(raw: bytes) -> bool:
-    """False when the raw JSON has no word that redaction reacts to (then it can be skipped)."""
-    return _HINT_PATTERN.search(raw.lower()) is not None
+    It looks at the decoded keys and texts, so JSON escapes (`p\\u0061ssword`) hide nothing."""
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if item is None or item is True or item is False:
+                continue  # never masked, and no text to look at
+            secret = _KEY_VERDICTS.get(key)
+            if secret is None:
+                secret = is_secret_key(str(key))
+            if secret:
+                return True
+            kind = type(item)
+            if kind is str:
+                if len(item) >= 6 and _TEXT_HINT.search(item.lower()) is not None:
+                    return True
+            elif (kind is dict or kind is list) and may_hold_secrets(item):
+                return True
+        return False
+    if kind is list:
+        return any(may_hold_secrets(item) for item in value)
+    if kind is str:
+        return len(value) >= 6 and _TEXT_HINT.search(value.lower()) is not None
+    return False
 
 
 def redact_value(value: Any) -> tuple[Any, int]:
