@@ -36,9 +36,10 @@ async def test_outbox_events_reach_the_stream_once_even_when_relayed_twice(nats_
     publisher = EventPublisher(JsSender(js), subjects=Subjects(conn), stream=stream, source="sync-worker",
                                environment="paper")
     sessions = make_sessionmaker(make_engine(sqlite_url))
+    staged = [publisher.build("positions.opened", {"qty": qty}, account_id="DU1") for qty in range(1, 31)]
     async with sessions() as s, s.begin():
-        for qty in (1, 2, 3):
-            stage_event(s, publisher, publisher.build("positions.opened", {"qty": qty}, account_id="DU1"))
+        for envelope in staged[:3]:
+            stage_event(s, publisher, envelope)
     relay = OutboxRelay(sessions, publisher)
     assert await relay.relay_once() == 3
     assert await relay.relay_once() == 0
@@ -47,6 +48,13 @@ async def test_outbox_events_reach_the_stream_once_even_when_relayed_twice(nats_
     assert await relay.relay_once() == 3
     info = await js.stream_info(stream)
     assert info.state.messages == 3
+    async with sessions() as s, s.begin():  # a round of many: published side by side, stored in id order
+        for envelope in staged[3:]:
+            stage_event(s, publisher, envelope)
+    assert await relay.relay_once() == 27
+    stored = [await js.get_msg(stream, seq) for seq in range(1, 31)]
+    assert [m.data for m in stored] == [e.to_bytes() for e in staged]
+    assert [m.headers["Nats-Msg-Id"] for m in stored if m.headers] == [str(e.event_id) for e in staged]
     await js.delete_stream(stream)
 
 

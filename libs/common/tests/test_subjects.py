@@ -36,3 +36,14 @@ def test_unknown_event_types_and_missing_accounts_are_refused():
         s.event("orders.filled")
     with pytest.raises(ValueError):
         s.event("orders.filled", "DU1.>")
+
+
+def test_an_area_subscription_covers_its_events_and_no_other_area():
+    s = Subjects("paper")
+    orders = s.events_of("orders")
+    assert orders == "ibkr.paper.events.orders.>"
+    assert s.event("orders.filled", "DU1").startswith(orders[:-1])
+    assert not s.event("gateway.call").startswith(orders[:-1])
+    assert s.event("session.tickled").startswith(s.events_of("session")[:-1])
+    with pytest.raises(ValueError):
+        s.events_of("gateways")

@@ -115,15 +115,17 @@ class EventPublisher:
         """Publish to an explicit subject and raise when not acknowledged (outbox relays)."""
         await self._send(subject, envelope)
 
-    async def _send(self, subject: str, envelope: EventEnvelope) -> None:
+    async def publish_stored(self, subject: str, event_id: str, data: bytes) -> None:
+        """Publish an envelope already serialised by `EventEnvelope.to_bytes` (an outbox row); raise when
+        not acknowledged."""
         await self.sender.publish(
-            envelope.to_bytes(),
-            subject,
-            headers={"Nats-Msg-Id": str(envelope.event_id), "content-type": "application/json"},
-            stream=self.stream,
-            timeout=self.ack_timeout_s,
+            data, subject, headers={"Nats-Msg-Id": event_id, "content-type": "application/json"},
+            stream=self.stream, timeout=self.ack_timeout_s,
         )
         self.published += 1
+
+    async def _send(self, subject: str, envelope: EventEnvelope) -> None:
+        await self.publish_stored(subject, str(envelope.event_id), envelope.to_bytes())
 
     def _enqueue(self, subject: str, envelope: EventEnvelope) -> None:
         if len(self._buffer) == self._buffer.maxlen:

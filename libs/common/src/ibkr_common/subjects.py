@@ -36,6 +36,8 @@ EVENT_TYPES: Final = frozenset(
     + [f"account.{k}" for k in ACCOUNT_EVENTS]
     + ["gateway.call"]
 )
+#: The first part of every event type.
+EVENT_AREAS: Final = frozenset(t.split(".", 1)[0] for t in EVENT_TYPES)
 
 #: Operations the gateway-bridge serves under `ibkr.<conn>.bridge.<op>`; only the bridge talks to IBKR.
 BRIDGE_OPERATIONS: Final = (
@@ -182,6 +184,12 @@ class Subjects:
     @property
     def events_all(self) -> str:
         return f"{self.root}.events.>"
+
+    def events_of(self, area: str) -> str:
+        """Every event of one area (`orders`, `session`, ...): `<root>.events.<area>.>`."""
+        if area not in EVENT_AREAS:
+            raise ValueError(f"unknown event area {area!r}")
+        return f"{self.root}.events.{area}.>"
 
     def event(self, event_type: str, account_id: str | None = None) -> str:
         """Subject of an event of `event_type` (e.g. "positions.opened"), with the account when scoped."""

@@ -59,6 +59,9 @@ class _JetStreamSender:
                                                        timeout=timeout or 2.0)
 
 
+#: Event areas that change what compliance caches (the account's state, the halt flag, the session).
+INVALIDATING_AREAS = ("positions", "orders", "account", "trading", "session")
+
 PUBLISHED_EVENTS = [
     "compliance.allowed", "compliance.warned", "compliance.blocked", "orders.submitted", "trading.halted",
     "trading.resumed",
@@ -111,7 +114,9 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     @app.after_startup
     async def _start() -> None:
         await ensure_events_stream(broker, settings)
-        await nats_client_of(broker).subscribe(subjects.events_all, cb=_invalidator(gatherer, controls))
+        invalidate = _invalidator(gatherer, controls)
+        for area in INVALIDATING_AREAS:  # not events.>: the bridge's gateway.call alone is one per HTTP call
+            await nats_client_of(broker).subscribe(subjects.events_of(area), cb=invalidate)
         relay.start()
         if settings.resolve_on_start:
             tasks.append(asyncio.get_running_loop().create_task(_resolve(service)))

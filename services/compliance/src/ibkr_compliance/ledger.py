@@ -18,11 +18,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ibkr_common.db.models import ComplianceDecisionLog, OrderLedger, OutboxEvent
+from ibkr_common.db.prepared import PreparedStatement, prepared_insert
 from ibkr_common.db.threaded import ThreadedDatabase
 from ibkr_common.db.types import RawJson
 from ibkr_common.envelope import EventEnvelope, jsonable
@@ -36,6 +38,29 @@ DECISIONS = ComplianceDecisionLog.__table__
 OUTBOX = OutboxEvent.__table__
 #: Ledger statuses that still wait for the broker's word.
 UNRESOLVED = ("pending", "unknown", "answering")
+
+
+class _Statements:
+    """The ledger's writes, compiled once for the database's dialect (`ibkr_common.db.prepared`)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.ledger = prepared_insert(dialect, LEDGER, [c.name for c in LEDGER.columns])
+        self.decision = prepared_insert(dialect, DECISIONS, [c.name for c in DECISIONS.columns if c.name != "id"])
+        self.outbox = prepared_insert(dialect, OUTBOX, [c.name for c in OUTBOX.columns if c.name != "id"])
+        self._updates: dict[tuple[tuple[str, ...], bool], PreparedStatement] = {}
+
+    def update(self, columns: tuple[str, ...], expected: bool) -> PreparedStatement:
+        """UPDATE of `columns` on one row (`w_connection`, `w_client_order_id`[, `w_status`])."""
+        key = (columns, expected)
+        if key not in self._updates:
+            where = [LEDGER.c.connection == bindparam("w_connection"),
+                     LEDGER.c.client_order_id == bindparam("w_client_order_id")]
+            if expected:
+                where.append(LEDGER.c.status == bindparam("w_status"))
+            statement = update(LEDGER).where(*where).values({name: bindparam(name) for name in columns})
+            self._updates[key] = PreparedStatement(self.dialect, statement)
+        return self._updates[key]
 
 
 class DuplicateOrder(Exception):
@@ -111,16 +136,17 @@ class Ledger:
         self.relay = relay
         self.connection = connection
         self.linger_s = linger_s
+        self._sql = _Statements(db.dialect)
         self._later: dict[str, asyncio.Task[bool]] = {}
-        self._queued: list[tuple[str, Callable[[Session], bool], int]] = []
+        self._queued: list[tuple[str, Callable[[Any], bool], int]] = []
         self._flush: asyncio.Task[bool] | None = None
 
-    def _write(self, session: Session, record: DecisionRecord | None, events: Sequence[EventEnvelope]) -> None:
-        """The decision row and the events' outbox rows, as plain statements (no unit of work)."""
+    def _write(self, cursor: Any, record: DecisionRecord | None, events: Sequence[EventEnvelope]) -> None:
+        """The decision row and the events' outbox rows, as prepared statements on the DBAPI cursor."""
         if record is not None:
-            session.execute(insert(DECISIONS), [record.row(self.connection, self.owner)])
+            self._sql.decision.execute(cursor, [record.row(self.connection, self.owner)])
         if events:
-            session.execute(insert(OUTBOX), [outbox_row(self.publisher, e) for e in events])
+            self._sql.outbox.execute(cursor, [outbox_row(self.publisher, e) for e in events])
 
     def _wake(self, events: Sequence[EventEnvelope]) -> None:
         if events and self.relay is not None:
@@ -155,7 +181,7 @@ class Ledger:
 
     async def log(self, record: DecisionRecord, events: Sequence[EventEnvelope] = ()) -> None:
         """A decision (or an answer) without a ledger change: the log row and its events."""
-        await self.db.run(self.owner, lambda session: self._write(session, record, events))
+        await self.db.run_raw(self.owner, lambda cursor: self._write(cursor, record, events))
         self._wake(events)
 
     async def open(
@@ -180,12 +206,12 @@ class Ledger:
             "result": jsonable(result), "created_at": record.decided_at, "updated_at": record.decided_at,
         }
 
-        def work(session: Session) -> None:
-            session.execute(insert(LEDGER), [row])
-            self._write(session, record, events)
+        def work(cursor: Any) -> None:
+            self._sql.ledger.execute(cursor, [row])
+            self._write(cursor, record, events)
 
         try:
-            await self.db.run_now(self.owner, work)
+            await self.db.run_raw(self.owner, work, now=True)
         except IntegrityError:
             raise DuplicateOrder(record.client_order_id) from None
         if relay_now:
@@ -210,7 +236,7 @@ class Ledger:
         """
         work = self._outcome(client_order_id, status=status, result=result, now=now, order_id=order_id,
                              request=request, events=events, decision=decision, expected=expected)
-        written = await self.db.run(self.owner, work)
+        written = await self.db.run_raw(self.owner, work)
         if written:
             self._wake(events)
         return written
@@ -219,22 +245,20 @@ class Ledger:
         self, client_order_id: str, *, status: str, result: dict[str, Any], now: datetime, order_id: str | None,
         request: dict[str, Any] | None, events: Sequence[EventEnvelope], decision: DecisionRecord | None,
         expected: str | None,
-    ) -> Callable[[Session], bool]:
+    ) -> Callable[[Any], bool]:
         values: dict[str, Any] = {"status": status, "result": jsonable(result), "updated_at": now}
         if order_id is not None:
             values["order_id"] = order_id
         if request is not None:
             values["request"] = jsonable(request)
-        columns = LEDGER.c
-        where = [columns.connection == self.connection, columns.client_order_id == client_order_id]
-        if expected is not None:
-            where.append(columns.status == expected)
+        statement = self._sql.update(tuple(values), expected is not None)
+        values.update(w_connection=self.connection, w_client_order_id=client_order_id, w_status=expected)
 
-        def work(session: Session) -> bool:
-            changed = session.execute(update(LEDGER).where(*where).values(**values))
-            if expected is not None and not getattr(changed, "rowcount", 0):
+        def work(cursor: Any) -> bool:
+            changed = statement.execute(cursor, [values])
+            if expected is not None and not changed:
                 return False
-            self._write(session, decision, events)
+            self._write(cursor, decision, events)
             return True
 
         return work
@@ -257,7 +281,7 @@ class Ledger:
             await asyncio.sleep(self.linger_s)
         batch, self._queued, self._flush = self._queued, [], None
         try:
-            written = await self.db.run(self.owner, lambda session: [work(session) for _, work, _ in batch])
+            written = await self.db.run_raw(self.owner, lambda cursor: [work(cursor) for _, work, _ in batch])
         except Exception:
             log.exception("%d outcomes were not recorded; they are resolved by cOID", len(batch))
             return False

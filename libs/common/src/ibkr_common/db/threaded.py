@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -72,6 +73,47 @@ class ThreadedDatabase:
                 raise
         return await self.run(user_id, work)
 
+    @property
+    def dialect(self) -> Dialect:
+        """The dialect statements are compiled for (`ibkr_common.db.prepared`)."""
+        return self.engine.dialect
+
+    async def run_raw(self, user_id: str, work: Callable[[Any], T], *, now: bool = False) -> T:
+        """`work(cursor)` on a DBAPI cursor in one transaction (for `prepared` statements), as `run` does;
+        with `now`, as `run_now` does. A unique violation is raised as SQLAlchemy's IntegrityError."""
+        if now and self._inline is not None:
+            busy = self.engine.dialect.loaded_dbapi.OperationalError
+            try:
+                return self._raw_transaction(self._inline_engine, user_id, work)
+            except busy as exc:
+                if not _busy_text(str(exc)):
+                    raise
+        return await asyncio.get_running_loop().run_in_executor(
+            self._threads, self._raw_transaction, self.engine, user_id, work
+        )
+
+    def _raw_transaction(self, engine: Engine, user_id: str, work: Callable[[Any], T]) -> T:
+        unique = engine.dialect.loaded_dbapi.IntegrityError
+        connection = engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                if not self.sqlite:
+                    cursor.execute("SELECT set_config('app.user_id', %s, true)", (user_id,))
+                result = work(cursor)
+            finally:
+                cursor.close()
+            connection.commit()
+            return result
+        except unique as exc:
+            connection.rollback()
+            raise IntegrityError("raw transaction", None, exc) from exc
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            connection.close()
+
     def _transaction(self, user_id: str, work: Callable[[Session], T]) -> T:
         with self._sessions() as session, session.begin():
             if not self.sqlite:
@@ -98,5 +140,9 @@ def _inline_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _busy(exc: OperationalError) -> bool:
-    text = str(exc.orig).lower()
-    return "locked" in text or "busy" in text
+    return _busy_text(str(exc.orig))
+
+
+def _busy_text(message: str) -> bool:
+    message = message.lower()
+    return "locked" in message or "busy" in message
