@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ibkr_common.tasks import stop_task, stop_tasks, wait_event
+from ibkr_common.tasks import gather_list, stop_task, stop_tasks, wait_event
 
 
 async def test_stop_task_ends_a_loop_that_swallowed_the_first_cancellation() -> None:
@@ -56,3 +56,22 @@ async def test_wait_event_keeps_a_cancellation_that_races_with_the_event() -> No
     await asyncio.wait([task], timeout=1)
 
     assert task.cancelled()
+
+
+async def test_gather_list_awaits_one_in_place_and_several_side_by_side() -> None:
+    async def current() -> asyncio.Task[object] | None:
+        return asyncio.current_task()
+
+    outer = asyncio.current_task()
+    assert await gather_list(current()) == [outer]  # no task of its own
+    started: list[int] = []
+
+    async def slow(n: int) -> int:
+        started.append(n)
+        await asyncio.sleep(0.05)
+        return n * 10
+
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    assert await gather_list(slow(1), slow(2), slow(3)) == [10, 20, 30]
+    assert loop.time() - t0 < 0.14 and started == [1, 2, 3]  # concurrently, in order

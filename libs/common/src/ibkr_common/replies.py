@@ -58,7 +58,7 @@ class ErrorBody(BaseModel):
 def ok(result: Any) -> dict[str, Any]:
     """A successful reply carrying `result` (models and Decimals made JSON-safe)."""
     if isinstance(result, BaseModel):
-        result = result.model_dump(mode="json")
+        return {"ok": True, "result": result.model_dump(mode="json")}  # JSON-safe already
     return {"ok": True, "result": jsonable(result)}
 
 

@@ -11,10 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger("ibkr_common.tasks")
+
+
+async def gather_list(*aws: Awaitable[T]) -> list[T]:
+    """`asyncio.gather` as a list, except that one awaitable (a one-leg order's lookup, say) is awaited
+    in place: no task and no extra turn of the loop for the common case."""
+    if len(aws) == 1:
+        return [await aws[0]]
+    return list(await asyncio.gather(*aws))
 
 
 async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:

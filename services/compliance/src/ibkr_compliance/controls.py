@@ -96,6 +96,12 @@ class Controls:
         self._halted = (time.monotonic(), value)
         return value
 
+    def known(self, user_id: str, environment: str, required: frozenset[tuple[str, str]]) -> bool:
+        """Whether `halted` and `has_all` would answer from what is remembered, without the database."""
+        cached = self._halted
+        return (cached is not None and time.monotonic() - cached[0] < self.halt_cache_s
+                and (user_id, environment, required) in self._complete)
+
     async def has_all(self, user_id: str, environment: str, required: frozenset[tuple[str, str]]) -> bool:
         """Whether the user acknowledged every (id, version) in `required`; a yes is remembered
         (acknowledgments are never withdrawn; a new version is a new pair)."""

@@ -26,6 +26,7 @@ from ibkr_common.messages.sync import OrdersResult
 from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_common.rpc import Rpc, RpcError, RpcUnavailable
 from ibkr_common.subjects import Subjects
+from ibkr_common.tasks import gather_list
 from ibkr_compliance.controls import Controls
 from ibkr_compliance.disclosures import DisclosureCatalogue
 from ibkr_compliance.instruments import Instruments
@@ -103,11 +104,17 @@ class ComplianceService:
         required = frozenset((d.id, d.version) for d in self.disclosures.required(request.environment))
         # The data is as old as it is now: ages are measured on the real clock, whatever `when` says.
         now = self.clock.now()
-        gathered, halted, complete = await asyncio.gather(
-            self.gatherer.gather(request, now, exclude_order=exclude_order),
-            self.controls.halted(),
-            self.controls.has_all(request.user_id, request.environment, required),
-        )
+        gathering = self.gatherer.gather(request, now, exclude_order=exclude_order)
+        if self.gatherer.fresh(request.account_id) and self.controls.known(request.user_id, request.environment,
+                                                                           required):
+            # Everything is cached: nothing to wait for side by side, so no tasks and no loop turns.
+            gathered, halted = await gathering, await self.controls.halted()
+            complete = await self.controls.has_all(request.user_id, request.environment, required)
+        else:
+            gathered, halted, complete = await asyncio.gather(
+                gathering, self.controls.halted(),
+                self.controls.has_all(request.user_id, request.environment, required),
+            )
         missing: list[str] = []
         if not complete:
             acknowledged = await self.controls.acknowledged(request.user_id, request.environment)
@@ -166,7 +173,7 @@ class ComplianceService:
             conids: list[int] = []
             if request.environment == self.environment:
                 instruments = [leg.instrument for leg in request.legs] if request.legs else [request.instrument]
-                conids = list(await asyncio.gather(*(self.instruments.conid_of(i) for i in instruments if i)))
+                conids = await gather_list(*(self.instruments.conid_of(i) for i in instruments if i))
             decided = await self.decide(request, now)
         except ServiceError:
             known = await self.ledger.get(request.client_order_id)
@@ -310,7 +317,7 @@ class ComplianceService:
         if decided.decision.decision == "block":
             raise blocked_error(decided.decision)
         instruments = [leg.instrument for leg in changed.legs] if changed.legs else [changed.instrument]
-        conids = list(await asyncio.gather(*(self.instruments.conid_of(i) for i in instruments if i)))
+        conids = await gather_list(*(self.instruments.conid_of(i) for i in instruments if i))
         order = bridge_order(changed, conids).model_copy(update={"coid": None})
         payload = {"account_id": request.account_id, "order_id": request.order_id,
                    "order": order.model_dump(mode="json", exclude_none=True)}

@@ -28,6 +28,7 @@ from ibkr_common.messages.sync import AccountView, OrdersResult, PositionsResult
 from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_common.rpc import Rpc, RpcError, RpcUnavailable
 from ibkr_common.subjects import Subjects
+from ibkr_common.tasks import gather_list
 from ibkr_compliance.instruments import Instruments
 from ibkr_compliance.mapping import Lines, account_lines, account_state, position_symbol
 from ibkr_compliance.rules import AccountState, MarketData, Quote, Restriction, parse_occ
@@ -186,6 +187,13 @@ class StateGatherer:
     async def _orders(self, account_id: str) -> OrdersResult | None:
         return _parse(OrdersResult, await self._get(self.subjects.orders_get, {"account_id": account_id}))
 
+    def fresh(self, account_id: str) -> bool:
+        """Whether the account's pieces and the session would come from the cache right now."""
+        now = time.monotonic()
+        entry, session = self._cache.get(account_id), self._session
+        return (entry is not None and now - entry.fetched < self.cache_s
+                and session is not None and now - session[0] < self.cache_s)
+
     def invalidate(self, account_id: str | None = None) -> None:
         """Forget the cached pieces of an account (every account when None)."""
         if account_id is None:
@@ -231,14 +239,14 @@ class StateGatherer:
         """Engine symbols of the order's instruments; quotes when `quotes`, and the underlying's price of
         every option sold (the uncovered requirement is figured on it, RULES.md section 4.5)."""
         instruments = _instruments_of(request)
-        symbols = list(await asyncio.gather(*(self.instruments.symbol_of(i) for i in instruments)))
+        symbols = await gather_list(*(self.instruments.symbol_of(i) for i in instruments))
         roots = sold_option_roots(request, symbols)
         if not quotes and not roots:
             return symbols, MarketData()
         try:
-            conids = list(await asyncio.gather(*(self.instruments.conid_of(i) for i in instruments))) if quotes else []
-            stocks = list(await asyncio.gather(
-                *(self.instruments.conid_of(Instrument(symbol=root, sec_type="STK")) for root in roots)))
+            conids = await gather_list(*(self.instruments.conid_of(i) for i in instruments)) if quotes else []
+            stocks = await gather_list(
+                *(self.instruments.conid_of(Instrument(symbol=root, sec_type="STK")) for root in roots))
             raw = await self.rpc.call(self.subjects.bridge("marketdata.snapshot"),
                                       {"conids": sorted({*conids, *stocks})}, self.timeout_s)
             snaps = Snapshots.model_validate(raw)
@@ -260,9 +268,13 @@ class StateGatherer:
     async def gather(self, request: OrderRequest, now: datetime, *, exclude_order: str | None = None) -> Gathered:
         """Every piece the engine needs for `request`, fetched concurrently."""
         quotes = request.order_type in ("MKT", "STP") or request.legs is not None
-        pieces, session, (symbols, market) = await asyncio.gather(
-            self.pieces(request.account_id), self.session(), self._instruments(request, quotes),
-        )
+        if self.fresh(request.account_id):  # cached: in turn, without tasks
+            pieces, session = await self.pieces(request.account_id), await self.session()
+            symbols, market = await self._instruments(request, quotes)
+        else:
+            pieces, session, (symbols, market) = await asyncio.gather(
+                self.pieces(request.account_id), self.session(), self._instruments(request, quotes),
+            )
         account, positions, orders = pieces.account, pieces.positions, pieces.orders
         missing = [name for name, piece in (("account", account), ("positions", positions), ("orders", orders),
                                             ("session", session)) if piece is None]
