@@ -113,8 +113,7 @@ def reply_middleware() -> ExceptionMiddleware:
 
     @middleware.add_handler(json.JSONDecodeError, publish=True)
     async def _on_bad_json(exc: json.JSONDecodeError) -> dict[str, Any]:
-        details = [{"field": "body", "message": "not valid JSON"}]
-        return fail(ErrorCode.VALIDATION_ERROR, f"body: not valid JSON ({exc.msg})", details)
+        return bad_json_reply(exc)
 
     @middleware.add_handler(ServiceError, publish=True)
     async def _on_service_error(exc: ServiceError) -> dict[str, Any]:
@@ -122,7 +121,18 @@ def reply_middleware() -> ExceptionMiddleware:
 
     @middleware.add_handler(Exception, publish=True)
     async def _on_unexpected(exc: Exception) -> dict[str, Any]:
-        log.exception("handler failed", exc_info=exc)
-        return fail(ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}")
+        return unexpected_reply(exc)
 
     return middleware
+
+
+def bad_json_reply(exc: json.JSONDecodeError) -> dict[str, Any]:
+    """The VALIDATION_ERROR reply for a body declared JSON that is not."""
+    details = [{"field": "body", "message": "not valid JSON"}]
+    return fail(ErrorCode.VALIDATION_ERROR, f"body: not valid JSON ({exc.msg})", details)
+
+
+def unexpected_reply(exc: Exception) -> dict[str, Any]:
+    """The INTERNAL reply for a handler's unexpected exception (logged with its traceback)."""
+    log.exception("handler failed", exc_info=exc)
+    return fail(ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}")
