@@ -51,6 +51,13 @@ class Flow:
         self._task = asyncio.create_task(self._run())
         return self
 
+    async def at_least(self, count: int, timeout: float = 60) -> None:
+        """Keep flowing until `count` events were published (the flow's pace depends on the machine's load)."""
+        async def enough() -> bool:
+            return len(self.published) >= count
+
+        await wait_until(enough, timeout, f"{count} published events")
+
     async def stop(self) -> int:
         self._stop.set()
         assert self._task is not None
@@ -111,6 +118,7 @@ async def test_sigkill_mid_batch_then_restart(names: Any, nats_url: str, fresh_p
             await asyncio.sleep(0.5)
             audit = start_service("ibkr_audit", env)
         await asyncio.sleep(1.0)
+        await flow.at_least(1200)
         published = await flow.stop()
         verify = await settle(nc, names.conn, fresh_pg, published)
         assert_complete(verify, await stored(fresh_pg), published)
@@ -189,6 +197,7 @@ async def test_postgres_down_30_s_under_flow(
         await asyncio.to_thread(restart_postgres, server)
         assert time.monotonic() - down_at >= 30
         await asyncio.sleep(2.0)
+        await flow.at_least(3100)
         published = await flow.stop()
         verify = await settle(nc, names.conn, url, published)
         assert_complete(verify, await stored(url), published)
