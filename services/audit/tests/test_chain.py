@@ -117,11 +117,11 @@ def test_may_hold_secrets_is_true_whenever_redaction_masks_something() -> None:
         {"cookie": ["a", "b"]}, {"password_set": True, "token": None}, json.loads('{"p\\u0061ssword": "hunter22"}'),
         {"msg": "login token=abcdef123456"}, {"msg": "Authorization: Bearer abc.def"},
         {"deep": [[{"note": "api_key=0123456789"}]]}, {"note": "session=0123456789abcdef0123"},
-        {"note": "PASSWD: topsecret1"}, {"note": "encryption_key=k"}, {"short": "token"},
-        {"ok": [1, 2.5, None, "fine"]},
+        {"note": "PASSWD: topsecret1"}, {"note": "encryption_key=k"}, {"note": "client secret: s3cr3t-value"},
+        {"note": "Cookie=abc123; path=/"}, {"short": "token"}, {"ok": [1, 2.5, None, "fine"]},
     ]
     for value in samples:
         masked = redact_value(value)[1]
         assert may_hold_secrets(value) or masked == 0, value
     assert not may_hold_secrets(samples[0]) and not may_hold_secrets(samples[5]) and not may_hold_secrets(samples[-1])
-    assert all(may_hold_secrets(v) for v in samples[1:5] + samples[6:12])
+    assert all(may_hold_secrets(v) for v in samples[1:5] + samples[6:14])
