@@ -140,8 +140,8 @@ class BatchPuller:
         taken, self._msgs = self._msgs[:batch], self._msgs[batch:]
         return taken
 
-    async def acknowledge(self, msgs: list[StreamMsg], reply: bytes = b"+ACK") -> None:
+    async def acknowledge(self, msgs: list[StreamMsg], token: bytes = b"+ACK") -> None:
         """Acknowledge `msgs` (or, with `+WPI`, say they are in progress); a lost ack means a redelivery."""
         publish = self.nc.publish
         for msg in msgs:
-            await publish(msg.reply, reply)
+            await publish(msg.reply, token)

@@ -88,7 +88,7 @@ class Controls:
         """Whether new opening orders are halted on this connection (cached 2 s; events and this
         service's own changes refresh it at once)."""
         cached = self._halted
-        if cached is not None and time.monotonic() - cached[0] < self.halt_cache_s:
+        if cached is not None and self._halt_known():
             return cached[1]
         async with user_transaction(self.sessions, self.owner) as session:
             row = await session.get(TradingControl, self.connection)
@@ -96,11 +96,12 @@ class Controls:
         self._halted = (time.monotonic(), value)
         return value
 
+    def _halt_known(self) -> bool:
+        return self._halted is not None and time.monotonic() - self._halted[0] < self.halt_cache_s
+
     def known(self, user_id: str, environment: str, required: frozenset[tuple[str, str]]) -> bool:
         """Whether `halted` and `has_all` would answer from what is remembered, without the database."""
-        cached = self._halted
-        return (cached is not None and time.monotonic() - cached[0] < self.halt_cache_s
-                and (user_id, environment, required) in self._complete)
+        return self._halt_known() and (user_id, environment, required) in self._complete
 
     async def has_all(self, user_id: str, environment: str, required: frozenset[tuple[str, str]]) -> bool:
         """Whether the user acknowledged every (id, version) in `required`; a yes is remembered

@@ -153,7 +153,7 @@ class StateGatherer:
         """The session-keeper's view (kept `cache_s`, dropped by session events); the bridge's when no
         keeper answers."""
         cached = self._session
-        if cached is not None and time.monotonic() - cached[0] < self.cache_s:
+        if cached is not None and self._young(cached[0]):
             return cached[1]
         value = await self._ask_session()
         if value is not None and self.cache_s > 0:
@@ -187,12 +187,14 @@ class StateGatherer:
     async def _orders(self, account_id: str) -> OrdersResult | None:
         return _parse(OrdersResult, await self._get(self.subjects.orders_get, {"account_id": account_id}))
 
+    def _young(self, fetched: float) -> bool:
+        """Whether something fetched at `fetched` (monotonic) is still served from the cache."""
+        return time.monotonic() - fetched < self.cache_s
+
     def fresh(self, account_id: str) -> bool:
         """Whether the account's pieces and the session would come from the cache right now."""
-        now = time.monotonic()
         entry, session = self._cache.get(account_id), self._session
-        return (entry is not None and now - entry.fetched < self.cache_s
-                and session is not None and now - session[0] < self.cache_s)
+        return entry is not None and self._young(entry.fetched) and session is not None and self._young(session[0])
 
     def invalidate(self, account_id: str | None = None) -> None:
         """Forget the cached pieces of an account (every account when None)."""
@@ -222,9 +224,8 @@ class StateGatherer:
     async def pieces(self, account_id: str) -> _Pieces:
         """The synced pieces of an account, from the cache when young enough."""
         entry = self._cache.get(account_id)
-        now = time.monotonic()
-        if entry is not None and now - entry.fetched < self.cache_s:
-            if now - entry.fetched > self.cache_s / 2 and not entry.refreshing:
+        if entry is not None and self._young(entry.fetched):
+            if time.monotonic() - entry.fetched > self.cache_s / 2 and not entry.refreshing:
                 entry.refreshing = True
                 task = asyncio.get_running_loop().create_task(self._refresh(account_id, entry))
                 self._tasks.add(task)

@@ -63,15 +63,23 @@ class ThreadedDatabase:
         """`run`, but on SQLite (made with `inline`) at once in the caller's thread when no other writer
         holds the database: a short write then costs no hop to the thread and no wait for the GIL. When
         another writer is busy it goes to the thread as `run` does (which waits for the lock)."""
-        if self._inline is None:
-            return await self.run(user_id, work)
-        try:
-            with self._inline() as session, session.begin():
-                return work(session)
-        except OperationalError as exc:
-            if not _busy(exc):
-                raise
-        return await self.run(user_id, work)
+        return await self._inline_first(lambda: self._inline_transaction(work), self._transaction, user_id, work)
+
+    def _inline_transaction(self, work: Callable[[Session], T]) -> T:
+        assert self._inline is not None
+        with self._inline() as session, session.begin():
+            return work(session)
+
+    async def _inline_first(self, inline: Callable[[], T], threaded: Callable[..., T], *args: Any) -> T:
+        """`inline()` when this database writes inline and SQLite's lock is free, else `threaded(*args)`
+        in the worker thread (which waits for the lock)."""
+        if self._inline is not None:
+            try:
+                return inline()
+            except (OperationalError, self.engine.dialect.loaded_dbapi.OperationalError) as exc:
+                if not _busy_text(str(getattr(exc, "orig", None) or exc)):
+                    raise
+        return await asyncio.get_running_loop().run_in_executor(self._threads, threaded, *args)
 
     @property
     def dialect(self) -> Dialect:
@@ -81,16 +89,12 @@ class ThreadedDatabase:
     async def run_raw(self, user_id: str, work: Callable[[Any], T], *, now: bool = False) -> T:
         """`work(cursor)` on a DBAPI cursor in one transaction (for `prepared` statements), as `run` does;
         with `now`, as `run_now` does. A unique violation is raised as SQLAlchemy's IntegrityError."""
-        if now and self._inline is not None:
-            busy = self.engine.dialect.loaded_dbapi.OperationalError
-            try:
-                return self._raw_transaction(self._inline_engine, user_id, work)
-            except busy as exc:
-                if not _busy_text(str(exc)):
-                    raise
-        return await asyncio.get_running_loop().run_in_executor(
-            self._threads, self._raw_transaction, self.engine, user_id, work
-        )
+        if not now:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._threads, self._raw_transaction, self.engine, user_id, work
+            )
+        return await self._inline_first(lambda: self._raw_transaction(self._inline_engine, user_id, work),
+                                        self._raw_transaction, self.engine, user_id, work)
 
     def _raw_transaction(self, engine: Engine, user_id: str, work: Callable[[Any], T]) -> T:
         unique = engine.dialect.loaded_dbapi.IntegrityError
@@ -137,10 +141,6 @@ def _inline_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=0")
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
-
-
-def _busy(exc: OperationalError) -> bool:
-    return _busy_text(str(exc.orig))
 
 
 def _busy_text(message: str) -> bool:
