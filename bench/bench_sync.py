@@ -295,13 +295,13 @@ async def many_accounts(args: argparse.Namespace, sim: Sim, url: str, bridge: An
 
 
 async def main(args: argparse.Namespace) -> int:
-    import nats as nats_py
+    from faststream.nats import NatsBroker
 
     from cpsim.testing import start_cpsim
+    from ibkr_common.bridge_client import BridgeClient
     from ibkr_common.subjects import Subjects
     from ibkr_gateway_bridge.app import build_app as build_bridge
     from ibkr_gateway_bridge.settings import BridgeSettings
-    from ibkr_sync_worker.bridge_client import BridgeClient
     from ibkr_sync_worker.settings import SyncSettings
     from ibkr_testkit.servers import start_nats
 
@@ -318,15 +318,16 @@ async def main(args: argparse.Namespace) -> int:
     worker = SyncSettings(**common, database_url=db_url, sync_interval_ms=3_600_000)
     rows: list[dict[str, Any]] = []
     try:
-        nc = await nats_py.connect(nats.url)
-        client = BridgeClient(nc, Subjects(conn), timeout_s=120)
+        requester = NatsBroker(nats.url)
+        await requester.connect()
+        client = BridgeClient(requester, Subjects(conn), timeout_s=120, priority="sync")
         rows += await one_account(args, sim, cpsim.url, build_bridge(BridgeSettings(**common, **gateway,
                                                                                     rate_limit_rps=100)),
                                   worker, client)
         if args.accounts:
             rows += await many_accounts(args, sim, cpsim.url,
                                         build_bridge(BridgeSettings(**common, **gateway, rate_limit_rps=10)), worker)
-        await nc.close()
+        await requester.stop()
     finally:
         cpsim.stop()
         nats.stop()

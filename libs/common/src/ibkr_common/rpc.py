@@ -1,13 +1,15 @@
-"""Request/reply over NATS to another service, unwrapping the reply shape of CONTRACT.md."""
+"""Request/reply to another service through the broker's own request API, unwrapping CONTRACT's replies.
+
+Every call between services goes through FastStream's `NatsBroker.request`, so that whatever
+middleware the broker carries (metrics, traces) sees each hop.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import nats.errors
-from nats.aio.client import Client
 
 from ibkr_common.envelope import jsonable
 
@@ -15,11 +17,12 @@ from ibkr_common.envelope import jsonable
 class RpcError(Exception):
     """The other service answered `ok: false`."""
 
-    def __init__(self, code: str, message: str, details: Any = None) -> None:
+    def __init__(self, code: str, message: str, details: Any = None, retryable: bool | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.details = details
+        self.retryable = retryable
 
 
 class RpcUnavailable(Exception):
@@ -43,28 +46,41 @@ def unwrap_reply(subject: str, raw: bytes) -> Any:
         return body.get("result")
     raw_error = body.get("error")
     error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
-    raise RpcError(str(error.get("code") or "INTERNAL"), str(error.get("message") or ""), error.get("details"))
+    retryable = error.get("retryable")
+    raise RpcError(str(error.get("code") or "INTERNAL"), str(error.get("message") or ""), error.get("details"),
+                   retryable if isinstance(retryable, bool) else None)
 
 
-class Requester(Protocol):
-    """What is needed of a NATS client: request/reply with a timeout."""
+class Reply(Protocol):
+    """What is read of a reply: its raw body (FastStream's `NatsMessage.body`)."""
 
-    async def request(self, subject: str, payload: bytes = b"", timeout: float = 0.5) -> Any: ...
+    @property
+    def body(self) -> bytes: ...
+
+
+class RequestBroker(Protocol):
+    """What is needed of a broker: FastStream's `NatsBroker.request`."""
+
+    async def request(self, message: Any, subject: str, *, timeout: float = 0.5) -> Any: ...
 
 
 class Rpc:
-    """Sends JSON requests with a plain nats-py client and unwraps `{"ok", "result"|"error"}`."""
+    """Sends JSON requests through the broker and unwraps `{"ok", "result"|"error"}`."""
 
-    def __init__(self, client: Callable[[], Client | Requester]) -> None:
-        self._client = client
+    def __init__(self, broker: RequestBroker) -> None:
+        self.broker = broker
 
-    async def call(self, subject: str, payload: dict[str, Any], timeout: float) -> Any:
-        """The `result` of the reply; raises RpcError or RpcUnavailable."""
-        data = json.dumps(jsonable(payload)).encode()
+    async def request(self, subject: str, data: bytes, timeout: float) -> bytes:
+        """The raw reply body; raises RpcUnavailable when nobody answers in time."""
         try:
-            msg = await self._client().request(subject, data, timeout=timeout)
+            reply: Reply = await self.broker.request(data, subject, timeout=timeout)
         except nats.errors.NoRespondersError:
             raise RpcUnavailable(subject, sent=False) from None
         except nats.errors.TimeoutError:
             raise RpcUnavailable(subject, sent=True) from None
-        return unwrap_reply(subject, msg.data)
+        return reply.body
+
+    async def call(self, subject: str, payload: dict[str, Any], timeout: float) -> Any:
+        """The `result` of the reply; raises RpcError or RpcUnavailable."""
+        raw = await self.request(subject, json.dumps(jsonable(payload)).encode(), timeout)
+        return unwrap_reply(subject, raw)

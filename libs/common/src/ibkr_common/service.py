@@ -37,13 +37,13 @@ def make_broker(settings: CommonSettings, service: str, **options: Any) -> NatsB
 
 
 def jetstream_of(broker: NatsBroker) -> JetStreamContext:
-    """The JetStream context of a connected broker."""
-    return broker.config.connection_state.stream
+    """The JetStream context of a connected broker (nats-py's public `Client.jetstream()`)."""
+    return broker.connection.jetstream()
 
 
 def nats_client_of(broker: NatsBroker) -> Client:
-    """The nats-py client of a connected broker."""
-    return broker.config.connection_state.connection
+    """The nats-py client of a connected broker (FastStream's public `NatsBroker.connection`)."""
+    return broker.connection
 
 
 async def ensure_events_stream(broker: NatsBroker, settings: CommonSettings) -> None:

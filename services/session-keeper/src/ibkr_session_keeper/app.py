@@ -7,13 +7,14 @@ from datetime import timedelta
 
 from faststream import FastStream
 
+from ibkr_common.bridge_client import BridgeClient
 from ibkr_common.clock import Clock, SystemClock
 from ibkr_common.db.engine import make_engine, make_sessionmaker
 from ibkr_common.events import EventPublisher
 from ibkr_common.outbox import OutboxRelay
-from ibkr_common.service import document_events, ensure_events_stream, make_broker, migrate_at_start, nats_client_of
+from ibkr_common.service import document_events, ensure_events_stream, make_broker, migrate_at_start
 from ibkr_common.subjects import SESSION_EVENTS, Subjects
-from ibkr_session_keeper.gateway import BridgeClient
+from ibkr_session_keeper.gateway import SessionGateway
 from ibkr_session_keeper.handlers import build_router
 from ibkr_session_keeper.keeper import Keeper
 from ibkr_session_keeper.settings import SessionKeeperSettings
@@ -50,12 +51,9 @@ def build_app(settings: SessionKeeperSettings, *, clock: Clock | None = None) ->
                                environment=settings.default_environment, clock=clock)
     relay = OutboxRelay(sessions, publisher, clock=clock)
 
-    async def request(subject: str, payload: bytes, timeout: float) -> bytes:
-        reply = await nats_client_of(broker).request(subject, payload, timeout=timeout)
-        return reply.data
-
+    bridge = BridgeClient(broker, subjects, timeout_s=settings.bridge_timeout_s)
     keeper = Keeper(
-        policy=policy_of(settings), bridge=BridgeClient(subjects, request, settings.bridge_timeout_s),
+        policy=policy_of(settings), bridge=SessionGateway(bridge),
         store=TrackingStore(sessions, connection=settings.connection, user_id=settings.user_id, clock=clock),
         publisher=publisher, relay=relay, clock=clock, tickle_interval_s=settings.tickle_interval_ms / 1000,
         region=settings.gateway_region,

@@ -6,21 +6,23 @@ typed error, garbage, or silence) becomes an `Observation`; nothing here raises.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from ibkr_common.messages.bridge import SessionStatus, TickleResult, ValidateResult
+from ibkr_common.bridge_client import BridgeClient, BridgeError
+from ibkr_common.messages.bridge import (
+    BridgeRequest,
+    Empty,
+    SessionInitRequest,
+    SessionStatus,
+    TickleResult,
+    ValidateResult,
+)
 from ibkr_common.replies import ErrorCode
 from ibkr_common.rpc import RpcError, unwrap_reply
-from ibkr_common.subjects import Subjects
 from ibkr_session_keeper.state import Observation
-
-#: Sends a request and returns the raw reply; raises on timeout or when nobody answers.
-Requester = Callable[[str, bytes, float], Awaitable[bytes]]
 
 
 class BridgeReply:
@@ -72,27 +74,29 @@ def auth_observation(result: Any, model: type[TickleResult] | type[SessionStatus
     return Observation("auth", parsed.authenticated, parsed.connected, parsed.competing)
 
 
-class BridgeClient:
-    """The session operations of the bridge for one connection."""
+class SessionGateway:
+    """The session operations of the bridge for one connection, each answer read as an observation."""
 
-    def __init__(self, subjects: Subjects, request: Requester, timeout_s: float) -> None:
-        self.subjects = subjects
-        self.request = request
-        self.timeout_s = timeout_s
+    def __init__(self, bridge: BridgeClient) -> None:
+        self.bridge = bridge
 
-    async def call(self, operation: str, body: dict[str, Any] | None = None) -> BridgeReply:
+    async def call(self, operation: str, request: BridgeRequest | None = None) -> BridgeReply:
         """One request to the bridge; silence and transport errors become a reply with a code."""
-        payload = json.dumps(body or {}).encode()
         try:
-            raw = await self.request(self.subjects.bridge(operation), payload, self.timeout_s)
-        except Exception as exc:  # no responders, timeout, NATS down: the bridge cannot be asked
+            return BridgeReply(result=await self.bridge.raw(operation, request or Empty()))
+        except BridgeError as exc:
+            if exc.operation == operation and exc.code in (ErrorCode.TIMEOUT, ErrorCode.GATEWAY_UNAVAILABLE) \
+                    and exc.details is None:  # nobody answered: the bridge is not there
+                return BridgeReply(code=ErrorCode.GATEWAY_UNAVAILABLE,
+                                   message=f"gateway-bridge not answering ({exc.message})")
+            return BridgeReply(code=exc.code, message=exc.message, details=exc.details)
+        except Exception as exc:  # NATS down or closed: the bridge cannot be asked
             name = type(exc).__name__
             return BridgeReply(code=ErrorCode.GATEWAY_UNAVAILABLE, message=f"gateway-bridge not answering ({name})")
-        return decode_reply(raw)
 
     async def _observe(self, operation: str, model: type[TickleResult] | type[SessionStatus],
-                       body: dict[str, Any] | None = None) -> Observation | None:
-        reply = await self.call(operation, body)
+                       request: BridgeRequest | None = None) -> Observation | None:
+        reply = await self.call(operation, request)
         if not reply.ok:
             return error_observation(reply)
         return auth_observation(reply.result, model)
@@ -107,7 +111,7 @@ class BridgeClient:
 
     async def init(self, compete: bool) -> Observation | None:
         """`session.init` (ssodh/init), optionally kicking other sessions of the username."""
-        return await self._observe("session.init", SessionStatus, {"compete": compete})
+        return await self._observe("session.init", SessionStatus, SessionInitRequest(compete=compete))
 
     async def reauthenticate(self) -> Observation | None:
         """`session.reauthenticate`; its answer says nothing of the result, so only errors are returned."""

@@ -24,7 +24,7 @@ from ibkr_common.messages.session import SessionStatusResult
 from ibkr_common.outbox import OutboxRelay
 from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_common.tasks import stop_task, wait_event
-from ibkr_session_keeper.gateway import BridgeClient
+from ibkr_session_keeper.gateway import SessionGateway
 from ibkr_session_keeper.state import (
     BAD_KEYS,
     Action,
@@ -52,7 +52,7 @@ class Keeper:
     """Owns the in-memory session state of one connection and the loop that keeps it current."""
 
     def __init__(
-        self, *, policy: Policy, bridge: BridgeClient, store: TrackingStore, publisher: EventPublisher,
+        self, *, policy: Policy, bridge: SessionGateway, store: TrackingStore, publisher: EventPublisher,
         relay: OutboxRelay | None, clock: Clock, tickle_interval_s: float,
         region: Literal["us", "eu", "asia"],
     ) -> None:

@@ -6,15 +6,15 @@ import logging
 from typing import Any
 
 from faststream import FastStream
-from faststream.nats import NatsBroker
 
+from ibkr_common.bridge_client import BridgeClient
 from ibkr_common.clock import Clock, SystemClock
 from ibkr_common.db.engine import make_engine, make_sessionmaker
 from ibkr_common.events import EventPublisher
 from ibkr_common.outbox import OutboxRelay
+from ibkr_common.rpc import Rpc
 from ibkr_common.service import document_events, ensure_events_stream, make_broker, migrate_at_start, nats_client_of
 from ibkr_common.subjects import Subjects
-from ibkr_sync_worker.bridge_client import BridgeClient
 from ibkr_sync_worker.handlers import Handlers, build_router
 from ibkr_sync_worker.settings import SyncSettings
 from ibkr_sync_worker.store import SyncStore
@@ -23,16 +23,6 @@ from ibkr_sync_worker.triggers import SyncScheduler, subscribe_events
 
 SOURCE = "sync-worker"
 log = logging.getLogger("ibkr_sync_worker.app")
-
-
-class BrokerNats:
-    """The broker's nats-py client, looked up when used (it exists only once the broker is connected)."""
-
-    def __init__(self, broker: NatsBroker) -> None:
-        self.broker = broker
-
-    async def request(self, subject: str, payload: bytes = b"", timeout: float = 0.5) -> Any:
-        return await nats_client_of(self.broker).request(subject, payload, timeout=timeout)
 
 
 PUBLISHED_EVENTS = [
@@ -50,15 +40,14 @@ def build_app(settings: SyncSettings, *, clock: Clock | None = None) -> FastStre
     publisher = EventPublisher(broker, subjects=subjects, stream=settings.events_stream, source=SOURCE,
                                environment=settings.default_environment, clock=clock)
     relay = OutboxRelay(sessions, publisher, clock=clock)
-    nc = BrokerNats(broker)
     store = SyncStore(sessions, publisher, connection=settings.connection, user_id=settings.user_id,
                       heartbeat_s=settings.synced_at_heartbeat_s,
                       account_move=settings.account_event_move or None)
-    syncer = Syncer(BridgeClient(nc, subjects, timeout_s=settings.bridge_timeout_s), store, publisher, settings,
-                    clock, on_committed=relay.wake)
+    bridge = BridgeClient(broker, subjects, timeout_s=settings.bridge_timeout_s, priority="sync")
+    syncer = Syncer(bridge, store, publisher, settings, clock, on_committed=relay.wake)
     scheduler = SyncScheduler(syncer, interval_s=settings.sync_interval_ms / 1000,
                               follow_up_s=settings.fill_resync_delay_ms / 1000)
-    broker.include_router(build_router(subjects, Handlers(settings, scheduler, nc, clock)))
+    broker.include_router(build_router(subjects, Handlers(settings, scheduler, Rpc(broker), clock)))
     document_events(broker, settings, PUBLISHED_EVENTS, SOURCE)
     app = FastStream(broker, logger=logging.getLogger("ibkr_sync_worker.faststream"))
     subscriptions: list[Any] = []

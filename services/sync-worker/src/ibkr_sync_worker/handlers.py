@@ -7,8 +7,6 @@ import uuid
 from typing import Any
 
 from faststream.nats import NatsRouter
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 
 from ibkr_common.clock import Clock
 from ibkr_common.messages.sync import (
@@ -23,6 +21,7 @@ from ibkr_common.messages.sync import (
     SyncTriggerResult,
 )
 from ibkr_common.replies import ErrorCode, ServiceError, ok, reply_middleware
+from ibkr_common.rpc import Rpc, RpcUnavailable
 from ibkr_common.subjects import Subjects
 from ibkr_sync_worker.settings import SyncSettings
 from ibkr_sync_worker.syncer import SyncAborted
@@ -38,15 +37,15 @@ ABORT_CODES = {c.value for c in ErrorCode}
 
 
 class Handlers:
-    """What the handlers need: the scheduler (and its syncer/store), settings, a NATS requester, a clock."""
+    """What the handlers need: the scheduler (and its syncer/store), settings, requests to compliance, a clock."""
 
-    def __init__(self, settings: SyncSettings, scheduler: SyncScheduler, nc: Any, clock: Clock) -> None:
+    def __init__(self, settings: SyncSettings, scheduler: SyncScheduler, rpc: Rpc, clock: Clock) -> None:
         self.settings = settings
         self.scheduler = scheduler
         self.syncer = scheduler.syncer
         self.store = scheduler.syncer.store
         self.subjects = Subjects(settings.connection)
-        self.nc = nc
+        self.rpc = rpc
         self.clock = clock
 
     async def positions_get(self, request: PositionsGetRequest) -> PositionsResult:
@@ -116,16 +115,17 @@ class Handlers:
         if request.stop_price is not None:
             order["stop_price"] = format(request.stop_price, "f")
         try:
-            msg = await self.nc.request(self.subjects.orders_submit, json.dumps(order).encode(),
-                                        timeout=self.settings.submit_timeout_s)
-        except NoRespondersError:
-            raise ServiceError(ErrorCode.GATEWAY_UNAVAILABLE, "nobody serves orders.submit (is compliance running?)",
-                               {"order_request": order}) from None
-        except NatsTimeout:
+            raw = await self.rpc.request(self.subjects.orders_submit, json.dumps(order).encode(),
+                                         self.settings.submit_timeout_s)
+        except RpcUnavailable as exc:
+            if not exc.sent:
+                raise ServiceError(ErrorCode.GATEWAY_UNAVAILABLE,
+                                   "nobody serves orders.submit (is compliance running?)",
+                                   {"order_request": order}) from None
             raise ServiceError(ErrorCode.TIMEOUT, f"orders.submit did not answer in {self.settings.submit_timeout_s} s",
                                {"order_request": order}) from None
         try:
-            reply = json.loads(msg.data)
+            reply = json.loads(raw)
         except ValueError:
             raise ServiceError(ErrorCode.INTERNAL, "orders.submit answered with invalid JSON") from None
         if isinstance(reply, dict) and reply.get("ok") and isinstance(reply.get("result"), dict):

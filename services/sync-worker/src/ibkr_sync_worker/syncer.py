@@ -17,12 +17,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ibkr_common.bridge_client import BridgeClient, BridgeError
 from ibkr_common.clock import Clock
 from ibkr_common.events import EventPublisher
 from ibkr_common.messages import bridge
 from ibkr_common.messages.sync import AccountSyncSummary, SyncProblem
 from ibkr_common.replies import ErrorCode
-from ibkr_sync_worker.bridge_client import BridgeClient, BridgeError
 from ibkr_sync_worker.normalize import (
     BadRecord,
     OrderRecord,

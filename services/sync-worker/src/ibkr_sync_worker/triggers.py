@@ -12,9 +12,9 @@ import json
 import logging
 from typing import Any
 
+from ibkr_common.bridge_client import BridgeError
 from ibkr_common.subjects import Subjects
 from ibkr_common.tasks import stop_tasks
-from ibkr_sync_worker.bridge_client import BridgeError
 from ibkr_sync_worker.syncer import SyncAborted, Syncer, SyncResult
 
 log = logging.getLogger("ibkr_sync_worker.triggers")
