@@ -1,11 +1,11 @@
-"""build_app(config) -> the Starlette application of the simulator."""
+"""build_app(config) -> the ASGI application of the simulator."""
 
 from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cpsim import routes_contracts, routes_orders, routes_portfolio, routes_session, routes_sim
 from cpsim.config import SimConfig
@@ -23,16 +23,22 @@ async def _internal(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
 
 
-class SimStarlette(Starlette):
-    """Starlette with the gateway middleware outermost (it must see uvicorn's own `send`)."""
+class SimApp:
+    """The simulator's ASGI app: the gateway middleware outermost (it must see the server's own `send`,
+    before Starlette's error middleware), then the Starlette application with the routes."""
 
-    def build_middleware_stack(self) -> ASGIApp:
-        """Starlette's stack wrapped by GatewayMiddleware."""
-        return GatewayMiddleware(super().build_middleware_stack(), self.state.sim)
+    def __init__(self, starlette: Starlette, state: SimState) -> None:
+        self.starlette = starlette
+        self.state = starlette.state
+        self.routes = starlette.routes
+        self.asgi: ASGIApp = GatewayMiddleware(starlette, state)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.asgi(scope, receive, send)
 
 
-def build_app(config: SimConfig | None = None) -> Starlette:
-    """The simulator as an ASGI app; `app.state.sim` is its SimState."""
+def build_app(config: SimConfig | None = None) -> SimApp:
+    """The simulator as an ASGI app; `app.state.sim` is its SimState, `app.routes` its routes."""
     state = SimState(config or SimConfig())
     routes = (
         routes_session.routes(state)
@@ -41,6 +47,6 @@ def build_app(config: SimConfig | None = None) -> Starlette:
         + routes_contracts.routes(state)
         + routes_sim.routes(state)
     )
-    app = SimStarlette(routes=routes, exception_handlers={ApiError: _api_error, Exception: _internal})
+    app = Starlette(routes=routes, exception_handlers={ApiError: _api_error, Exception: _internal})
     app.state.sim = state
-    return app
+    return SimApp(app, state)
