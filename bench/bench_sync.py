@@ -204,14 +204,14 @@ async def one_account(args: argparse.Namespace, sim: Sim, url: str, bridge: Any,
             await wait_rounds(scheduler, 1)
             full_s, full = timed.rounds[0], timed.results[0]
             live = len(await scheduler.syncer.store.open_orders(ACCT))
-            await scheduler.settle()
+            await scheduler.wait_idle()
             await drained(engine)
             await asyncio.sleep(FAR_S)
             writes.count = 0
             again = await scheduler.request(None)
             nochange_s, nochange_writes = timed.rounds[-1], writes.count
             # peak memory: a separate full sync on emptied tables, traced and not timed
-            await scheduler.settle()
+            await scheduler.wait_idle()
             await clear(engine)
             scheduler.syncer.marks.clear()
             await asyncio.sleep(FAR_S)
@@ -219,7 +219,7 @@ async def one_account(args: argparse.Namespace, sim: Sim, url: str, bridge: Any,
             traced = await scheduler.request(None)
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
-            await scheduler.settle()
+            await scheduler.wait_idle()
     complete = (full.positions, full.orders, live) == (args.positions, args.orders, args.orders // 2)
     print(f"full sync: {full.positions} positions, {full.orders} orders ({live} live), problems "
           f"{sorted({p.kind for p in full.problems})}", file=sys.stderr)
@@ -261,7 +261,7 @@ async def many_accounts(args: argparse.Namespace, sim: Sim, url: str, bridge: An
         async with TestApp(app):
             await wait_rounds(scheduler, 1, timeout_s=900)
             first_s, first = timed.rounds[0], timed.results[0]
-            await scheduler.settle(900)
+            await scheduler.wait_idle(900)
             await drained(engine)
             await asyncio.sleep(FAR_S)
             writes.count = 0

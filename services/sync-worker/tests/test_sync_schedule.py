@@ -74,7 +74,7 @@ async def test_a_fill_seen_brings_a_follow_up_sync_after_the_configured_delay(
     async with start_bridge(), start_worker(database_url, fill_resync_delay_ms=1500) as app:
         scheduler = app.context.get("sync_scheduler")
         await wait_rounds(scheduler, 1)
-        assert await scheduler.settle()
+        assert await scheduler.wait_idle()
         sim("POST", f"/trades/{ACCT}", [{"conid": 9100001, "symbol": "ZZST", "side": "BUY", "quantity": 100,
                                          "price": 150, "order_id": "556001"}])
         reply = await request(nats_client, names.subject("sync.trigger"), {})
@@ -118,7 +118,7 @@ async def test_an_orders_submitted_event_of_another_service_brings_a_sync(
     async with start_bridge(), start_worker(database_url, fill_resync_delay_ms=300) as app:
         scheduler = app.context.get("sync_scheduler")
         await wait_rounds(scheduler, 1)
-        assert await scheduler.settle()
+        assert await scheduler.wait_idle()
         await place_through_the_bridge(nats_client, subjects, "submitted-1")
         rounds = scheduler.rounds
         await nats_client.publish(subject, submitted_event(names, "sync-worker"))  # its own: ignored
@@ -139,14 +139,14 @@ async def test_a_burst_of_orders_submitted_events_brings_one_follow_up_sync(
     async with start_bridge(), start_worker(database_url, fill_resync_delay_ms=500) as app:
         scheduler = app.context.get("sync_scheduler")
         await wait_rounds(scheduler, 1)
-        assert await scheduler.settle()
+        assert await scheduler.wait_idle()
         rounds = scheduler.rounds
         for _ in range(20):  # 20 orders in 0.4 s: all inside one follow-up delay
             await nats_client.publish(subject, submitted_event(names, "compliance"))
             await asyncio.sleep(0.02)
         await nats_client.flush()
         await wait_rounds(scheduler, rounds + 1)
-        assert await scheduler.settle()
+        assert await scheduler.wait_idle()
         assert scheduler.rounds == rounds + 1
         await nats_client.publish(subject, submitted_event(names, "compliance"))  # a later order: a sync again
         await wait_rounds(scheduler, rounds + 2)

@@ -84,7 +84,7 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     ledger = Ledger(ledger_db, publisher, relay, settings.connection, settings.user_id,
                     linger_s=settings.event_linger_ms / 1000)
     controls = Controls(sessions, publisher, relay, settings.connection, settings.user_id)
-    rpc = Rpc(lambda: nats_client_of(broker))
+    rpc = Rpc(broker)
     timeout_s = settings.state_timeout_ms / 1000
     instruments = Instruments(rpc, subjects, max(timeout_s, 5.0))
     gatherer = StateGatherer(rpc, subjects, instruments, environment=environment,

@@ -129,7 +129,7 @@ class SyncScheduler:
             if result.fills_seen:
                 self.soon(None)
 
-    async def settle(self, timeout_s: float = 60.0) -> bool:
+    async def wait_idle(self, timeout_s: float = 60.0) -> bool:
         """Wait until no sync runs, is queued or is scheduled (tests, benchmarks); True when idle."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         while self.running or self._pending or self._timers:
