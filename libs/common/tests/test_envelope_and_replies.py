@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from ibkr_common.envelope import EventEnvelope, new_event
-from ibkr_common.replies import ErrorCode, fail, ok, validation_reply
+from ibkr_common.replies import ErrorCode, ServiceError, fail, ok, validation_reply
 
 
 def test_new_event_makes_payload_json_safe_and_times_utc():
@@ -32,6 +32,16 @@ def test_envelope_refuses_naive_times_and_unknown_types():
 def test_reply_shapes():
     assert ok({"a": Decimal("1.50")}) == {"ok": True, "result": {"a": "1.50"}}
     assert fail(ErrorCode.NOT_FOUND, "no such account")["error"]["code"] == "NOT_FOUND"
+
+
+def test_errors_say_whether_the_same_request_may_be_sent_again():
+    assert fail(ErrorCode.NOT_FOUND, "no such account")["error"]["retryable"] is False
+    assert fail(ErrorCode.COMPLIANCE_BLOCKED, "blocked")["error"]["retryable"] is False
+    for code in (ErrorCode.GATEWAY_UNAVAILABLE, ErrorCode.RATE_LIMITED, ErrorCode.TIMEOUT):
+        assert fail(code, "later")["error"]["retryable"] is True, code
+    assert fail(ErrorCode.INTERNAL, "state too old", retryable=True)["error"]["retryable"] is True
+    assert ServiceError(ErrorCode.TIMEOUT, "no answer", retryable=False).retryable is False
+    assert ServiceError(ErrorCode.GATEWAY_UNAVAILABLE, "bridge gone").retryable is True
 
 
 def test_validation_reply_names_each_field():

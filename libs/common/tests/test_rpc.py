@@ -15,8 +15,8 @@ async def test_rpc_unwraps_results_and_typed_errors(nats_client, nats_url, run_n
     async def answer(msg):
         body = json.loads(msg.data)
         if body.get("fail"):
-            await msg.respond(json.dumps({"ok": False, "error": {"code": "NOT_FOUND", "message": "no such thing",
-                                                                 "details": [{"field": "x"}], "retryable": False}}).encode())
+            error = {"code": "NOT_FOUND", "message": "no such thing", "details": [{"field": "x"}], "retryable": False}
+            await msg.respond(json.dumps({"ok": False, "error": error}).encode())
         elif body.get("slow"):
             await asyncio.sleep(1.0)
         else:

@@ -1,7 +1,10 @@
 """The reply shape of every request/reply subject, and the middleware that guarantees one.
 
-`{"ok": true, "result": {...}}` or `{"ok": false, "error": {"code", "message", "details"}}`.
+`{"ok": true, "result": {...}}` or `{"ok": false, "error": {"code", "message", "details", "retryable"}}`.
 A handler exception, or a payload that fails validation, still produces an error reply.
+
+`retryable: true` tells the caller that nothing final was recorded and the same request (the same
+`client_order_id` for orders) may be sent again later; `false` means the answer stands.
 """
 
 from __future__ import annotations
@@ -37,14 +40,30 @@ class ErrorCode(StrEnum):
     INTERNAL = "INTERNAL"
 
 
-class ServiceError(Exception):
-    """Raise from a handler to answer with a typed error reply."""
+#: Codes whose answer does not stand by default: a dependency down or restarting, a limit, no answer in time.
+RETRYABLE_CODES = frozenset({ErrorCode.GATEWAY_UNAVAILABLE, ErrorCode.RATE_LIMITED, ErrorCode.TIMEOUT,
+                             ErrorCode.NOT_AUTHENTICATED})
 
-    def __init__(self, code: ErrorCode, message: str, details: list[Any] | dict[str, Any] | None = None):
+
+def is_retryable(code: ErrorCode | str) -> bool:
+    """Whether an error of this code is retryable unless the service says otherwise."""
+    return code in RETRYABLE_CODES
+
+
+class ServiceError(Exception):
+    """Raise from a handler to answer with a typed error reply.
+
+    `retryable` defaults from the code (`RETRYABLE_CODES`); pass it where the service knows better
+    (for example a decision that could not be made on stale state is retryable whatever its code).
+    """
+
+    def __init__(self, code: ErrorCode, message: str, details: list[Any] | dict[str, Any] | None = None,
+                 *, retryable: bool | None = None):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.details = details if details is not None else []
+        self.retryable = is_retryable(code) if retryable is None else retryable
 
 
 class ErrorBody(BaseModel):
@@ -53,6 +72,7 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     details: list[Any] | dict[str, Any] = []
+    retryable: bool = False
 
 
 def ok(result: Any) -> dict[str, Any]:
@@ -62,9 +82,11 @@ def ok(result: Any) -> dict[str, Any]:
     return {"ok": True, "result": jsonable(result)}
 
 
-def fail(code: ErrorCode | str, message: str, details: list[Any] | dict[str, Any] | None = None) -> dict[str, Any]:
-    """A failed reply."""
-    return {"ok": False, "error": {"code": str(code), "message": message, "details": jsonable(details or [])}}
+def fail(code: ErrorCode | str, message: str, details: list[Any] | dict[str, Any] | None = None, *,
+         retryable: bool | None = None) -> dict[str, Any]:
+    """A failed reply; `retryable` defaults from the code."""
+    return {"ok": False, "error": {"code": str(code), "message": message, "details": jsonable(details or []),
+                                   "retryable": is_retryable(code) if retryable is None else retryable}}
 
 
 def validation_details(exc: ValidationError, strip_argument: bool = False) -> list[dict[str, str]]:
@@ -117,7 +139,7 @@ def reply_middleware() -> ExceptionMiddleware:
 
     @middleware.add_handler(ServiceError, publish=True)
     async def _on_service_error(exc: ServiceError) -> dict[str, Any]:
-        return fail(exc.code, exc.message, exc.details)
+        return fail(exc.code, exc.message, exc.details, retryable=exc.retryable)
 
     @middleware.add_handler(Exception, publish=True)
     async def _on_unexpected(exc: Exception) -> dict[str, Any]:
