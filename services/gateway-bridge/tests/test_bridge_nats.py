@@ -54,7 +54,7 @@ async def test_contracts_public_and_bridge(bridge: Bridge, fresh: Sim) -> None:
     assert aapl["conid"] == AAPL and isinstance(aapl["conid"], int) and aapl["symbol"] == "AAPL"
     month = aapl["option_months"][0]
     fresh("POST", "/reset")  # forget the search: the option chain must do its own pre-flight
-    bridge.service.client.t.session_lost()
+    bridge.service.portal.gateway.session_lost()
     chain = await bridge.ok("contracts.option_chain", {"underlying_conid": AAPL, "month": month}, public=True)
     assert chain["calls"] and chain["puts"] and all(Decimal(x) > 0 for x in chain["calls"])
     info = await bridge.ok("contracts.info", {"conid": AAPL})
@@ -151,14 +151,15 @@ async def test_faults_get_typed_errors_in_time_and_the_bridge_recovers(bridge: B
 
 
 async def test_gateway_down_then_up(bridge: Bridge, fresh: Sim) -> None:
-    t = bridge.service.client.t
-    real = t.http.base_url
-    t.http.base_url = "https://127.0.0.1:1/v1/api"  # nothing listens there: connection refused
+    http = bridge.service.portal.gateway.http
+    real = http.base_url
+    http.base_url = "https://127.0.0.1:1/v1/api"  # nothing listens there: connection refused
     try:
         error = await bridge.error("session.status", {})
         assert error["code"] == "GATEWAY_UNAVAILABLE"
+        assert error["details"]["reason"] == "connect", error
     finally:
-        t.http.base_url = real
+        http.base_url = real
     assert (await bridge.ok("session.status", {}))["authenticated"] is True
 
 
