@@ -174,10 +174,20 @@ async def test_question_passthrough_and_reply(bridge: Bridge, fresh: Sim) -> Non
     assert placed["status"] == "confirmation_required" and placed["order_id"] is None
     question = placed["confirmation"]
     assert question["message_ids"] == ["o354"] and question["reply_id"] and question["messages"]
-    assert not [o for o in fresh.state()["orders"] if o.get("cOID") == coid and o.get("order_id")] or True
+    # the gateway received the order once and placed nothing while its question is open
+    state = fresh.state()
+    [received] = [o for o in state["orders"] if o.get("cOID") == coid]
+    assert received["sim"]["outcome"] == "pending" and received["sim"]["order_id"] is None, received
+    assert [o for o in state["order_book"] if o["cOID"] == coid] == []
+    assert [q["reply_id"] for q in state["pending_questions"]] == [question["reply_id"]]
     done = await bridge.ok("orders.reply", {"reply_id": question["reply_id"], "confirmed": True,
                                             "account_id": ACCT, "client_order_id": coid}, timeout=40)
     assert done["status"] == "submitted" and done["order_id"]
+    # the yes placed that one order: no second send of the order itself
+    state = fresh.state()
+    [received] = [o for o in state["orders"] if o.get("cOID") == coid]
+    assert received["sim"]["outcome"] == "accepted" and str(received["sim"]["order_id"]) == done["order_id"]
+    assert [str(o["order_id"]) for o in state["order_book"] if o["cOID"] == coid] == [done["order_id"]]
     status = await bridge.ok("orders.status", {"order_id": done["order_id"]})
     assert status["order_id"] == done["order_id"]
     stale = await bridge.error("orders.reply", {"reply_id": question["reply_id"], "confirmed": True}, timeout=40)
