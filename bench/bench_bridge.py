@@ -2,7 +2,7 @@
 
 1. Overhead: `contracts.search` through NATS and the bridge (a subprocess, limits lifted on both
    sides) against the same GET /iserver/secdef/search made directly with httpx, sequential,
-   interleaved in blocks; p50 and p99 and their ratios. Target: p50 ratio <= 1.5.
+   interleaved in blocks; p50 and p99 and their ratios. Target: p50 ratio <= 1.8.
 2. Limiter: --limiter-seconds of overload from three priorities (order: 2 what-if order checks/s,
    POST /iserver/account/{accountId}/orders/whatif at order priority, open loop; account and sync:
    closed-loop workers) through the bridge's client and limiter against cpsim with IBKR's limits
@@ -69,8 +69,8 @@ async def overhead(sim_url: str, nats_url: str, requests: int) -> list[dict[str,
     d50, d99 = percentile(direct_ms, 50), percentile(direct_ms, 99)
     b50, b99 = percentile(bridge_ms, 50), percentile(bridge_ms, 99)
     return [
-        row(BENCH, "overhead p50: NATS+bridge vs direct httpx", b50, "ms", baseline=d50, target="ratio <= 1.5",
-            passed=b50 / d50 <= 1.5),
+        row(BENCH, "overhead p50: NATS+bridge vs direct httpx", b50, "ms", baseline=d50, target="ratio <= 1.8",
+            passed=b50 / d50 <= 1.8),
         row(BENCH, "overhead p99: NATS+bridge vs direct httpx", b99, "ms", baseline=d99, target="report"),
     ]
 
