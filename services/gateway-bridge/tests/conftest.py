@@ -122,5 +122,5 @@ def fresh(sim: Sim, bridge: Bridge) -> Sim:
     sim("POST", "/reset")
     sim("DELETE", "/faults")
     sim("POST", "/limits", {"enabled": True, "clear": True})
-    bridge.service.client.t.limiter.core.penalty_until.clear()
+    bridge.service.portal.gateway.limiter.core.penalty_until.clear()
     return sim

@@ -54,7 +54,7 @@ async def test_contracts_public_and_bridge(bridge: Bridge, fresh: Sim) -> None:
     assert aapl["conid"] == AAPL and isinstance(aapl["conid"], int) and aapl["symbol"] == "AAPL"
     month = aapl["option_months"][0]
     fresh("POST", "/reset")  # forget the search: the option chain must do its own pre-flight
-    bridge.service.client.t.session_lost()
+    bridge.service.portal.gateway.session_lost()
     chain = await bridge.ok("contracts.option_chain", {"underlying_conid": AAPL, "month": month}, public=True)
     assert chain["calls"] and chain["puts"] and all(Decimal(x) > 0 for x in chain["calls"])
     info = await bridge.ok("contracts.info", {"conid": AAPL})
@@ -151,14 +151,15 @@ async def test_faults_get_typed_errors_in_time_and_the_bridge_recovers(bridge: B
 
 
 async def test_gateway_down_then_up(bridge: Bridge, fresh: Sim) -> None:
-    t = bridge.service.client.t
-    real = t.http.base_url
-    t.http.base_url = "https://127.0.0.1:1/v1/api"  # nothing listens there: connection refused
+    http = bridge.service.portal.gateway.http
+    real = http.base_url
+    http.base_url = "https://127.0.0.1:1/v1/api"  # nothing listens there: connection refused
     try:
         error = await bridge.error("session.status", {})
         assert error["code"] == "GATEWAY_UNAVAILABLE"
+        assert error["details"]["reason"] == "connect", error
     finally:
-        t.http.base_url = real
+        http.base_url = real
     assert (await bridge.ok("session.status", {}))["authenticated"] is True
 
 
@@ -173,10 +174,20 @@ async def test_question_passthrough_and_reply(bridge: Bridge, fresh: Sim) -> Non
     assert placed["status"] == "confirmation_required" and placed["order_id"] is None
     question = placed["confirmation"]
     assert question["message_ids"] == ["o354"] and question["reply_id"] and question["messages"]
-    assert not [o for o in fresh.state()["orders"] if o.get("cOID") == coid and o.get("order_id")] or True
+    # the gateway received the order once and placed nothing while its question is open
+    state = fresh.state()
+    [received] = [o for o in state["orders"] if o.get("cOID") == coid]
+    assert received["sim"]["outcome"] == "pending" and received["sim"]["order_id"] is None, received
+    assert [o for o in state["order_book"] if o["cOID"] == coid] == []
+    assert [q["reply_id"] for q in state["pending_questions"]] == [question["reply_id"]]
     done = await bridge.ok("orders.reply", {"reply_id": question["reply_id"], "confirmed": True,
                                             "account_id": ACCT, "client_order_id": coid}, timeout=40)
     assert done["status"] == "submitted" and done["order_id"]
+    # the yes placed that one order: no second send of the order itself
+    state = fresh.state()
+    [received] = [o for o in state["orders"] if o.get("cOID") == coid]
+    assert received["sim"]["outcome"] == "accepted" and str(received["sim"]["order_id"]) == done["order_id"]
+    assert [str(o["order_id"]) for o in state["order_book"] if o["cOID"] == coid] == [done["order_id"]]
     status = await bridge.ok("orders.status", {"order_id": done["order_id"]})
     assert status["order_id"] == done["order_id"]
     stale = await bridge.error("orders.reply", {"reply_id": question["reply_id"], "confirmed": True}, timeout=40)

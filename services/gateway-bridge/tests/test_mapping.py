@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from ibkr_gateway_bridge import mapping, parsing, parsing_contracts
+from ibkr_common.replies import ErrorCode, ServiceError
+from ibkr_gateway_bridge import mapping, parsing, parsing_contracts, parsing_orders
 
 RECORDINGS = Path(__file__).resolve().parents[4] / "shared" / "cpapi" / "recordings"
 if not RECORDINGS.exists():
@@ -57,39 +58,39 @@ def test_side(raw: str, expected: str | None) -> None:
 
 
 def test_recorded_live_orders_and_status() -> None:
-    [order] = parsing.live_orders(body("Orders/GET-live-orders.json"))
+    [order] = parsing_orders.live_orders(body("Orders/GET-live-orders.json"))
     assert order.order_id == "473740665" and order.status == "filled" and order.side == "BUY"
     assert order.avg_price == Decimal("647.09") and order.price is None and order.order_type == "MKT"
     assert order.last_execution_at is not None and order.last_execution_at.tzinfo is not None
-    assert parsing.live_orders(body("Orders/GET-live-orders-empty.json")) == []
-    status = parsing.order_status_result("1", body("Orders/GET-order-status.json"))
+    assert parsing_orders.live_orders(body("Orders/GET-live-orders-empty.json")) == []
+    status = parsing_orders.order_status_result("1", body("Orders/GET-order-status.json"))
     assert status.status != "unknown" and status.order_id
 
 
 def test_recorded_place_shapes() -> None:
-    placed = parsing.place_result(body("Orders/POST-place-order-submitted.json"), "c1")
+    placed = parsing_orders.place_result(body("Orders/POST-place-order-submitted.json"), "c1")
     assert placed.status == "submitted" and placed.order_id == "123456789" and placed.order_status == "pre_submitted"
-    asked = parsing.place_result(body("Orders/POST-place-order-confirmation.json"), "c1")
+    asked = parsing_orders.place_result(body("Orders/POST-place-order-confirmation.json"), "c1")
     assert asked.status == "confirmation_required" and asked.confirmation is not None
     assert asked.confirmation.reply_id == "test-reply-id-001" and asked.confirmation.message_ids == ["o354"]
     assert "market data" in asked.confirmation.messages[0]
-    replied = parsing.place_result(body("Orders/POST-reply-submitted.json"), "c1")
+    replied = parsing_orders.place_result(body("Orders/POST-reply-submitted.json"), "c1")
     assert replied.status == "submitted" and replied.order_id
     text = "Order couldn't be submitted: Local order ID=c1 is already registered."
-    rejected = parsing.place_result({"error": text}, "c1")
+    rejected = parsing_orders.place_result({"error": text}, "c1")
     assert rejected.status == "rejected" and "Local order ID" in (rejected.message or "")
-    bracket = parsing.place_result([{"order_id": "-1", "order_status": "Failed", "text": "size"},
-                                    {"order_id": "1760268467", "order_status": "Inactive"}], "c1")
+    bracket = parsing_orders.place_result([{"order_id": "-1", "order_status": "Failed", "text": "size"},
+                                           {"order_id": "1760268467", "order_status": "Inactive"}], "c1")
     assert bracket.status == "rejected" and len(bracket.orders) == 2
-    prompt = parsing.place_result({"orderId": 1, "reqId": "2", "text": "Use algo?", "options": ["a"], "prompt": True},
-                                  "c1")
+    prompt = parsing_orders.place_result(
+        {"orderId": 1, "reqId": "2", "text": "Use algo?", "options": ["a"], "prompt": True}, "c1")
     assert prompt.status == "rejected" and prompt.prompt is not None
 
 
 def test_recorded_trades_positions_summary() -> None:
-    [trade] = parsing.trades(body("Orders/GET-trades.json"))
+    [trade] = parsing_orders.trades(body("Orders/GET-trades.json"))
     assert trade.side == "BUY" and trade.price == Decimal("647.09") and trade.quantity == Decimal("1.0")
-    assert parsing.trades(body("Orders/GET-trades-empty.json")) == []
+    assert parsing_orders.trades(body("Orders/GET-trades-empty.json")) == []
     positions = parsing.positions("U1234567", body("Portfolio/GET-portfolio-positions-page0.json"))
     assert positions and all(isinstance(p.quantity, Decimal) for p in positions)
     summary = parsing.account_summary("U1234567", body("Portfolio/GET-portfolio-summary.json"))
@@ -161,3 +162,36 @@ def test_sso_validate_gives_the_login_time_and_environment_without_the_username(
     assert result.login_at == datetime(2025, 11, 24, 3, 0, tzinfo=UTC)
     assert result.environment == "paper" and result.valid and result.expires_ms == 540000
     assert "paperuser1" not in result.model_dump_json()
+
+
+def test_a_full_positions_page_says_there_may_be_more() -> None:
+    row = {"conid": 1, "position": 1, "assetClass": "STK"}
+    full = parsing.positions_page("DU1", 3, [row] * parsing.POSITIONS_PAGE_SIZE)
+    assert full.has_more and full.page == 3 and full.received == parsing.POSITIONS_PAGE_SIZE
+    short = parsing.positions_page("DU1", 4, [row, {"conid": 2}])
+    assert not short.has_more and short.received == 2 and short.unreadable == 1 and len(short.positions) == 1
+
+
+def test_live_orders_still_filling_only_when_empty_and_not_a_snapshot() -> None:
+    assert parsing_orders.live_orders_answer({"orders": [], "snapshot": False}).still_filling
+    assert not parsing_orders.live_orders_answer({"orders": [], "snapshot": True}).still_filling
+    filled = parsing_orders.live_orders_answer({"orders": [{"orderId": 7, "status": "Submitted"}], "snapshot": False})
+    assert not filled.still_filling and [o.order_id for o in filled.orders] == ["7"]
+
+
+@pytest.mark.parametrize(("text", "code"), [("OrderID 1 doesn't exist", ErrorCode.NOT_FOUND),
+                                            ("order is locked", ErrorCode.CONFLICT)])
+def test_a_refused_cancel_is_a_typed_error(text: str, code: ErrorCode) -> None:
+    with pytest.raises(ServiceError) as caught:
+        parsing_orders.cancel_result("1", {"error": text})
+    assert caught.value.code == code and text in caught.value.message
+    done = parsing_orders.cancel_result("1", {"msg": "Request was submitted", "order_id": 1, "conid": -1})
+    assert done.order_id == "1" and done.message == "Request was submitted" and done.conid is None
+
+
+def test_snapshots_tell_data_from_the_preflight_answer() -> None:
+    answer = parsing_contracts.snapshots([{"conid": 1, "31": "C200.5", "84": "199"}, {"conid": 2, "6509": "RpB"},
+                                          {"no": "conid"}, "junk"])
+    first, second = answer.snapshots
+    assert parsing_contracts.has_data(first) and first.last == Decimal("200.5") and first.last_is_close
+    assert not parsing_contracts.has_data(second) and not answer.complete

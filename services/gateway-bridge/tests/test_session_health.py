@@ -16,18 +16,18 @@ pytestmark = pytest.mark.connected
 @pytest.mark.parametrize("op", ["session.status", "session.tickle"])
 async def test_unhealthy_answer_repeats_preflights_and_the_snapshot_preflight(bridge: Bridge, fresh: Sim,
                                                                              op: str) -> None:
-    t = bridge.service.client.t
+    gateway = bridge.service.portal.gateway
     fresh("POST", "/prices", {str(AAPL): {"bid": 199.5, "ask": 200.5, "last": 200}})
     assert (await bridge.ok("marketdata.snapshot", {"conids": [AAPL]}))["complete"] is True
-    epoch = t.epoch
+    epoch = gateway.epoch
     healthy = await bridge.ok(op, {})
-    assert healthy["authenticated"] is True and t.epoch == epoch and t.accounts_ready  # nothing forgotten
+    assert healthy["authenticated"] is True and gateway.epoch == epoch and gateway.accounts_ready  # nothing forgotten
 
     # the brokerage session ends (SSO stays): IBKR forgets the snapshot streams and the pre-flights
     fresh("POST", "/login", {"brokerage": False})
     unhealthy = await bridge.ok(op, {})
     assert unhealthy["authenticated"] is False
-    assert t.epoch > epoch and not t.accounts_ready and not t.portfolio_ready
+    assert gateway.epoch > epoch and not gateway.accounts_ready and not gateway.portfolio_ready
 
     fresh("POST", "/login")  # a new brokerage session, opened outside the bridge
     before = len(fresh.api_requests("/iserver/marketdata/snapshot"))
@@ -39,11 +39,11 @@ async def test_unhealthy_answer_repeats_preflights_and_the_snapshot_preflight(br
 
 
 async def test_tickle_without_a_session_forgets_preflights(bridge: Bridge, fresh: Sim) -> None:
-    t = bridge.service.client.t
+    gateway = bridge.service.portal.gateway
     await bridge.ok("accounts.summary", {"account_id": "DU1234567"})
-    assert t.accounts_ready and t.portfolio_ready
+    assert gateway.accounts_ready and gateway.portfolio_ready
     fresh("POST", "/logout")
     tickle = await bridge.request("session.tickle", {})
     # cpsim answers 401 (NOT_AUTHENTICATED) or {"error": "no session"} (no_session); either way pre-flights go
     assert tickle["ok"] is False or tickle["result"]["authenticated"] is False, tickle
-    assert not t.accounts_ready and not t.portfolio_ready
+    assert not gateway.accounts_ready and not gateway.portfolio_ready

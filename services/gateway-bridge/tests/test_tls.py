@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from cpsim.tls import self_signed
+from ibkr_common.messages.bridge import SessionStatus
 from ibkr_common.settings import SettingsError
 from ibkr_gateway_bridge.app import build_app
-from ibkr_gateway_bridge.client import CpClient, GatewayError, Transport
+from ibkr_gateway_bridge.client import ClientPortal, Gateway, GatewayError
 from ibkr_gateway_bridge.client.http import tls_verify
 from ibkr_gateway_bridge.settings import BridgeSettings
 
@@ -39,11 +40,11 @@ async def test_unset_ca_file_accepts_the_self_signed_certificate_with_a_warning(
         app = build_app(settings_for(cpsim_url))
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "IBKR_GATEWAY_CA_FILE" in r.message]
     assert warnings and "self-signed" in warnings[0].message
-    client = app.bridge_service.client  # type: ignore[attr-defined]
+    portal = app.bridge_service.portal  # type: ignore[attr-defined]
     try:
-        assert "authenticated" in await client.auth_status()  # JSON over TLS (session state may vary)
+        assert isinstance(await portal.auth_status(), SessionStatus)  # JSON over TLS (session state may vary)
     finally:
-        await client.aclose()
+        await portal.aclose()
 
 
 async def test_a_ca_that_did_not_sign_the_gateway_certificate_fails_typed(
@@ -67,11 +68,11 @@ async def test_cpsim_certificate_as_ca_is_verified_and_accepted(cpsim_url: str, 
     assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname is True
     assert not [r for r in caplog.records if "IBKR_GATEWAY_CA_FILE" in r.message]
-    client = CpClient(Transport(settings))
+    portal = ClientPortal(Gateway(settings))
     try:
-        assert "authenticated" in await client.auth_status()  # JSON over TLS (session state may vary)
+        assert isinstance(await portal.auth_status(), SessionStatus)  # JSON over TLS (session state may vary)
     finally:
-        await client.aclose()
+        await portal.aclose()
 
 
 async def test_the_same_ca_rejects_a_gateway_with_another_certificate(cpsim_url: str, tmp_path: Path) -> None:
@@ -79,12 +80,12 @@ async def test_the_same_ca_rejects_a_gateway_with_another_certificate(cpsim_url:
 
     settings = settings_for(cpsim_url, cpsim_certificate(cpsim_url, tmp_path))
     with start_cpsim() as other:  # a second gateway: its own freshly generated certificate
-        client = CpClient(Transport(settings.model_copy(update={"gateway_port": other.port})))
+        portal = ClientPortal(Gateway(settings.model_copy(update={"gateway_port": other.port})))
         try:
             with pytest.raises(GatewayError) as info:
-                await client.auth_status()
+                await portal.auth_status()
         finally:
-            await client.aclose()
+            await portal.aclose()
     assert info.value.code == "GATEWAY_UNAVAILABLE" and info.value.details["reason"] == "tls_verify_failed"
 
 

@@ -1,4 +1,4 @@
-"""build_app(settings) -> FastStream: the bridge's broker, client, limiter and event publisher."""
+"""build_app(settings) -> FastStream: the bridge's broker, Client Portal client, limiter and event publisher."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ibkr_common.clock import Clock, SystemClock
 from ibkr_common.events import EventPublisher
 from ibkr_common.service import document_events, ensure_events_stream, jetstream_of, make_broker
 from ibkr_common.subjects import Subjects
-from ibkr_gateway_bridge.client import CpClient, Transport
+from ibkr_gateway_bridge.client import ClientPortal, Gateway
 from ibkr_gateway_bridge.events import CallEvents, JetStreamAdapter
 from ibkr_gateway_bridge.handlers import build_router
 from ibkr_gateway_bridge.service import BridgeService
@@ -24,9 +24,9 @@ def build_app(settings: BridgeSettings, *, clock: Clock | None = None) -> FastSt
     clock = clock or SystemClock()
     subjects = Subjects(settings.connection)
     broker = make_broker(settings, "gateway-bridge")
-    transport = Transport(settings)
-    client = CpClient(transport)
-    service = BridgeService(client, settings, clock)
+    gateway = Gateway(settings)
+    portal = ClientPortal(gateway, clock)
+    service = BridgeService(portal, settings, clock)
     broker.include_router(build_router(service, subjects, settings.deadline_s))
     document_events(broker, settings, ["gateway.call"], "gateway-bridge")
     app = FastStream(broker, logger=log)
@@ -42,15 +42,15 @@ def build_app(settings: BridgeSettings, *, clock: Clock | None = None) -> FastSt
         events = CallEvents(publisher)
         events.start()
         holder["events"] = events
-        transport.on_call = events.record
+        gateway.on_call = events.record
         log.info("gateway at %s (rate limit %.0f/s)", settings.gateway_url, settings.rate_limit_rps)
 
     @app.on_shutdown
     async def _stopping() -> None:
-        transport.on_call = None
+        gateway.on_call = None
         if "events" in holder:
             await holder["events"].stop()
-        await client.aclose()
+        await portal.aclose()
 
     app.bridge_service = service  # type: ignore[attr-defined]
     app.call_events_holder = holder  # type: ignore[attr-defined]

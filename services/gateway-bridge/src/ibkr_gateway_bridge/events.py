@@ -11,7 +11,7 @@ from nats.js import JetStreamContext
 
 from ibkr_common.events import EventPublisher
 from ibkr_common.tasks import stop_task
-from ibkr_gateway_bridge.client.transport import CallRecord
+from ibkr_gateway_bridge.client.gateway import CallRecord
 
 log = logging.getLogger(__name__)
 BATCH_DELAY_S = 0.2

@@ -8,13 +8,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ibkr_common.messages import bridge as m
 from ibkr_common.replies import ErrorCode, ServiceError
-from ibkr_gateway_bridge import parsing
 from ibkr_gateway_bridge.budget import POST_SHARE, QUEUE_SHARE, Budget
-from ibkr_gateway_bridge.client import CpClient, GatewayError
+from ibkr_gateway_bridge.client import ClientPortal, GatewayError
 
 log = logging.getLogger(__name__)
 DUPLICATE_COID = "local order id"
@@ -30,12 +29,14 @@ MIN_SEND_SHARE = 0.4
 #: retry_after of an order refused because the order lock stayed busy for the whole budget.
 BUSY_RETRY_AFTER_S = 5.0
 
+T = TypeVar("T")
+
 
 class OrderDesk:
     """The order operations of the bridge; only this class sends orders to IBKR."""
 
-    def __init__(self, client: CpClient, now: Callable[[], datetime], *, budget_s: float = 30.0) -> None:
-        self.client = client
+    def __init__(self, portal: ClientPortal, now: Callable[[], datetime], *, budget_s: float = 30.0) -> None:
+        self.portal = portal
         self.now = now
         #: Overall time limit of each order operation (IBKR_BRIDGE_ORDER_BUDGET_S).
         self.budget_s = budget_s
@@ -70,9 +71,9 @@ class OrderDesk:
         finally:
             self._order_lock.release()
 
-    async def _send(self, budget: Budget, send: Callable[..., Awaitable[Any]]) -> Any:
+    async def _send(self, budget: Budget, send: Callable[..., Awaitable[T]]) -> T:
         """One non-GET call cut to the budget; a budget that runs out mid-call may have delivered it."""
-        settings = self.client.t.settings
+        settings = self.portal.gateway.settings
         limits = budget.call_limits(settings.request_timeout_s, settings.queue_timeout_s,
                                     read_share=POST_SHARE, queue_share=QUEUE_SHARE)
         try:
@@ -85,7 +86,7 @@ class OrderDesk:
             ) from None
 
     def _read_limits(self, budget: Budget, queue_cap_s: float) -> dict[str, float]:
-        return budget.call_limits(self.client.t.settings.request_timeout_s, queue_cap_s)
+        return budget.call_limits(self.portal.gateway.settings.request_timeout_s, queue_cap_s)
 
     # ---- placement ---------------------------------------------------------------------------
 
@@ -96,16 +97,14 @@ class OrderDesk:
 
     async def _place(self, req: m.PlaceOrderRequest, priority: str, budget: Budget) -> m.PlaceOrderResult:
         coid = req.orders[0].coid
-        body = [parsing.order_body(o, req.account_id) for o in req.orders]
         self._invalidate_live()
         try:
-            raw = await self._send(budget, lambda **kw: self.client.place_orders(req.account_id, body, priority,
-                                                                                 **kw))
+            result = await self._send(budget, lambda **kw: self.portal.place_orders(req.account_id, req.orders,
+                                                                                    priority, **kw))
         except GatewayError as exc:
             if exc.maybe_delivered and coid:
                 return await self._resolve(req.account_id, coid, exc, priority, budget)
             raise
-        result = parsing.place_result(raw, coid)
         if result.status == "rejected" and coid and DUPLICATE_COID in (result.message or "").lower():
             found = await self._lookup_within(m.LookupRequest(account_id=req.account_id, client_order_id=coid),
                                               priority, budget)
@@ -124,7 +123,8 @@ class OrderDesk:
     async def _reply(self, req: m.ReplyRequest, priority: str, budget: Budget) -> m.PlaceOrderResult:
         self._invalidate_live()
         try:
-            raw = await self._send(budget, lambda **kw: self.client.reply(req.reply_id, req.confirmed, priority, **kw))
+            result = await self._send(budget, lambda **kw: self.portal.reply(req.reply_id, req.confirmed,
+                                                                             req.client_order_id, priority, **kw))
         except GatewayError as exc:
             if exc.maybe_delivered and req.confirmed:
                 if req.account_id and req.client_order_id:
@@ -135,7 +135,6 @@ class OrderDesk:
                 raise ServiceError(ErrorCode.NOT_FOUND, f"IBKR no longer knows this question: {exc.gateway_error}",
                                    exc.details) from None
             raise
-        result = parsing.place_result(raw, req.client_order_id)
         if not req.confirmed and result.status == "rejected":
             result.message = result.message or "declined"
         return result
@@ -143,35 +142,18 @@ class OrderDesk:
     async def modify(self, req: m.ModifyRequest, priority: str) -> m.PlaceOrderResult:
         budget = Budget.start(self.budget_s)
         self._invalidate_live()
-        order = parsing.order_body(req.order, req.account_id)
-        order.pop("cOID", None)
         async with self._turn(budget, "orders.modify"):
-            raw = await self._send(budget, lambda **kw: self.client.modify_order(
-                req.account_id, req.order_id, order, priority, **kw))
-        return parsing.place_result(raw, req.order.coid)
+            return await self._send(budget, lambda **kw: self.portal.modify_order(
+                req.account_id, req.order_id, req.order, priority, **kw))
 
     async def cancel(self, req: m.CancelRequest, priority: str) -> m.CancelResult:
         budget = Budget.start(self.budget_s)
         self._invalidate_live()
-        raw = await self._send(budget, lambda **kw: self.client.cancel_order(req.account_id, req.order_id, priority,
-                                                                             **kw))
-        body = raw if isinstance(raw, dict) else {}
-        if body.get("error") is not None:
-            text = str(body["error"])
-            code = ErrorCode.NOT_FOUND if "exist" in text.lower() else ErrorCode.CONFLICT
-            raise ServiceError(code, f"IBKR refused the cancel: {text}", {"gateway_error": text})
-        conid = body.get("conid")
-        return m.CancelResult(
-            order_id=str(body.get("order_id", req.order_id)), message=body.get("msg"),
-            conid=conid if isinstance(conid, int) and conid > 0 else None,
-        )
+        return await self._send(budget, lambda **kw: self.portal.cancel_order(req.account_id, req.order_id,
+                                                                              priority, **kw))
 
     async def whatif(self, req: m.WhatIfRequest, priority: str) -> m.WhatIfResult:
-        body = [parsing.order_body(o, req.account_id) for o in req.orders]
-        for order in body:
-            order.pop("cOID", None)
-        raw = await self.client.whatif(req.account_id, body, priority)
-        return parsing.whatif(raw)
+        return await self.portal.whatif(req.account_id, req.orders, priority)
 
     # ---- reading -----------------------------------------------------------------------------
 
@@ -187,7 +169,7 @@ class OrderDesk:
     async def _live_orders(self, max_age_s: float, force: bool, priority: str, max_wait_s: float | None = None,
                            timeout_s: float | None = None) -> tuple[list[m.LiveOrder], datetime, bool]:
         async with self._live_lock:
-            epoch = self.client.t.epoch
+            epoch = self.portal.gateway.epoch
             cached = self._live
             if (not force and cached is not None and cached[1] == epoch
                     and time.monotonic() - cached[0] <= max_age_s):
@@ -195,28 +177,25 @@ class OrderDesk:
             first = cached is None or cached[1] != epoch
             if force:
                 # force=true clears IBKR's cache and answers an empty list: call again without it.
-                await self.client.live_orders(force=True, priority=priority, max_wait_s=LOOKUP_WAIT_S)
-            raw = await self.client.live_orders(priority=priority, max_wait_s=LOOKUP_WAIT_S if force else max_wait_s,
+                await self.portal.live_orders(force=True, priority=priority, max_wait_s=LOOKUP_WAIT_S)
+            answer = await self.portal.live_orders(priority=priority,
+                                                   max_wait_s=LOOKUP_WAIT_S if force else max_wait_s,
                                                 timeout_s=timeout_s)
-            orders = parsing.live_orders(raw)
             as_of = self.now()
-            self._live = (time.monotonic(), self.client.t.epoch, orders, as_of)
-            complete = not (first and not orders and isinstance(raw, dict) and raw.get("snapshot") is False)
-            return orders, as_of, complete
+            self._live = (time.monotonic(), self.portal.gateway.epoch, answer.orders, as_of)
+            return answer.orders, as_of, not (first and answer.still_filling)
 
     async def status(self, req: m.OrderStatusRequest, priority: str) -> m.OrderStatusResult:
         try:
-            raw = await self.client.order_status(req.order_id, priority)
+            return await self.portal.order_status(req.order_id, priority)
         except GatewayError as exc:
             if exc.status == 503:
                 raise ServiceError(ErrorCode.NOT_FOUND, f"order {req.order_id} is not known to this brokerage session",
                                    exc.details) from None
             raise
-        return parsing.order_status_result(req.order_id, raw)
 
     async def trades(self, req: m.TradesRequest, priority: str) -> m.Trades:
-        raw = await self.client.trades(req.days, req.account_id, priority, LOOKUP_WAIT_S)
-        return m.Trades(trades=parsing.trades(raw))
+        return await self.portal.trades(req.days, req.account_id, priority, LOOKUP_WAIT_S)
 
     async def lookup(self, req: m.LookupRequest, priority: str) -> m.LookupResult:
         """Live orders first (a fresh call), then today's trades; `found: false` with the evidence."""
@@ -252,7 +231,7 @@ class OrderDesk:
             return m.LookupResult(found=False, client_order_id=coid, evidence=evidence)
         try:
             limits = self._read_limits(budget, LOOKUP_WAIT_S)
-            trades = parsing.trades(await self.client.trades(1, req.account_id, priority, **limits))
+            trades = (await self.portal.trades(1, req.account_id, priority, **limits)).trades
             evidence["trades_checked"] = len(trades)
             for t in trades:
                 if t.client_order_id == coid and t.account_id in (None, req.account_id):
@@ -301,10 +280,7 @@ class OrderDesk:
         return out
 
     async def suppress(self, req: m.SuppressRequest, priority: str) -> m.SuppressResult:
-        raw = await self.client.suppress(req.message_ids, priority)
-        return m.SuppressResult(status=str((raw or {}).get("status", "submitted")) if isinstance(raw, dict)
-                                else "submitted")
+        return await self.portal.suppress(req.message_ids, priority)
 
     async def suppress_reset(self, priority: str) -> m.SuppressResult:
-        raw = await self.client.suppress_reset(priority)
-        return m.SuppressResult(status=str(raw.get("status", "submitted")) if isinstance(raw, dict) else "submitted")
+        return await self.portal.suppress_reset(priority)

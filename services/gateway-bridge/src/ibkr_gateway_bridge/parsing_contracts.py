@@ -42,6 +42,13 @@ def strikes(body: Any) -> tuple[list[Decimal], list[Decimal]]:
     return calls, puts
 
 
+def option_chain(underlying_conid: int, month: str, body: Any) -> c.OptionChain:
+    """/iserver/secdef/strikes: the call and put strikes, each sorted and without repeats."""
+    calls, puts = strikes(body)
+    return c.OptionChain(underlying_conid=underlying_conid, month=month, calls=sorted(set(calls)),
+                         puts=sorted(set(puts)))
+
+
 def contract_info(conid: int, body: Any) -> c.ContractInfo:
     b = as_dict(body)
     und = to_int(b.get("underlying_con_id"))
@@ -96,6 +103,22 @@ def secdef(body: Any) -> list[c.SecdefEntry]:
     return out
 
 
+#: Snapshot fields that carry market data; the answer that only opens a conid's stream has none of them.
+DATA_FIELDS = ("last", "bid", "ask", "close", "prior_close", "mark")
+
+
+def has_data(snap: m.Snapshot) -> bool:
+    """Whether a snapshot carries data (False: only the pre-flight answer)."""
+    return any(k in snap.fields for k in DATA_FIELDS)
+
+
+def snapshots(body: Any) -> m.Snapshots:
+    """/iserver/marketdata/snapshot: one Snapshot per readable element; `complete` when each has data."""
+    read = [snapshot(as_dict(item))[0] for item in as_list(body)]
+    rows = [s for s in read if s is not None]
+    return m.Snapshots(snapshots=rows, complete=all(has_data(s) for s in rows))
+
+
 def snapshot(item: dict[str, Any]) -> tuple[m.Snapshot | None, bool]:
     """One snapshot element and whether it carries data (False: only the pre-flight answer)."""
     conid = to_int(item.get("conid"))
@@ -104,8 +127,8 @@ def snapshot(item: dict[str, Any]) -> tuple[m.Snapshot | None, bool]:
     named = mp.snapshot_fields(item)
     last, is_close, halted = mp.price_flags(named.get("last"))
     values: dict[str, Any] = {k: mp.to_decimal(named.get(k)) for k in mp.SNAPSHOT_DECIMALS if k != "last"}
-    has_data = any(k in named for k in ("last", "bid", "ask", "close", "prior_close", "mark"))
-    return m.Snapshot(
+    snap = m.Snapshot(
         conid=conid, last=last, last_is_close=is_close, halted=halted, availability=named.get("availability"),
         updated_at=mp.ms_time(item.get("_updated")), fields=named, **values,
-    ), has_data
+    )
+    return snap, has_data(snap)

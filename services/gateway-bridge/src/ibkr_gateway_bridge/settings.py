@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from ibkr_common.settings import CommonSettings, env
@@ -40,11 +38,6 @@ class BridgeSettings(CommonSettings):
                      "a second send). Keep it below the callers' timeout (IBKR_COMPLIANCE_BRIDGE_TIMEOUT_S, 40)."),
     )
     max_connections: int = Field(4, validation_alias=env("IBKR_BRIDGE_MAX_CONNECTIONS"), ge=1, le=32)
-    http_transport: Literal["lean", "httpcore"] = Field(
-        "lean", validation_alias=env("IBKR_BRIDGE_HTTP_TRANSPORT"),
-        description=("HTTP/1.1 under httpx: `lean` (the bridge's own keep-alive transport, about 0.25 ms less "
-                     "per call than httpcore against cpsim) or `httpcore` (httpx's default)."),
-    )
     snapshot_preflight_delay_s: float = Field(
         0.5, validation_alias=env("IBKR_BRIDGE_SNAPSHOT_PREFLIGHT_DELAY_S"), ge=0, le=10,
         description="Pause between a snapshot's pre-flight call and the call that returns data.",

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from ibkr_gateway_bridge.client.transport import Transport
+from ibkr_common.messages import bridge as m
+from ibkr_gateway_bridge import parsing
+from ibkr_gateway_bridge.client.gateway import Gateway
 
 
 class AccountsApi:
-    t: Transport
+    """The brokerage session's accounts and their P&L."""
 
-    async def iserver_accounts(self, priority: str = "account") -> Any:
-        return await self.t.call("GET", "/iserver/accounts", priority=priority)
+    gateway: Gateway
 
-    async def switch_account(self, account_id: str, priority: str = "account") -> Any:
-        return await self.t.call("POST", "/iserver/account", body={"acctId": account_id}, priority=priority)
+    async def iserver_accounts(self, priority: str = "account") -> m.AccountsList:
+        """GET /iserver/accounts (also the pre-flight of every /iserver/account... call)."""
+        return parsing.accounts_list(await self.gateway.call("GET", "/iserver/accounts", priority=priority))
 
-    async def iserver_summary(self, account_id: str, priority: str = "account") -> Any:
-        return await self.t.call("GET", "/iserver/account/{accountId}/summary", path={"accountId": account_id},
-                                 priority=priority)
-
-    async def pnl_partitioned(self, priority: str = "account") -> Any:
-        return await self.t.call("GET", "/iserver/account/pnl/partitioned", priority=priority)
+    async def pnl_partitioned(self, priority: str = "account") -> m.Pnl:
+        """GET /iserver/account/pnl/partitioned."""
+        return parsing.pnl(await self.gateway.call("GET", "/iserver/account/pnl/partitioned", priority=priority))

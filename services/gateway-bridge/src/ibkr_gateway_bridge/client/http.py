@@ -1,20 +1,26 @@
-"""The httpx client of the bridge: TLS to the gateway, keep-alive pool, timeouts, no cookie jar."""
+"""The httpx client of the bridge: TLS to the gateway, a small keep-alive pool, timeouts, no cookies.
+
+Everything here is httpx's own machinery (its default transport over httpcore); `sniffio` is a
+dependency of the bridge because httpcore otherwise tries to import it on every request.
+"""
 
 from __future__ import annotations
 
 import logging
 import ssl
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 
 from ibkr_common.settings import SettingsError
-from ibkr_gateway_bridge.client.wire import LeanTransport
 from ibkr_gateway_bridge.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/v1/api"
 CA_VARIABLE = "IBKR_GATEWAY_CA_FILE"
+#: Seconds an idle keep-alive connection to the gateway is kept.
+KEEPALIVE_EXPIRY_S = 30.0
 
 
 def tls_verify(settings: BridgeSettings) -> ssl.SSLContext | bool:
@@ -44,42 +50,29 @@ def tls_verify(settings: BridgeSettings) -> ssl.SSLContext | bool:
     raise SettingsError(f"invalid configuration:\n  {message}")
 
 
+def refusing_cookie_jar() -> CookieJar:
+    """A cookie jar whose policy accepts no cookie from any domain (so it never sends one either).
+
+    The gateway's REST calls need no cookies (they matter only for its websocket): keeping none means
+    no session id to leak. `allowed_domains=[]` is the standard library's documented way to say so.
+    """
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
 def make_http(settings: BridgeSettings) -> httpx.AsyncClient:
-    """One keep-alive client with a small pool and explicit timeouts (on the lean transport by default)."""
-    verify = tls_verify(settings)
-    transport = None
-    if settings.http_transport == "lean":
-        transport = LeanTransport(verify=verify, max_connections=settings.max_connections, keepalive_expiry_s=30)
-    return CookielessClient(
+    """One httpx client on its default transport: at most IBKR_BRIDGE_MAX_CONNECTIONS connections, kept alive.
+
+    The pool stays small on purpose: the limiter paces the gateway at ~10 requests/s, and httpx's pool
+    scans every connection and waiter per request (PERFORMANCE.md).
+    """
+    return httpx.AsyncClient(
         base_url=settings.gateway_url + API_PREFIX,
-        transport=transport,
-        verify=verify,
+        verify=tls_verify(settings),
+        cookies=refusing_cookie_jar(),
         timeout=httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
         limits=httpx.Limits(max_connections=settings.max_connections,
-                            max_keepalive_connections=settings.max_connections, keepalive_expiry=30),
+                            max_keepalive_connections=settings.max_connections, keepalive_expiry=KEEPALIVE_EXPIRY_S),
         headers={"User-Agent": "ibkr-gateway-bridge", "Accept": "application/json"},
         follow_redirects=False,
         trust_env=False,
     )
-
-
-class _NoCookies(httpx.Cookies):
-    """A jar that keeps nothing: the gateway's REST calls need no cookies (REFERENCE.md section 1)."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-
-class CookielessClient(httpx.AsyncClient):
-    """An httpx client that never stores the gateway's cookies: nothing to leak, less work per call."""
-
-    @property  # type: ignore[override]
-    def cookies(self) -> httpx.Cookies:
-        return _NO_COOKIES
-
-    @cookies.setter
-    def cookies(self, value: object) -> None:
-        return None
-
-
-_NO_COOKIES = _NoCookies()

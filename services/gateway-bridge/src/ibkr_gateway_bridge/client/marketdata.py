@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from ibkr_gateway_bridge.client.transport import Transport
+from ibkr_common.messages import bridge as m
+from ibkr_gateway_bridge import parsing_contracts
+from ibkr_gateway_bridge.client.gateway import Gateway
 
 
 class MarketDataApi:
-    t: Transport
+    """Market data snapshots."""
 
-    async def snapshot(self, conids: list[int], fields: list[str], priority: str = "account") -> Any:
+    gateway: Gateway
+
+    async def snapshot(self, conids: list[int], fields: list[str], priority: str = "account") -> m.Snapshots:
+        """GET /iserver/marketdata/snapshot. A conid's first call only opens its stream (no data yet)."""
         params = {"conids": ",".join(str(c) for c in conids), "fields": ",".join(fields)}
-        return await self.t.call("GET", "/iserver/marketdata/snapshot", params=params, priority=priority)
-
-    async def unsubscribe_all(self, priority: str = "account") -> Any:
-        return await self.t.call("GET", "/iserver/marketdata/unsubscribeall", priority=priority)
+        body = await self.gateway.call("GET", "/iserver/marketdata/snapshot", params=params, priority=priority)
+        return parsing_contracts.snapshots(body)

@@ -1,7 +1,9 @@
 """The one place where HTTP meets Client Portal: limiter, pre-flights, quirks and error mapping.
 
-Every call goes `call(method, template, path=..., ...)`: the template (`/iserver/account/{accountId}/orders`)
-is what the limiter keys on and what the gateway.call event reports, so account numbers never leave.
+Every call goes `Gateway.call(method, template, path=..., ...)`: the template
+(`/iserver/account/{accountId}/orders`) is what the limiter keys on and what the gateway.call event
+reports, so account numbers never leave. The answer is the gateway's parsed JSON; the API sections
+(`ClientPortal`) turn it into typed models.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from typing import Any
 import httpx
 
 from ibkr_common.replies import ErrorCode, ServiceError
-from ibkr_gateway_bridge.client.http import API_PREFIX, CA_VARIABLE, CookielessClient, make_http, tls_verify
+from ibkr_gateway_bridge.client.http import CA_VARIABLE, make_http
 from ibkr_gateway_bridge.limiter import PriorityLimiter, RateLimited
 from ibkr_gateway_bridge.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
-__all__ = ["API_PREFIX", "CallRecord", "CookielessClient", "GatewayError", "Transport", "make_http", "tls_verify"]
+__all__ = ["CallRecord", "Gateway", "GatewayError"]
 
 _PATH_VALUE = re.compile(r"^[A-Za-z0-9._@;:,/-]{1,200}$")
 #: Paths whose bodies may carry session ids or usernames: never quoted in errors or logs.
@@ -102,8 +104,10 @@ def _looks_html(content_type: str, raw: str) -> bool:
     return "html" in content_type or raw.lstrip()[:1] == "<"
 
 
-class Transport:
-    """Sends Client Portal calls through the limiter and turns every failure into a typed error."""
+class Gateway:
+    """The bridge's side of the Client Portal gateway: sends each call through the limiter, keeps what the
+    current brokerage session has learnt (pre-flights done, `epoch`), and turns every failure into a
+    typed GatewayError."""
 
     def __init__(
         self, settings: BridgeSettings, *, limiter: PriorityLimiter | None = None,
@@ -117,11 +121,12 @@ class Transport:
         self.on_call = on_call
         self.accounts_ready = False
         self.portfolio_ready = False
-        self.accounts_body: Any = None
+        #: Counts brokerage sessions: whatever was learnt in an older epoch is gone at IBKR too.
         self.epoch = 0
         self._preflight_lock = asyncio.Lock()
 
     async def aclose(self) -> None:
+        """Close the httpx client (and its connections)."""
         await self.http.aclose()
 
     def session_lost(self) -> None:
@@ -315,7 +320,7 @@ class Transport:
                 self.session_lost()
                 raise GatewayError(ErrorCode.NOT_AUTHENTICATED, "the gateway has no session", base, status=status)
             if template == "/iserver/accounts":
-                self.accounts_ready, self.accounts_body = True, parsed
+                self.accounts_ready = True
             elif template in ("/portfolio/accounts", "/portfolio/subaccounts"):
                 self.portfolio_ready = True
             return parsed if parsed is not None else (raw if raw.strip() else None)
