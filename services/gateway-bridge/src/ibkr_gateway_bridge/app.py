@@ -8,10 +8,10 @@ from faststream import FastStream
 
 from ibkr_common.clock import Clock, SystemClock
 from ibkr_common.events import EventPublisher
-from ibkr_common.service import document_events, ensure_events_stream, jetstream_of, make_broker
+from ibkr_common.service import document_events, ensure_events_stream, make_broker
 from ibkr_common.subjects import Subjects
 from ibkr_gateway_bridge.client import ClientPortal, Gateway
-from ibkr_gateway_bridge.events import CallEvents, JetStreamAdapter
+from ibkr_gateway_bridge.events import CallEvents
 from ibkr_gateway_bridge.handlers import build_router
 from ibkr_gateway_bridge.service import BridgeService
 from ibkr_gateway_bridge.settings import BridgeSettings
@@ -36,7 +36,7 @@ def build_app(settings: BridgeSettings, *, clock: Clock | None = None) -> FastSt
     async def _started() -> None:
         await ensure_events_stream(broker, settings)
         publisher = EventPublisher(
-            JetStreamAdapter(jetstream_of(broker)), subjects=subjects, stream=settings.events_stream,
+            broker, subjects=subjects, stream=settings.events_stream,
             source="gateway-bridge", environment=settings.default_environment, clock=clock,
         )
         events = CallEvents(publisher)

@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any
-
-from nats.js import JetStreamContext
 
 from ibkr_common.events import EventPublisher
 from ibkr_common.tasks import stop_task
@@ -16,19 +13,6 @@ from ibkr_gateway_bridge.client.gateway import CallRecord
 log = logging.getLogger(__name__)
 BATCH_DELAY_S = 0.2
 BATCH_MAX = 100
-
-
-class JetStreamAdapter:
-    """EventPublisher's sender over nats-py's JetStream context (lighter than the broker's publish path)."""
-
-    def __init__(self, js: JetStreamContext) -> None:
-        self.js = js
-
-    async def publish(
-        self, message: Any, subject: str, headers: dict[str, str] | None = None, *, stream: str | None = None,
-        timeout: float | None = None,
-    ) -> Any:
-        return await self.js.publish(subject, message, timeout=timeout, stream=stream, headers=headers)
 
 
 class CallEvents:
