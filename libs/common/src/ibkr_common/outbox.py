@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ibkr_common.clock import Clock, SystemClock
@@ -95,6 +96,15 @@ class OutboxRelay:
                     update(OutboxEvent).where(OutboxEvent.id.in_(done)).values(published_at=self.clock.now())
                 )
         return len(done)
+
+    async def backlog(self) -> tuple[int, datetime | None]:
+        """Rows of this service not yet published, and when the oldest of them was written (metrics)."""
+        async with self.sessions() as session:
+            count, oldest = (await session.execute(
+                select(func.count(), func.min(OutboxEvent.created_at))
+                .where(OutboxEvent.source == self.publisher.source, OutboxEvent.published_at.is_(None))
+            )).one()
+        return int(count), oldest
 
     async def run(self) -> None:
         """Relay until cancelled."""

@@ -13,7 +13,8 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from ibkr_common.logs import setup_logging
+from ibkr_common.logs import mask_urls, setup_logging
+from ibkr_common.ops.tracing import configure_tracing
 from ibkr_common.settings import CommonSettings, DatabaseServiceSettings, SettingsError, exit_on_bad_settings
 from ibkr_common.streams import ensure_stream, events_stream_config
 
@@ -61,23 +62,34 @@ def freeze_startup_heap() -> None:
 
 
 def run_service(service: str, settings_cls: type[S], build_app: Callable[[S], FastStream]) -> None:
-    """Entry point of a service: exits 2 on bad settings, logs `<service> ready` once serving."""
+    """Entry point of a service: exits 2 on bad settings, logs `<service> ready` once serving.
+
+    Logs are JSON lines (IBKR_LOG_FORMAT) with every secret of the settings masked; traces are exported
+    when an OTLP endpoint is configured; an error that ends the service is logged (masked), exit code 1."""
     try:
         settings = exit_on_bad_settings(settings_cls)
     except SettingsError as exc:
         raise SystemExit(2) from exc
-    setup_logging(service, settings.log_level)
+    setup_logging(service, settings.log_level, connection=settings.connection, log_format=settings.log_format,
+                  secrets=settings.secret_values())
+    provider = configure_tracing(settings, service)
     app = build_app(settings)
 
     @app.after_startup
     async def _announce_ready() -> None:
         freeze_startup_heap()
-        log.info("%s ready (connection %s, nats %s)", service, settings.connection, settings.nats_url)
+        log.info("%s ready (connection %s, nats %s)", service, settings.connection, mask_urls(settings.nats_url))
 
     try:
         asyncio.run(app.run())
     except KeyboardInterrupt:
         pass
+    except Exception:
+        log.exception("%s stopped on an error", service)
+        raise SystemExit(1) from None
+    finally:
+        if provider is not None:
+            provider.shutdown()  # exports the spans still buffered
 
 
 def document_events(broker: NatsBroker, settings: CommonSettings, event_types: list[str], service: str) -> None:

@@ -10,10 +10,12 @@ import os
 import sys
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, SettingsConfigDict
 
+from ibkr_common.logs import mask_urls
 from ibkr_common.subjects import all_connections_events
 
 GATEWAY_IDLE_TIMEOUT_MS = 300_000
@@ -116,6 +118,23 @@ class CommonSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias=env("IBKR_LOG_LEVEL"), description="DEBUG, INFO, WARNING or ERROR."
     )
+    log_format: Literal["json", "text"] = Field(
+        "json", validation_alias=env("IBKR_LOG_FORMAT"),
+        description="json (one JSON object a line: service, connection, correlation and trace ids) or text.",
+    )
+    http_host: str = Field(
+        "127.0.0.1", validation_alias=env("IBKR_HTTP_HOST"), min_length=1,
+        description="Address of the operators' HTTP endpoints (/healthz, /readyz, /metrics); 0.0.0.0 in a container.",
+    )
+    http_port: int = Field(
+        0, validation_alias=env("IBKR_HTTP_PORT"), ge=0, le=65535,
+        description="Port of the operators' HTTP endpoints; 0 picks a free one (logged as `http listening on ...`).",
+    )
+    otlp_endpoint: str | None = Field(
+        None, validation_alias=env("IBKR_OTLP_ENDPOINT"),
+        description="OTLP/HTTP collector (http://host:4318) to export traces to; unset (and no "
+        "OTEL_EXPORTER_OTLP_ENDPOINT) leaves tracing off.",
+    )
 
     @field_validator("encryption_key")
     @classmethod
@@ -171,9 +190,47 @@ class CommonSettings(BaseSettings):
         scheme = "https" if self.gateway_ssl else "http"
         return f"{scheme}://{self.gateway_host}:{self.gateway_port}"
 
+    def secret_values(self) -> list[str]:
+        """Every secret this process was given, to be masked wherever it could be logged: the value of each
+        SecretStr field, each passphrase of a SECRET_FIELDS field, and the password (or NATS token) of every
+        URL-valued setting (NATS_URL, DATABASE_URL, ...). Subclasses' fields are included."""
+        found: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                found.append(value.get_secret_value())
+            elif isinstance(value, str) and name in SECRET_FIELDS:
+                found += [part.strip() for part in value.split(",") if part.strip()]
+            elif isinstance(value, str) and "://" in value:
+                found += url_secrets(value)
+        return [value for value in found if value]
+
 
 S = TypeVar("S", bound=BaseSettings)
 SECRET_FIELDS = frozenset({"encryption_key", "old_encryption_keys"})
+_TOKEN_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def url_secrets(value: str) -> list[str]:
+    """The passwords in a URL or comma-separated URLs (`nats://user:pw@host`), and a NATS token
+    (`nats://token@host`), percent-decoded."""
+    found: list[str] = []
+    for part in value.split(","):
+        try:
+            url = urlsplit(part.strip())
+        except ValueError:
+            continue
+        if url.password:
+            found.append(unquote(url.password))
+        elif url.username and url.scheme in _TOKEN_SCHEMES:
+            found.append(unquote(url.username))
+    return found
+
+
+def is_secret_field(cls: type[BaseSettings], field: str) -> bool:
+    """A field whose value is never shown: one of SECRET_FIELDS, or typed SecretStr."""
+    info = cls.model_fields.get(field)
+    return field in SECRET_FIELDS or (info is not None and "SecretStr" in str(info.annotation))
 
 
 def variable_name(cls: type[BaseSettings], field: str) -> str:
@@ -257,7 +314,9 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         lines = []
         for err in exc.errors():
             field = field_of(cls, str(err["loc"][0])) if err["loc"] else "?"
-            shown = "" if field in SECRET_FIELDS else f" (got {err.get('input')!r})"
+            raw = err.get("input")
+            shown = "" if is_secret_field(cls, field) else \
+                f" (got {(mask_urls(raw) if isinstance(raw, str) else raw)!r})"
             lines.append(f"{variable_set(cls, field, overrides)}: {err['msg']}{shown}")
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
