@@ -10,6 +10,7 @@ from nats.js.errors import NotFoundError
 from ibkr_audit.anchor import StreamAnchor, read_anchor
 from ibkr_audit.consumer import AuditConsumer
 from ibkr_audit.handlers import build_router
+from ibkr_audit.metrics import observe_audit, verifications
 from ibkr_audit.settings import AuditSettings
 from ibkr_audit.store import AuditStore
 from ibkr_common.clock import Clock, SystemClock
@@ -41,7 +42,8 @@ def build_app(settings: AuditSettings, *, clock: Clock | None = None) -> FastStr
             log.warning("the consumer's stream position could not be read (%s); verifying without it", exc)
             return None
 
-    broker.include_router(build_router(Subjects(settings.connection), store, redacted, anchor))
+    verified = verifications(clock)
+    broker.include_router(build_router(Subjects(settings.connection), store, redacted, anchor, verified.record))
     app = FastStream(broker, logger=logging.getLogger("ibkr_audit.faststream"))
 
     @app.on_startup
@@ -101,4 +103,6 @@ def build_app(settings: AuditSettings, *, clock: Clock | None = None) -> FastStr
     async def _dispose() -> None:
         await engine.dispose()
 
+    observe_audit(app, broker, settings, engine=engine, store=store, consumer=lambda: holder.get("consumer"),
+                  verified=verified)
     return app

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from faststream.nats import NatsRouter
 
 from ibkr_audit.store import AuditStore
-from ibkr_common.messages.audit import AuditQueryRequest, AuditVerifyRequest
+from ibkr_common.messages.audit import AuditQueryRequest, AuditVerifyRequest, AuditVerifyResult
 from ibkr_common.replies import ok, reply_middleware
 from ibkr_common.subjects import Subjects
 
@@ -21,10 +21,12 @@ QUEUE_GROUP = "audit"
 def build_router(
     subjects: Subjects, store: AuditStore, redacted: Callable[[], int],
     anchor: Callable[[], Awaitable[StreamAnchor | None]],
+    verified: Callable[[AuditVerifyResult], None] | None = None,
 ) -> NatsRouter:
     """The router serving this connection's audit subjects (queue group `audit`, so replicas share).
 
-    `anchor` reads the consumer's position in the stream (None when it cannot be had) before each walk.
+    `anchor` reads the consumer's position in the stream (None when it cannot be had) before each walk;
+    `verified` is told each verify's result (metrics).
     """
     router = NatsRouter(middlewares=[reply_middleware()])
 
@@ -35,6 +37,8 @@ def build_router(
     @router.subscriber(subjects.audit_verify, queue=QUEUE_GROUP)
     async def audit_verify(request: AuditVerifyRequest) -> dict[str, Any]:
         result = await store.verify(request.from_seq, await anchor())
+        if verified is not None:
+            verified(result)
         return ok(result.model_copy(update={"secrets_redacted": redacted()}))
 
     return router

@@ -36,6 +36,7 @@ from ibkr_compliance.disclosures import DisclosureCatalogue
 from ibkr_compliance.handlers import QUEUE_GROUP, build_router
 from ibkr_compliance.instruments import Instruments
 from ibkr_compliance.ledger import Ledger
+from ibkr_compliance.metrics import observe_compliance
 from ibkr_compliance.placement import Placement
 from ibkr_compliance.questions import QuestionPolicy
 from ibkr_compliance.service import ComplianceService
@@ -146,6 +147,7 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
         await engine.dispose()
 
     app.context.set_global("compliance", service)
+    observe_compliance(app, broker, settings, engine=engine, service=service, relay=relay)
     return app
 
 

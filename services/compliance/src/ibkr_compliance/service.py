@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -90,6 +91,8 @@ class ComplianceService:
         self.disclosures = disclosures
         self.timeout_s = timeout_s
         self.in_flight_s = in_flight_s
+        #: Told of every decision recorded: (action, decision, milliseconds to decide); metrics.
+        self.on_decision: Callable[[str, Decision, Decimal], None] | None = None
 
     # ---- deciding ----------------------------------------------------------------------------
 
@@ -132,6 +135,8 @@ class ComplianceService:
         return Decided(decision, gathered, _ms(started), flag_info)
 
     def _record(self, request: OrderRequest, decided: Decided, action: str, now: datetime) -> DecisionRecord:
+        if self.on_decision is not None:
+            self.on_decision(action, decided.decision, decided.latency_ms)
         snapshot = decided.gathered.snapshot(decided.flags) if decided.gathered else {"flags": decided.flags}
         d = decided.decision
         return DecisionRecord(

@@ -13,6 +13,7 @@ from ibkr_common.subjects import Subjects
 from ibkr_gateway_bridge.client import ClientPortal, Gateway
 from ibkr_gateway_bridge.events import CallEvents
 from ibkr_gateway_bridge.handlers import build_router
+from ibkr_gateway_bridge.metrics import calls_to, observe_bridge
 from ibkr_gateway_bridge.service import BridgeService
 from ibkr_gateway_bridge.settings import BridgeSettings
 
@@ -42,7 +43,7 @@ def build_app(settings: BridgeSettings, *, clock: Clock | None = None) -> FastSt
         events = CallEvents(publisher)
         events.start()
         holder["events"] = events
-        gateway.on_call = events.record
+        gateway.on_call = calls_to(metrics.record, events.record)
         log.info("gateway at %s (rate limit %.0f/s)", settings.gateway_url, settings.rate_limit_rps)
 
     @app.on_shutdown
@@ -52,6 +53,7 @@ def build_app(settings: BridgeSettings, *, clock: Clock | None = None) -> FastSt
             await holder["events"].stop()
         await portal.aclose()
 
+    metrics = observe_bridge(app, broker, settings, gateway)
     app.bridge_service = service  # type: ignore[attr-defined]
     app.call_events_holder = holder  # type: ignore[attr-defined]
     return app

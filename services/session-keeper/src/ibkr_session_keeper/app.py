@@ -17,6 +17,7 @@ from ibkr_common.subjects import SESSION_EVENTS, Subjects
 from ibkr_session_keeper.gateway import SessionGateway
 from ibkr_session_keeper.handlers import build_router
 from ibkr_session_keeper.keeper import Keeper
+from ibkr_session_keeper.metrics import observe_session_keeper
 from ibkr_session_keeper.settings import SessionKeeperSettings
 from ibkr_session_keeper.state import Policy
 from ibkr_session_keeper.store import TrackingStore
@@ -85,5 +86,6 @@ def build_app(settings: SessionKeeperSettings, *, clock: Clock | None = None) ->
     async def _dispose() -> None:
         await engine.dispose()
 
+    observe_session_keeper(app, broker, settings, engine=engine, keeper=keeper, relay=relay)
     app.keeper = keeper  # type: ignore[attr-defined]
     return app

@@ -16,6 +16,7 @@ from ibkr_common.rpc import Rpc
 from ibkr_common.service import document_events, ensure_events_stream, make_broker, migrate_at_start, nats_client_of
 from ibkr_common.subjects import Subjects
 from ibkr_sync_worker.handlers import Handlers, build_router
+from ibkr_sync_worker.metrics import observe_sync_worker
 from ibkr_sync_worker.settings import SyncSettings
 from ibkr_sync_worker.store import SyncStore
 from ibkr_sync_worker.syncer import Syncer
@@ -75,6 +76,7 @@ def build_app(settings: SyncSettings, *, clock: Clock | None = None) -> FastStre
     async def _dispose() -> None:
         await engine.dispose()
 
+    observe_sync_worker(app, broker, settings, engine=engine, scheduler=scheduler, relay=relay)
     # for tests and the benchmark: the parts, reachable from the app
     app.context.set_global("sync_scheduler", scheduler)
     app.context.set_global("sync_engine", engine)

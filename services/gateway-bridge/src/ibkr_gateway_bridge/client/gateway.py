@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from opentelemetry.trace import SpanKind, StatusCode
 
+from ibkr_common.ops.tracing import tracer
 from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_gateway_bridge.client.http import CA_VARIABLE, make_http
 from ibkr_gateway_bridge.limiter import PriorityLimiter, RateLimited
@@ -35,6 +37,7 @@ NO_BRIDGE = "no bridge"
 ACCOUNTS_FIRST = "query /accounts first"
 PORTFOLIO_FIRST = "portfolio/accounts first"
 RETRY_WAIT_S = 7.0
+_TRACER = tracer("ibkr_gateway_bridge.gateway")
 
 
 class GatewayError(ServiceError):
@@ -123,6 +126,9 @@ class Gateway:
         self.portfolio_ready = False
         #: Counts brokerage sessions: whatever was learnt in an older epoch is gone at IBKR too.
         self.epoch = 0
+        #: What the last calls showed (health output, metrics); None until a call tells.
+        self.reachable: bool | None = None
+        self.authenticated: bool | None = None
         self._preflight_lock = asyncio.Lock()
 
     async def aclose(self) -> None:
@@ -193,7 +199,7 @@ class Gateway:
                     ) from None
                 queue_wait += waited
                 try:
-                    response = await self._send(method, url, params, body, timeout_s)
+                    response = await self._send(method, template, url, params, body, timeout_s)
                 except _Dropped as exc:
                     self.session_lost()
                     if method == "GET" and retries == 0:
@@ -240,8 +246,31 @@ class Gateway:
             except Exception:
                 log.exception("gateway.call hook failed")
 
-    async def _send(self, method: str, url: str, params: dict[str, Any] | None, body: Any,
+    async def _send(self, method: str, template: str, url: str, params: dict[str, Any] | None, body: Any,
                     timeout_s: float | None) -> httpx.Response:
+        """One HTTP exchange, in a client span named after the path template (never the filled path)."""
+        with _TRACER.start_as_current_span(
+            f"{method} {template}", kind=SpanKind.CLIENT,
+            attributes={"http.request.method": method, "url.template": template,
+                        "server.address": self.settings.gateway_host, "server.port": self.settings.gateway_port},
+        ) as span:
+            try:
+                response = await self._exchange(method, url, params, body, timeout_s)
+            except Exception as exc:
+                self.reachable = False
+                error = exc.error if isinstance(exc, _Dropped) else exc
+                reason = error.details.get("reason") if isinstance(error, GatewayError) \
+                    and isinstance(error.details, dict) else None
+                span.set_attribute("error.type", str(reason or type(error).__name__))
+                raise
+            self.reachable = True
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 400:
+                span.set_status(StatusCode.ERROR)
+            return response
+
+    async def _exchange(self, method: str, url: str, params: dict[str, Any] | None, body: Any,
+                        timeout_s: float | None) -> httpx.Response:
         content: bytes | None = None
         headers: dict[str, str] | None = None
         if method in ("POST", "PUT", "DELETE") and (body is not None or method != "DELETE"):
@@ -293,6 +322,7 @@ class Gateway:
                                {**base, "retry_after": retry_after}, status=status)
         if status == 401:
             self.session_lost()
+            self.authenticated = False
             raise GatewayError(ErrorCode.NOT_AUTHENTICATED, "the gateway has no session (401)", base, status=status)
         if _looks_html(content_type, raw) and raw.strip():
             title = re.search(r"(?is)<title>(.*?)</title>", raw)
@@ -318,6 +348,7 @@ class Gateway:
                                    {**base, "reason": "empty_body"}, status=status, maybe_delivered=maybe)
             if isinstance(parsed, dict) and parsed.get("error") == "no session":
                 self.session_lost()
+                self.authenticated = False
                 raise GatewayError(ErrorCode.NOT_AUTHENTICATED, "the gateway has no session", base, status=status)
             if template == "/iserver/accounts":
                 self.accounts_ready = True
@@ -328,6 +359,7 @@ class Gateway:
         if status == 400:
             if NO_BRIDGE in low:
                 self.session_lost()
+                self.authenticated = False
                 raise _Quirk(NO_BRIDGE, GatewayError(
                     ErrorCode.NOT_AUTHENTICATED, "the brokerage session is not open (no bridge)",
                     {**base, "gateway_error": text}, status=status))

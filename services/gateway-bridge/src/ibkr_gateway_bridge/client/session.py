@@ -30,6 +30,7 @@ class SessionApi:
 
     def _check_session(self, authenticated: bool, connected: bool) -> None:
         """An unhealthy answer means the brokerage session IBKR knew is gone: pre-flights start over."""
+        self.gateway.authenticated = authenticated and connected
         if not (authenticated and connected):
             self.gateway.session_lost()
 
