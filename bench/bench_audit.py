@@ -305,9 +305,12 @@ async def measure(nats_url: str, pg_admin_url: str, durable: bool, args: argpars
 def rows_of(f: Figures, lag_rate: float) -> list[dict[str, object]]:
     ratio = f.audit_rate / f.raw_rate
     on = f"[{f.durability}]"
+    # The target is for PostgreSQL with fsync on; the throwaway server's figures are reported.
+    durable = "fsync=on" in f.durability
     return [
         row("audit", f"stored events/s vs raw executemany {on}", f.audit_rate, "ev/s", baseline=f.raw_rate,
-            target=">= 0.35 x raw and >= 5000", passed=ratio >= 0.35 and f.audit_rate >= 5000),
+            target=">= 0.35 x raw and >= 5000" if durable else "report (the target is for fsync=on)",
+            passed=ratio >= 0.35 and f.audit_rate >= 5000 if durable else None),
         row("audit", f"CPU ms per stored event, backlog drain {on}", f.cpu_ms_drain, "ms", target="report"),
         row("audit", f"CPU ms per stored event at {lag_rate:.0f} ev/s {on}", f.cpu_ms_steady, "ms",
             target="report"),
@@ -338,6 +341,8 @@ async def main_async(args: argparse.Namespace) -> int:
     rows = [r for f in figures for r in rows_of(f, args.lag_rate)]
     emit(rows)
     print("(durability of each row as the server reported it; the first server is ibkr_testkit's throwaway one)")
+    if not any("fsync=on" in f.durability for f in figures):
+        print("no PostgreSQL with fsync on was measured: the throughput target was not checked")
     passed = [r["pass"] for r in rows if r["pass"] is not None]
     return 0 if all(passed) else 1
 
