@@ -139,11 +139,11 @@ async def test_messages_of_a_crash_before_the_ack_are_redelivered_and_stored_onc
 async def test_nothing_is_acknowledged_while_the_database_is_away(nc: Client, names: Any) -> None:
     await publish_many(nc, names, 5)
     away = make_engine(f"postgresql+psycopg://nobody:x@127.0.0.1:{free_port()}/nothing")
-    consumer = AuditConsumer(nc, AuditStore(away), stream=names.stream, durable=names.consumer, ack_wait_s=1.0,
+    consumer = AuditConsumer(nc, AuditStore(away), stream=names.stream, durable=names.consumer, ack_wait_s=1.5,
                              retry_max_s=0.2)
     await consumer.start()
     try:
-        await asyncio.sleep(2.5)  # more than twice the ack wait
+        await asyncio.sleep(3.2)  # more than twice the ack wait
         info = await nc.jetstream().consumer_info(names.stream, names.consumer)
     finally:
         await consumer.stop(timeout_s=0.5)
