@@ -98,6 +98,23 @@ async def _synced_account(info: dict) -> dict:
         await nc.close()
 
 
+def _operators_endpoints_answer(info: dict) -> None:
+    """Each service's /healthz, /readyz and /metrics, at the base URL stack.json lists under `http`."""
+    services = set(info["pids"]) - {"nats", "cpsim"}
+    assert set(info["http"]) == services
+    for service, url in info["http"].items():
+        health = httpx.get(f"{url}/healthz", timeout=5)
+        assert health.status_code == 200 and health.json()["service"] == service, health.text
+        ready = httpx.get(f"{url}/readyz", timeout=5)
+        assert ready.status_code == 200 and ready.json()["status"] == "ok", ready.text
+        metrics = httpx.get(f"{url}/metrics", timeout=5)
+        assert metrics.status_code == 200
+        assert f'ibkr_service_info{{connection="{info["connection"]}",environment="paper",service="{service}"}} 1.0' \
+            in metrics.text
+    bridge = httpx.get(f"{info['http']['gateway-bridge']}/readyz", timeout=5).json()
+    assert bridge["gateway"]["reachable"] is True, bridge  # the sync above went through it
+
+
 def test_stack_starts_refuses_a_second_copy_and_stops_leaving_nothing(tmp_path):
     env = _clean_env()
     first = _start(tmp_path, env)
@@ -110,6 +127,7 @@ def test_stack_starts_refuses_a_second_copy_and_stops_leaving_nothing(tmp_path):
         assert auth.status_code == 200
         account = asyncio.run(_synced_account(info))
         assert account["ok"] and account["result"]["options_level"] == 2, account  # the simulator's grant
+        _operators_endpoints_answer(info)
         second = subprocess.run([sys.executable, "-m", "ibkr_devstack"], cwd=tmp_path, env=env,
                                 capture_output=True, timeout=30)
         assert second.returncode != 0

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ibkr_common.logs import mask_urls
 from ibkr_common.settings import SettingsError
 from ibkr_devstack.config import CPSIM_OPTIONS_LEVELS, DevstackSettings, configured, explicitly_set, load_stack_settings
 from ibkr_devstack.processes import Child, pid_alive, python_module
@@ -173,19 +174,24 @@ class LocalStack:
         }
         if settings.use_cpsim and not configured(self.root, "IBKR_OPTIONS_LEVELS"):
             service_env["IBKR_OPTIONS_LEVELS"] = CPSIM_OPTIONS_LEVELS  # the simulator's accounts, as it grants them
+        http: dict[str, str] = {}
         for service in SERVICES:
             if not service_exists(service):
                 continue
-            child = self._start(Child(service, python_module(f"ibkr_{service.replace('-', '_')}"), service_env,
+            http_port = pick_port(0)  # the operators' endpoints: /healthz, /readyz, /metrics
+            own_env = {**service_env, "IBKR_HTTP_HOST": "127.0.0.1", "IBKR_HTTP_PORT": str(http_port)}
+            child = self._start(Child(service, python_module(f"ibkr_{service.replace('-', '_')}"), own_env,
                                       cwd=self.root))
             if not child.wait_for(f"{service} ready", READY_TIMEOUT_S, self.stop_requested):
                 return self._fail(f"{service} did not become ready")
+            http[service] = f"http://127.0.0.1:{http_port}"
         self.info = {
             "connection": settings.connection,
             "nats_url": nats_url,
             "gateway_url": gateway_url,
             "database_url": database_url,
             "pids": {c.name: c.pid for c in self.children},
+            "http": http,
         }
         tmp = self.stack_json.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.info, indent=2))
@@ -206,13 +212,16 @@ class LocalStack:
 
     def _print_ready(self) -> None:
         names = ", ".join(c.name for c in self.children)
+        http = "".join(f"  {'http' if n == 0 else '':<11}: {service} {url} (/healthz /readyz /metrics)\n"
+                       for n, (service, url) in enumerate(self.info.get("http", {}).items()))
         print(
             "\nibkr-stack is up (Ctrl-C stops everything)\n"
             f"  connection : {self.info['connection']}\n"
-            f"  NATS       : {self.info['nats_url']}\n"
+            f"  NATS       : {mask_urls(self.info['nats_url'])}\n"
             f"  gateway    : {self.info['gateway_url']}\n"
-            f"  database   : {self.info['database_url']}\n"
+            f"  database   : {mask_urls(self.info['database_url'])}\n"
             f"  processes  : {names}\n"
+            f"{http}"
             f"  stack file : {self.stack_json}\n",
             flush=True,
         )

@@ -23,7 +23,7 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.nats.prometheus import NatsPrometheusMiddleware
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, disable_created_metrics, generate_latest
 
 from ibkr_common.ops.correlation import CorrelationMiddleware
 from ibkr_common.ops.figures import Figures, Reading
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ibkr_common.outbox import OutboxRelay
 
 log = logging.getLogger("ibkr_common.ops")
+disable_created_metrics()  # no `_created` series beside each counter and histogram: half the scrape, no use here
 CHECK_TIMEOUT_S = 2.0
 Check = Callable[[], Awaitable[bool]]
 
