@@ -26,6 +26,8 @@ _SECRET_PATTERNS = [
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^\s/@:,'\"]*)(?::(?P<pw>[^\s/@,'\"]*))?@")
 _TOKEN_SCHEMES = ("nats://", "tls://", "ws://", "wss://")
 MASK = "***"
+#: What FastStream's broker logger adds to its records (the subject and the start of the message id).
+FASTSTREAM_EXTRAS = ("subject", "message_id")
 
 #: The correlation id of the message being handled (set by the broker's correlation middleware).
 correlation_id: ContextVar[str | None] = ContextVar("ibkr_correlation_id", default=None)
@@ -81,7 +83,8 @@ class RedactingFormatter(logging.Formatter):
 
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: `ts`, `level`, `service`, `connection`, `logger`, `msg`, and when known
-    `correlation_id`, `trace_id` / `span_id` (the current OpenTelemetry span) and `exc` (the traceback).
+    `correlation_id`, `trace_id` / `span_id` (the current OpenTelemetry span), FastStream's `subject` and
+    `message_id`, and `exc` (the traceback).
     Every text is masked before it is encoded."""
 
     def __init__(self, service: str, connection: str, *, secrets: SecretMask | None = None) -> None:
@@ -109,6 +112,10 @@ class JsonFormatter(logging.Formatter):
         cid = correlation_id.get()
         if cid:
             entry["correlation_id"] = self.clean(cid)
+        for extra in FASTSTREAM_EXTRAS:  # FastStream's own message lines (Received, Processed) name the message
+            value = getattr(record, extra, None)
+            if value:
+                entry[extra] = self.clean(str(value))
         span = self._current_span().get_span_context()
         if span.is_valid:
             entry["trace_id"] = format(span.trace_id, "032x")
