@@ -35,6 +35,8 @@ from ibkr_common.outbox import OutboxRelay, outbox_row
 LEDGER = OrderLedger.__table__
 DECISIONS = ComplianceDecisionLog.__table__
 OUTBOX = OutboxEvent.__table__
+#: The inserts, built once (each execution passes its rows as parameters).
+INSERT_LEDGER, INSERT_DECISION, INSERT_OUTBOX = insert(LEDGER), insert(DECISIONS), insert(OUTBOX)
 #: Ledger statuses that still wait for the broker's word.
 UNRESOLVED = ("pending", "unknown", "answering")
 #: Row Level Security on PostgreSQL: the transaction's user (as `ibkr_common.db.engine.user_transaction`).
@@ -121,9 +123,9 @@ class Ledger:
                      events: Sequence[EventEnvelope]) -> None:
         """The decision row and the events' outbox rows (one executemany for the events)."""
         if record is not None:
-            await connection.execute(insert(DECISIONS), record.row(self.connection, self.owner))
+            await connection.execute(INSERT_DECISION, record.row(self.connection, self.owner))
         if events:
-            await connection.execute(insert(OUTBOX), [outbox_row(self.publisher, e) for e in events])
+            await connection.execute(INSERT_OUTBOX, [outbox_row(self.publisher, e) for e in events])
 
     def _wake(self, events: Sequence[EventEnvelope]) -> None:
         if events and self.relay is not None:
@@ -176,7 +178,7 @@ class Ledger:
         }
         try:
             async with self._transaction() as connection:
-                await connection.execute(insert(LEDGER), row)
+                await connection.execute(INSERT_LEDGER, row)
                 await self._write(connection, record, events)
         except IntegrityError:
             raise DuplicateOrder(record.client_order_id) from None
