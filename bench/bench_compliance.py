@@ -18,6 +18,7 @@ import asyncio
 import itertools
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -122,6 +123,7 @@ async def main_async(args: argparse.Namespace) -> int:
             p.stop()
         server.stop()
         sim.stop()
+        shutil.rmtree(folder, ignore_errors=True)
     emit(rows)
     return 0
 

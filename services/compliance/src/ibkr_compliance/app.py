@@ -72,7 +72,9 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     broker = make_broker(settings, SOURCE)
     subjects = Subjects(settings.connection)
     environment = settings.default_environment
-    engine = make_engine(settings.database_url)  # the one engine of the service's database
+    # The one engine of the service's database; on PostgreSQL psycopg prepares repeated statements itself
+    # (its prepare_threshold, left at the default of 5 executions per connection).
+    engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     publisher = EventPublisher(_JetStreamSender(broker), subjects=subjects, stream=settings.events_stream,
                                source=SOURCE, environment=environment, clock=clock)
