@@ -29,6 +29,9 @@ ACCOUNT = "DU1234567"
 AAPL = 265598
 USER = "alice"
 DISCLOSURES = ["options_risk", "day_trading_risk"]
+#: The option level the sync-worker reports for ACCOUNT (Client Portal does not: IBKR_OPTIONS_LEVELS);
+#: 4 permits every strategy, uncovered calls included.
+OPTIONS_LEVEL = 4
 _ids = itertools.count(1)
 
 
@@ -67,7 +70,8 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(nats_url: str, cpsim_url: str, run_names: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """gateway-bridge, sync-worker and session-keeper as subprocesses on a connection of this module."""
+    """gateway-bridge, sync-worker and session-keeper as subprocesses on a connection of this module
+    (ACCOUNT at option level OPTIONS_LEVEL)."""
     n = next(_ids)
     conn = f"{run_names.conn}-c{n}"
     st = Stack(conn, f"{run_names.stream}_C{n}", f"ibkr.{conn}.events.>", nats_url, cpsim_url)
@@ -76,7 +80,8 @@ def stack(nats_url: str, cpsim_url: str, run_names: Any, tmp_path_factory: pytes
     try:
         st.processes.append(start_service("ibkr_gateway_bridge", st.env(None)))
         st.processes.append(start_service(
-            "ibkr_sync_worker", st.env(f"sqlite+aiosqlite:///{folder}/sync.db", IBKR_SYNC_INTERVAL="600000")))
+            "ibkr_sync_worker", st.env(f"sqlite+aiosqlite:///{folder}/sync.db", IBKR_SYNC_INTERVAL="600000",
+                                       IBKR_OPTIONS_LEVELS=f"{ACCOUNT}={OPTIONS_LEVEL}")))
         st.processes.append(start_service(
             "ibkr_session_keeper", st.env(f"sqlite+aiosqlite:///{folder}/keeper.db", IBKR_TICKLE_INTERVAL="5000")))
         yield st

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from compliance_stack import (
     AAPL,
     ACCOUNT,
+    OPTIONS_LEVEL,
     USER,
     Stack,
     acknowledged,
@@ -119,15 +120,23 @@ async def test_selling_an_option_is_figured_on_the_underlying_price_not_the_stri
         await acknowledged(nats_client, stack)
         await synced(nats_client, stack)
         chain = await call(nats_client, stack, "contracts.option_chain", {"underlying_conid": AAPL, "month": month})
-        strike = min(Decimal(str(k)) for k in chain["result"]["calls"])
+        strike = min(Decimal(str(k)) for k in chain["result"]["calls"])  # deep in the money
         instrument = {"symbol": "AAPL", "sec_type": "OPT", "expiry": expiry.isoformat(), "strike": str(strike),
                       "right": "C"}
         reply = await call(nats_client, stack, "orders.check",
                            order(coid("naked"), instrument=instrument, side="SELL", limit_price="1.00"))
+    last = Decimal(str(stack.sim("GET", "/state")["prices"][str(AAPL)]["last"]))
     assert reply["ok"], reply
-    computed = reply["result"]["computed"]
+    decision = reply["result"]
+    # an uncovered call at the account's level 4 (OPTIONS_LEVEL): allowed, so the figures below are the ones used
+    assert decision["decision"] in ("allow", "warn"), decision["reasons"]
+    computed = decision["computed"]
+    assert (computed["strategy"], computed["options_level"]) == ("naked_call", OPTIONS_LEVEL), computed
     assert computed.get("underlying_price_assumed") is None, computed
-    assert Decimal(computed["requirement"]) > 0
+    # in the money: (premium + 20% of the underlying) x 100, so the underlying it was figured on is
+    underlying = (Decimal(computed["requirement"]) / 100 - Decimal(computed["price"])) / Decimal("0.2")
+    assert abs(underlying - last) < last * Decimal("0.05"), (underlying, last)  # AAPL's price, which walks
+    assert underlying > strike * Decimal("1.1"), (underlying, strike)  # not the strike
 
 
 async def test_a_cash_account_is_checked_against_its_settled_cash_from_the_sync(

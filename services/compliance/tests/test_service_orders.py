@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -23,6 +24,9 @@ from compliance_stack import (
     synced,
 )
 
+from ibkr_common.db.engine import make_engine, make_sessionmaker
+from ibkr_common.db.models import OrderLedger
+
 pytestmark = [pytest.mark.connected, pytest.mark.timeout(180)]
 __all__ = ["stack", "start_compliance"]
 
@@ -35,10 +39,19 @@ async def test_submit_places_an_allowed_order_once_and_returns_the_ibkr_order_id
         await synced(nats_client, stack)
         cid = coid("place")
         reply = await call(nats_client, stack, "orders.submit", order(cid))
+        # read at once, compliance still running, from another engine: the outcome is committed already
+        engine = make_engine(sqlite_url)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                row = (await session.execute(select(OrderLedger).where(OrderLedger.client_order_id == cid))
+                       ).scalar_one()
+        finally:
+            await engine.dispose()
         assert reply["ok"], reply
         result = reply["result"]
         assert result["status"] == "submitted" and result["order_id"]
         assert result["decision"] in ("allow", "warn")
+        assert (row.status, row.order_id, row.result["status"]) == ("submitted", result["order_id"], "submitted")
         assert len(stack.received(cid)) == 1
 
 
@@ -54,7 +67,7 @@ async def test_same_client_order_id_twice_returns_the_first_result_and_sends_not
     async with start_compliance(sqlite_url):
         third = await call(nats_client, stack, "orders.submit", order(cid))
     assert first["ok"] and first["result"]["order_id"]
-    # the outcome is written after the answer; a repeat at once still sees it, never `pending`
+    # the outcome is committed before the answer: a repeat at once sees it, never `pending`
     assert second["result"]["status"] == third["result"]["status"] == "submitted", (second, third)
     assert second["result"]["order_id"] == first["result"]["order_id"]
     assert third["result"]["order_id"] == first["result"]["order_id"]

@@ -14,10 +14,7 @@ from nats.aio.msg import Msg
 
 from ibkr_common.clock import Clock, SystemClock
 from ibkr_common.db.engine import make_engine, make_sessionmaker
-from ibkr_common.db.threaded import ThreadedDatabase
 from ibkr_common.events import EventPublisher
-from ibkr_common.fastlane import FastLane
-from ibkr_common.messages.orders import OrderRequest
 from ibkr_common.outbox import OutboxRelay
 from ibkr_common.rpc import Rpc
 from ibkr_common.service import (
@@ -33,7 +30,7 @@ from ibkr_common.tasks import stop_tasks
 from ibkr_compliance.admin import ComplianceAdmin
 from ibkr_compliance.controls import Controls
 from ibkr_compliance.disclosures import DisclosureCatalogue
-from ibkr_compliance.handlers import QUEUE_GROUP, build_router
+from ibkr_compliance.handlers import build_router
 from ibkr_compliance.instruments import Instruments
 from ibkr_compliance.ledger import Ledger
 from ibkr_compliance.metrics import observe_compliance
@@ -76,14 +73,14 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     broker = make_broker(settings, SOURCE)
     subjects = Subjects(settings.connection)
     environment = settings.default_environment
+    # The one engine of the service's database; on PostgreSQL psycopg prepares repeated statements itself
+    # (its prepare_threshold, left at the default of 5 executions per connection).
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     publisher = EventPublisher(_JetStreamSender(broker), subjects=subjects, stream=settings.events_stream,
                                source=SOURCE, environment=environment, clock=clock)
     relay = OutboxRelay(sessions, publisher, clock=clock, linger_s=settings.event_linger_ms / 1000)
-    ledger_db = ThreadedDatabase(settings.database_url, name="compliance-ledger", inline=True)
-    ledger = Ledger(ledger_db, publisher, relay, settings.connection, settings.user_id,
-                    linger_s=settings.event_linger_ms / 1000)
+    ledger = Ledger(engine, publisher, relay, settings.connection, settings.user_id)
     controls = Controls(sessions, publisher, relay, settings.connection, settings.user_id)
     rpc = Rpc(broker)
     timeout_s = settings.state_timeout_ms / 1000
@@ -109,7 +106,6 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     document_events(broker, settings, PUBLISHED_EVENTS, SOURCE)
     app = FastStream(broker, logger=logging.getLogger("ibkr_compliance.faststream"))
     tasks: list[asyncio.Task[Any]] = []
-    lanes: list[FastLane[OrderRequest]] = []
 
     @app.on_startup
     async def _migrate() -> None:
@@ -118,13 +114,6 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     @app.after_startup
     async def _start() -> None:
         await ensure_events_stream(broker, settings)
-        # orders.submit and orders.check are on the order's path: served past FastStream's consume path.
-        nc = nats_client_of(broker)
-        for subject, method in ((subjects.orders_submit, service.submit), (subjects.orders_check, service.check)):
-            lane = FastLane(nc, subject, QUEUE_GROUP, OrderRequest, method)
-            lanes.append(lane)
-            if not await lane.take_over(broker.subscribers):
-                log.warning("no FastStream subscriber of %s to take over; both serve it", subject)
         invalidate = _invalidator(gatherer, controls)
         for area in INVALIDATING_AREAS:  # not events.>: the bridge's gateway.call alone is one per HTTP call
             await nats_client_of(broker).subscribe(subjects.events_of(area), cb=invalidate)
@@ -134,16 +123,12 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
 
     @app.on_shutdown
     async def _stop() -> None:
-        for lane in lanes:
-            await lane.stop()
         await stop_tasks(tasks)
-        await ledger.settle()
         await relay.stop()
         await publisher.close()
 
     @app.after_shutdown
     async def _dispose() -> None:
-        await asyncio.get_running_loop().run_in_executor(None, ledger_db.close)
         await engine.dispose()
 
     app.context.set_global("compliance", service)

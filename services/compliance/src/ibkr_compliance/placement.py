@@ -42,8 +42,6 @@ class Pending:
     order: dict[str, Any] = field(default_factory=dict)
     new_request: dict[str, Any] | None = None
     announce: bool = True
-    #: A plain `submitted` outcome is recorded in the background (the caller gets its answer first).
-    record_later: bool = False
 
 
 class Placement:
@@ -186,13 +184,10 @@ class Placement:
             result.pop("new_request", None)
         elif pending.new_request is not None:
             result["new_request"] = pending.new_request
-        outcome: dict[str, Any] = {"status": status, "result": result, "now": now, "order_id": result.get("order_id"),
-                                   "request": request, "events": events, "expected": pending.status}
-        if pending.record_later and status == "submitted":
-            self.ledger.record_later(pending.client_order_id, **outcome)
-            pending.result, pending.status = result, status
-            return result
-        written = await self.ledger.record(pending.client_order_id, **outcome)
+        # Committed before the caller gets `result`: a sent order's outcome is never only in memory.
+        written = await self.ledger.record(pending.client_order_id, status=status, result=result, now=now,
+                                           order_id=result.get("order_id"), request=request, events=events,
+                                           expected=pending.status)
         if not written:
             current = await self.ledger.get(pending.client_order_id)
             return {**(current.result if current else result), "status": current.status if current else status}

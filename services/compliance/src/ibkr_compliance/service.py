@@ -203,8 +203,7 @@ class ComplianceService:
             return await self.replay(again, wait=True)
         if blocked:
             raise blocked_error(decided.decision)
-        pending = Pending(request.client_order_id, request.account_id, request.user_id, result, "pending", order,
-                          record_later=True)
+        pending = Pending(request.client_order_id, request.account_id, request.user_id, result, "pending", order)
         outcome = await self.placement.send(pending, "orders.place",
                                             {"account_id": request.account_id, "orders": [order]})
         return OrderResult.model_validate(outcome)

@@ -65,9 +65,9 @@ class ComplianceSettings(DatabaseServiceSettings):
     )
     event_linger_ms: int = Field(
         20, validation_alias=env("IBKR_COMPLIANCE_EVENT_LINGER_MS"), ge=0, le=5_000,
-        description=("How long the outcomes of sent orders and the events gather before they are written and "
-                     "published in one round (orders come in bursts). The answer to orders.submit never waits "
-                     "for it. 0: a round after every write."),
+        description=("How long the outbox relay lets events gather before it publishes them in one round "
+                     "(orders come in bursts). Events are committed with their state first; the answer to "
+                     "orders.submit never waits for it. 0: a round after every write."),
     )
     bridge_timeout_s: float = Field(
         40.0, validation_alias=env("IBKR_COMPLIANCE_BRIDGE_TIMEOUT_S"), gt=0, le=600,
