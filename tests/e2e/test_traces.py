@@ -141,6 +141,6 @@ async def test_one_submit_is_one_trace_across_compliance_the_bridge_and_the_http
         "compliance's spans"
     # nothing of this order's path went into another trace
     strays = [s.name for s in finished if s.context.trace_id != trace_id
-              and (place_subject in s.name or submit_subject in s.name or s.kind is SpanKind.CLIENT
-                   and "/orders" in s.name)]
+              and (place_subject in s.name or submit_subject in s.name or (s.kind is SpanKind.CLIENT
+                   and "/orders" in s.name))]
     assert not strays, strays
