@@ -20,7 +20,8 @@ def repo_root() -> Path:
     raise RuntimeError("repository root (uv.lock) not found")
 
 
-EXAMPLES = repo_root().parent / "shared" / "compliance" / "cases-examples.yaml"
+#: The example cases (and the default rules configuration) kept with the service.
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "cases-examples.yaml"
 
 
 @pytest.fixture(scope="session")
