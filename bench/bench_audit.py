@@ -30,25 +30,20 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import nats
 import psycopg
+from sqlalchemy.engine import make_url
+from table import emit, row
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "services/audit/src"))
-
-from sqlalchemy.engine import make_url  # noqa: E402
-from table import emit, row  # noqa: E402
-
-from ibkr_audit.chain import GENESIS_HASH, ChainRow, link  # noqa: E402
-from ibkr_audit.consumer import parse_message  # noqa: E402
-from ibkr_common.envelope import EventEnvelope, new_event  # noqa: E402
-from ibkr_common.streams import ensure_stream, events_stream_config  # noqa: E402
-from ibkr_common.subjects import Subjects  # noqa: E402
-from ibkr_testkit.databases import DatabaseFactory  # noqa: E402
-from ibkr_testkit.processes import service_env, start_service  # noqa: E402
-from ibkr_testkit.servers import start_nats, start_postgres  # noqa: E402
+from ibkr_audit.chain import GENESIS_HASH, ChainRow, link
+from ibkr_audit.consumer import parse_message
+from ibkr_common.envelope import EventEnvelope, new_event
+from ibkr_common.streams import ensure_stream, events_stream_config
+from ibkr_common.subjects import Subjects
+from ibkr_testkit.databases import DatabaseFactory
+from ibkr_testkit.processes import service_env, start_service
+from ibkr_testkit.servers import start_nats, start_postgres
 
 CONN = "bench"
 STREAM = "IBKR_EVENTS_BENCH"

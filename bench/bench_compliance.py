@@ -26,8 +26,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import nats
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from table import emit, percentile, row
 
 ACCT = "DU1234567"

@@ -126,3 +126,24 @@ def test_the_check_lets_ordinary_lines_pass(line: str) -> None:
 def test_prose_may_name_a_machine_path_but_not_shared_material():
     assert offending_lines("stored under /tmp/ibkr-pg-*", "prose") == []
     assert offending_lines("read ../shared/design/CONTRACT.md", "prose") != []
+
+
+SYS_PATH_CHANGE = re.compile(r"\bsys\.path\.(?:insert|append|extend)\b|\bsys\.path\s*(?:\+?=|\[)")
+
+
+def test_no_module_changes_sys_path():
+    """Tests import their helpers as modules of their package (`from .helpers import ...`, pytest's
+    importlib mode); bench scripts import `table` from their own folder, which Python puts first."""
+    offences = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in _repository_files() if path.suffix == ".py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if SYS_PATH_CHANGE.search(line)
+    ]
+    assert not offences, "no sys.path changes:\n" + "\n".join(offences)
+
+
+def test_the_sys_path_check_finds_a_change():
+    assert SYS_PATH_CHANGE.search("sys.path.insert(0, str(Path(__file__).parent))")
+    assert SYS_PATH_CHANGE.search("sys.path[:0] = [here]")
+    assert not SYS_PATH_CHANGE.search("print(sys.path)")
