@@ -14,7 +14,7 @@ PROJECTS := $(wildcard pyproject.toml libs/*/pyproject.toml services/*/pyproject
 
 help:
 	@echo "make run       the whole stack in the foreground (NATS, SQLite, cpsim, services); Ctrl-C stops it"
-	@echo "make test      every test, against real NATS and PostgreSQL (started if absent)"
+	@echo "make test      every test, against real NATS and PostgreSQL (started if absent), on TEST_WORKERS=4 workers"
 	@echo "make lint      ruff and mypy"
 	@echo "make bench     the benchmarks, one table"
 	@echo "make asyncapi  regenerate docs/asyncapi/*.json (make docs: that and .env.example)"
@@ -37,8 +37,13 @@ postgres-binaries:
 	  else echo "PostgreSQL binaries missing: install Debian's postgresql package or set DATABASE_URL"; fi; \
 	fi
 
+# The suite mostly waits (the gateway's pacing, timeouts, subprocess starts), so it runs on more
+# pytest-xdist workers than cores; worksteal hands each worker a contiguous slice (a module's tests stay
+# together, so module fixtures start once) and moves tests to idle workers. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 4
+PYTEST_ARGS ?=
 test: install postgres-binaries
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist worksteal) $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
