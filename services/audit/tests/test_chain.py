@@ -95,19 +95,6 @@ def test_link_hashes_as_row_hash_does() -> None:
         prev = row.hash
 
 
-def test_stream_sequence_reads_both_ack_subject_forms_as_nats_py_does() -> None:
-    from nats.aio.msg import Msg
-
-    from ibkr_audit.consumer import stream_sequence
-
-    replies = ["$JS.ACK.EVENTS.audit.1.1234.55.1700000000000000000.7",
-               "$JS.ACK._.ACCHASH.EVENTS.audit.2.987.66.1700000000000000000.0",
-               "$JS.ACK.hub.ACCHASH.EVENTS.audit.2.988.66.1700000000000000000.0.token"]
-    for reply in replies:
-        assert stream_sequence(reply) == Msg.Metadata._from_reply(reply).sequence.stream
-    assert [stream_sequence(r) for r in (None, "", "_INBOX.abc", "$JS.ACK.short")] == [None] * 4
-
-
 def test_may_hold_secrets_is_true_whenever_redaction_masks_something() -> None:
     from ibkr_audit.redact import may_hold_secrets
 

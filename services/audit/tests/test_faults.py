@@ -66,7 +66,7 @@ class Flow:
 
 
 
-async def settle(nc: Any, conn: str, url: str, published: int, timeout: float = 60) -> dict[str, Any]:
+async def stored_then_verified(nc: Any, conn: str, url: str, published: int, timeout: float = 60) -> dict[str, Any]:
     """Wait until every published event is stored, then verify through audit itself."""
     async def done() -> bool:
         return await stored(url) >= published
@@ -120,7 +120,7 @@ async def test_sigkill_mid_batch_then_restart(names: Any, nats_url: str, fresh_p
         await asyncio.sleep(1.0)
         await flow.at_least(1200)
         published = await flow.stop()
-        verify = await settle(nc, names.conn, fresh_pg, published)
+        verify = await stored_then_verified(nc, names.conn, fresh_pg, published)
         assert_complete(verify, await stored(fresh_pg), published)
         print(f"kills with delivered, unacknowledged messages: {mid_batch_kills} of 3")
         assert mid_batch_kills >= 1, "no kill happened while messages were delivered and unacknowledged"
@@ -199,7 +199,7 @@ async def test_postgres_down_30_s_under_flow(
         await asyncio.sleep(2.0)
         await flow.at_least(3100)
         published = await flow.stop()
-        verify = await settle(nc, names.conn, url, published)
+        verify = await stored_then_verified(nc, names.conn, url, published)
         assert_complete(verify, await stored(url), published)
         assert published > 3000
         assert any("storing" in line and "failed" in line for line in audit.lines)
@@ -227,7 +227,7 @@ async def test_nats_restart_consumer_resumes(names: Any, fresh_pg: str, tmp_path
             server = start_nats(port=port, store_dir=store_dir)
         await asyncio.sleep(2.0)
         published = await flow.stop()
-        verify = await settle(nc, names.conn, fresh_pg, published)
+        verify = await stored_then_verified(nc, names.conn, fresh_pg, published)
         assert_complete(verify, await stored(fresh_pg), published)
         assert audit.proc.poll() is None
     finally:

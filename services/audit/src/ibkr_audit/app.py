@@ -14,7 +14,7 @@ from ibkr_audit.settings import AuditSettings
 from ibkr_audit.store import AuditStore
 from ibkr_common.clock import Clock, SystemClock
 from ibkr_common.db.engine import make_engine
-from ibkr_common.service import ensure_events_stream, jetstream_of, make_broker, migrate_at_start
+from ibkr_common.service import ensure_events_stream, make_broker, migrate_at_start
 from ibkr_common.subjects import Subjects
 
 log = logging.getLogger("ibkr_audit.app")
@@ -60,9 +60,8 @@ def build_app(settings: AuditSettings, *, clock: Clock | None = None) -> FastStr
         await ensure_events_stream(broker, settings)
         await _check_tail()
         consumer = AuditConsumer(
-            jetstream_of(broker),
+            broker.connection,  # the broker's nats-py client (its public property)
             store,
-            servers=settings.nats_url,
             stream=settings.events_stream,
             durable=settings.audit_consumer,
             batch_max=settings.audit_batch_max,
@@ -78,7 +77,7 @@ def build_app(settings: AuditSettings, *, clock: Clock | None = None) -> FastStr
         """Before consuming (nothing new is acknowledged yet): were rows removed while audit was away?"""
         try:
             found = await store.check_tail(
-                await read_anchor(jetstream_of(broker), settings.events_stream, settings.audit_consumer)
+                await read_anchor(broker.connection.jetstream(), settings.events_stream, settings.audit_consumer)
             )
         except NotFoundError:
             return  # the first start: no consumer, nothing acknowledged yet

@@ -1,11 +1,14 @@
 """The durable pull consumer: fetch, validate, store a batch, and acknowledge only after the commit.
 
-Three tasks: the fetcher pulls (`puller.BatchPuller`) and parses the next batch while the writer
-commits the previous one, and the acker acknowledges what was committed while the writer goes on. A
-message is acknowledged only once the transaction holding its row (or its dead letter, or the row of an
-earlier copy of it) committed. While the database is down the writer keeps the batch, retries with
-backoff and tells JetStream the messages are in progress, so nothing is acknowledged, lost or
-redelivered meanwhile; the bounded queue and `max_ack_pending` stop the fetcher.
+Built on nats-py's public JetStream pull API (`pull_subscribe_bind`, `PullSubscription.fetch`,
+`Msg.ack` / `Msg.in_progress`, `Msg.metadata`). Three tasks: the fetcher fetches and parses the next
+batch while the writer commits the previous one, and the acker acknowledges what was committed while
+the writer goes on. A message is acknowledged only once the transaction holding its row (or its dead
+letter, or the row of an earlier copy of it) committed. While the database is down the writer keeps
+the batch, retries with backoff and tells JetStream the messages are in progress, so nothing is
+acknowledged, lost or redelivered meanwhile; the bounded queue and `max_ack_pending` stop the fetcher.
+Whatever was delivered but never acknowledged (a crash, a lost ack) is redelivered by JetStream after
+the ack wait; the event id makes the redelivered copy a duplicate that is skipped, then acknowledged.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import NotJSMessageError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 
 from ibkr_audit.chain import ChainRow
-from ibkr_audit.puller import BatchPuller, StreamMsg
 from ibkr_audit.redact import may_hold_secrets, redact_value
 from ibkr_audit.store import AuditStore, DeadLetterItem
 from ibkr_common.envelope import EventEnvelope
@@ -53,7 +58,7 @@ class Stats:
 class Batch:
     """Messages fetched together, parsed."""
 
-    msgs: list[StreamMsg] = field(default_factory=list)
+    msgs: list[Msg] = field(default_factory=list)
     events: list[ChainRow] = field(default_factory=list)
     dead: list[DeadLetterItem] = field(default_factory=list)
     redacted: int = 0
@@ -111,23 +116,19 @@ def parse_message(subject: str, data: bytes, stream_seq: int | None) -> tuple[Ch
     return row, masked
 
 
-def stream_sequence(reply: str | None) -> int | None:
-    """The stream sequence in a JetStream ack subject (`$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>...`,
-    or the form with domain and account hash, as nats-py reads it), without building nats-py's metadata."""
-    if not reply:
+def stream_sequence(msg: Msg) -> int | None:
+    """The message's sequence in the stream (None for a message that did not come from JetStream)."""
+    try:
+        return msg.metadata.sequence.stream
+    except (NotJSMessageError, ValueError):
         return None
-    tokens = reply.split(".")
-    if len(tokens) < 9 or tokens[0] != "$JS" or tokens[1] != "ACK":
-        return None
-    text = tokens[5] if len(tokens) == 9 else tokens[7] if len(tokens) >= 11 else ""
-    return int(text) if text.isdigit() else None
 
 
-def parse_batch(msgs: list[StreamMsg]) -> Batch:
+def parse_batch(msgs: list[Msg]) -> Batch:
     """Parse fetched messages into a batch."""
     batch = Batch(msgs=msgs)
     for msg in msgs:
-        item, masked = parse_message(msg.subject, msg.data, stream_sequence(msg.reply))
+        item, masked = parse_message(msg.subject, msg.data, stream_sequence(msg))
         if isinstance(item, DeadLetterItem):
             batch.dead.append(item)
         else:
@@ -138,14 +139,13 @@ def parse_batch(msgs: list[StreamMsg]) -> Batch:
 
 
 class AuditConsumer:
-    """Runs the fetch and write loops of one durable consumer."""
+    """Runs the fetch, write and ack loops of one durable consumer, over the NATS connection `nc`."""
 
     def __init__(
         self,
-        js: JetStreamContext,
+        nc: Client,
         store: AuditStore,
         *,
-        servers: str,
         stream: str,
         durable: str,
         batch_max: int = 1000,
@@ -154,23 +154,24 @@ class AuditConsumer:
         max_ack_pending: int = 5000,
         retry_max_s: float = 5.0,
     ) -> None:
-        self.js = js
+        self.js: JetStreamContext = nc.jetstream()
         self.store = store
-        self.servers = servers
         self.stream = stream
         self.durable = durable
         self.batch_max = batch_max
         self.max_latency_s = max_latency_s
+        #: Pause after a fetch that did not fill a batch: a fifth of the latency bound (10 ms by default).
+        self.fill_pause_s = max_latency_s / 5
         self.ack_wait_s = ack_wait_s
         self.max_ack_pending = max(max_ack_pending, batch_max)
         self.retry_max_s = retry_max_s
         self.stats = Stats()
         self._queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=2)
-        self._acks: asyncio.Queue[list[StreamMsg]] = asyncio.Queue()  # committed, to acknowledge
+        self._acks: asyncio.Queue[list[Msg]] = asyncio.Queue()  # committed, to acknowledge
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._writing = False
-        self._puller: BatchPuller | None = None
+        self._subscription: JetStreamContext.PullSubscription | None = None
 
     def consumer_config(self) -> ConsumerConfig:
         """The durable consumer: every message of the stream, explicit ack, never given up on."""
@@ -192,8 +193,7 @@ class AuditConsumer:
         except Exception as exc:
             log.warning("consumer %s on %s not created/updated (%s); binding to it", self.durable, self.stream, exc)
             await self.js.consumer_info(self.stream, self.durable)
-        self._puller = BatchPuller(self.servers, self.stream, self.durable, name=f"ibkr-audit-pull-{self.durable}")
-        await self._puller.start()
+        self._subscription = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
         self._tasks = [
             asyncio.create_task(self._fetch_loop(), name="audit-fetch"),
             asyncio.create_task(self._write_loop(), name="audit-write"),
@@ -216,27 +216,28 @@ class AuditConsumer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._acks.join(), timeout_s)
             await stop_task(acker)
-        if self._puller is not None:
-            with contextlib.suppress(Exception):
-                await self._puller.stop()
+        if self._subscription is not None:
+            with contextlib.suppress(Exception):  # the connection may be closed already
+                await self._subscription.unsubscribe()
 
     async def _drain(self) -> None:
         while not self._queue.empty() or self._writing:
             await asyncio.sleep(0.02)
 
     async def _fetch_loop(self) -> None:
-        assert self._puller is not None
+        assert self._subscription is not None
         delay = 0.1
         while not self._stopping:
             try:
-                msgs = await self._puller.fetch(self.batch_max, timeout=self.max_latency_s)
-            except TimeoutError:
+                # What is there at once, else what arrives within the latency bound (then the pull expires).
+                msgs = await self._subscription.fetch(self.batch_max, timeout=self.max_latency_s)
+            except TimeoutError:  # nats-py's TimeoutError and FetchTimeoutError: nothing arrived
                 delay = 0.1
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                # Disconnected, server restarting, consumer not reachable: wait and pull again.
+                # Disconnected, server restarting, consumer deleted (an API error): wait and pull again.
                 log.warning("fetch failed (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
@@ -249,6 +250,11 @@ class AuditConsumer:
                     batch.extend(parse_batch(msgs[start : start + PARSE_SLICE]))
                     await asyncio.sleep(0)  # let the writer go on as soon as its commit is back
                 await self._queue.put(batch)
+            if len(msgs) < self.batch_max:
+                # A flow, not a backlog: a fetch returns what is there at once, a few messages. Let the
+                # next ones gather on the server, so that a fetch, its parse and the ack of what it brought
+                # each cover many messages (the cost of a fetch is per call and per message).
+                await asyncio.sleep(self.fill_pause_s)
 
     async def _write_loop(self) -> None:
         while True:
@@ -298,15 +304,16 @@ class AuditConsumer:
                 log.warning("%d messages were not valid envelopes: stored as dead letters", outcome.dead_letters)
             return
 
-    async def _in_progress(self, msgs: list[StreamMsg]) -> None:
-        assert self._puller is not None
+    async def _in_progress(self, msgs: list[Msg]) -> None:
+        """Restart the ack wait of messages held while the database is away (`+WPI`, any number of times)."""
         with contextlib.suppress(Exception):
-            await self._puller.acknowledge(msgs, b"+WPI")
+            for msg in msgs:
+                await msg.in_progress()
 
-    async def _ack(self, msgs: list[StreamMsg]) -> None:
+    async def _ack(self, msgs: list[Msg]) -> None:
         # Committed: acknowledge. A lost ack only means a redelivery, which the event id absorbs.
-        assert self._puller is not None
         try:
-            await self._puller.acknowledge(msgs)
+            for msg in msgs:
+                await msg.ack()
         except Exception as exc:
             log.debug("ack failed (%s); the messages will be redelivered and skipped", exc)

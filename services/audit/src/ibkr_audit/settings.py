@@ -22,7 +22,8 @@ class AuditSettings(DatabaseServiceSettings):
     )
     audit_max_latency_ms: int = Field(
         50, validation_alias=env("IBKR_AUDIT_MAX_LATENCY_MS"), ge=1, le=10_000,
-        description="How long a fetch waits to fill a batch once messages are flowing.",
+        description="How long a fetch waits for messages when none are there; a fifth of it is the pause "
+        "after a fetch that did not fill a batch.",
     )
     audit_ack_wait_s: float = Field(
         60.0, validation_alias=env("IBKR_AUDIT_ACK_WAIT_S"), gt=0, le=3600,
