@@ -14,8 +14,9 @@ import logging
 import sys
 
 import nats
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import ConsumerConfig
 
+from ibkr_audit.consumer import durable_config
 from ibkr_audit.settings import AuditSettings
 from ibkr_common.logs import setup_logging
 from ibkr_common.settings import SettingsError, exit_on_bad_settings
@@ -26,17 +27,9 @@ CONNECT_TIMEOUT_S = 30.0
 
 
 def audit_consumer_config(settings: AuditSettings) -> ConsumerConfig:
-    """Audit's durable pull consumer: every message of the stream, explicit ack, never given up on."""
-    return ConsumerConfig(
-        durable_name=settings.audit_consumer,
-        name=settings.audit_consumer,
-        deliver_policy=DeliverPolicy.ALL,
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=settings.audit_ack_wait_s,
-        max_ack_pending=max(settings.audit_max_ack_pending, settings.audit_batch_max),
-        max_deliver=-1,
-        description="audit: stores every event once in ibkr_trading_activity_log",
-    )
+    """Audit's durable consumer with the settings the audit service runs with."""
+    return durable_config(settings.audit_consumer, settings.audit_ack_wait_s,
+                          max(settings.audit_max_ack_pending, settings.audit_batch_max))
 
 
 async def provision(settings: AuditSettings) -> None:
