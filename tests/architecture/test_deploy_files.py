@@ -38,11 +38,11 @@ def test_only_compliance_may_publish_bridge_order_subjects():
     conf = (ROOT / "deploy" / "nats.conf").read_text()
     blocks = re.split(r"\n\s*\{\s*\n\s*user:", conf)
     owners = [b.split(",", 1)[0].strip() for b in blocks[1:] if "ibkr.*.bridge.orders.>" in b.split("subscribe")[-1]
-              or re.search(r"publish:[^}]*ibkr\.\*\.bridge\.orders\.>", b)]
+              or re.search(r"publish:[^}]*ibkr\.\*\.bridge\.orders\.(>|place)", b)]
     assert owners == ["compliance"]
 
 
 def test_services_use_postgres_in_compose():
     compose = _compose()
-    env = compose["x-service"]["environment"]
+    env = compose["services"]["audit"]["environment"]
     assert env["DATABASE_URL"].startswith("postgresql+psycopg://ibkr_app:")
