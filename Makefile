@@ -10,10 +10,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROJECTS := $(wildcard pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
 
-.PHONY: help install run test lint format bench asyncapi env-example docs postgres-binaries clean
+.PHONY: help install run run-prod test lint format bench asyncapi env-example docs postgres-binaries clean
 
 help:
 	@echo "make run       the whole stack in the foreground (NATS, SQLite, cpsim, services); Ctrl-C stops it"
+	@echo "make run-prod  docker-compose.yml's production topology as processes, without Docker; Ctrl-C stops it"
 	@echo "make test      every test, against real NATS and PostgreSQL (started if absent)"
 	@echo "make lint      ruff and mypy"
 	@echo "make bench     the benchmarks, one table"
@@ -28,6 +29,11 @@ install: $(VENV)/.synced
 
 run: install
 	$(PY) -m ibkr_devstack
+
+# docker-compose.yml run as processes (NATS with deploy/nats.conf, PostgreSQL with scram passwords, the
+# migrate and provision jobs, each service as its own NATS user, cpsim as the gateway); files in .var/prod.
+run-prod: install postgres-binaries
+	$(PY) -m ibkr_devstack.prod
 
 # PostgreSQL binaries for the test fixtures, when no DATABASE_URL and no initdb (Debian, as root).
 postgres-binaries:

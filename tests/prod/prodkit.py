@@ -7,7 +7,6 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import nats
@@ -15,7 +14,6 @@ from nats.aio.client import Client
 
 from ibkr_devstack.prod import ProdStack
 
-ROOT = Path(__file__).resolve().parents[2]
 CONN = "paper"
 ACCOUNT = "DU1234567"
 #: The compose variable holding each NATS user's password.

@@ -6,8 +6,10 @@ missing as well as when it is too wide.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import httpx
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -143,3 +145,26 @@ async def test_the_provision_user_creates_but_never_deletes(prod: ProdStack) -> 
     with pytest.raises(NotFoundError):
         async with connected(prod, "client") as client:
             await client.nc.jetstream(timeout=5).consumer_info(STREAM, "someone-else")
+
+
+async def test_a_push_consumer_aimed_at_a_bridge_subject_changes_nothing(prod: ProdStack) -> None:
+    """NATS does not check a push consumer's deliver subject against its creator's permissions, so the client
+    can have stored events delivered to a subject it may not publish to. Every bridge request forbids unknown
+    fields, so an event envelope is refused there: here `session.authenticated` events go to
+    `bridge.session.logout`, and the session stays up."""
+    durable = "client-push-logout"
+    config = ConsumerConfig(durable_name=durable, name=durable, deliver_subject=f"ibkr.{CONN}.bridge.session.logout",
+                            deliver_group="gateway-bridge", deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE,
+                            filter_subject=f"ibkr.{CONN}.events.session.authenticated")
+    async with connected(prod, "client") as client:
+        js = client.nc.jetstream(timeout=5)
+        await js.add_consumer(STREAM, config)
+        for _ in range(100):
+            if (await js.consumer_info(STREAM, durable)).delivered.stream_seq:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("nothing was delivered to the bridge subject")
+        await asyncio.sleep(0.5)
+    gateway = httpx.post(f"{prod.info()['gateway_url']}/v1/api/iserver/auth/status", json={}, verify=False, timeout=5)
+    assert gateway.json()["authenticated"] is True, gateway.text
