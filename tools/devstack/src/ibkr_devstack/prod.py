@@ -27,11 +27,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ibkr_common.settings import CommonSettings
+from ibkr_common.settings import CommonSettings, variable_name
 from ibkr_devstack.compose import Compose, Service, load_compose, required_variables, start_order
 from ibkr_devstack.config import CPSIM_OPTIONS_LEVELS
 from ibkr_devstack.processes import Child, pid_alive
-from ibkr_devstack.prodparts import argv_of, create_database, mounts_of, probe, service_environment
+from ibkr_devstack.prodparts import argv_of, create_database, mounts_of, os_user, probe, service_environment
 
 PROFILES = frozenset({"cpsim"})
 #: Variables of docker-compose.yml that exist for this harness: one host, so loopback and free ports.
@@ -68,7 +68,7 @@ def generated_variables(compose_text: str) -> dict[str, str]:
 
 def serves_http() -> bool:
     """Whether the services serve /readyz yet (IBKR_HTTP_PORT): until then, health is their ready line."""
-    return "http_port" in CommonSettings.model_fields
+    return any(variable_name(CommonSettings, field) == "IBKR_HTTP_PORT" for field in CommonSettings.model_fields)
 
 
 class ProdStack:
@@ -168,7 +168,7 @@ class ProdStack:
         argv = argv_of(service, env, mounts, rundir)
         postgres = (service.image or "").startswith("postgres:")
         child = Child(name, argv, env, cwd=rundir, echo=self.echo, log_path=self.workdir / "logs" / f"{name}.log",
-                      user=self._postgres_user() if postgres else None)
+                      user=os_user() if postgres else None)
         self.environments[name] = env
         self.children[name] = child
         child.start()
@@ -179,12 +179,6 @@ class ProdStack:
             self._until_healthy(service, child, env, rundir)
         elif service.restart == "no":
             self._until_done(name, child)
-
-    @staticmethod
-    def _postgres_user() -> str | None:
-        from ibkr_devstack.prodparts import os_user
-
-        return os_user()
 
     def _until_done(self, name: str, child: Child) -> None:
         while child.alive():
