@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROJECTS := $(wildcard pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
 
-.PHONY: help install run run-prod test lint format bench asyncapi env-example docs postgres-binaries clean
+.PHONY: help install run run-prod test lint format bench asyncapi env-example docs postgres-binaries prod-tools clean
 
 help:
 	@echo "make run       the whole stack in the foreground (NATS, SQLite, cpsim, services); Ctrl-C stops it"
@@ -32,7 +32,7 @@ run: install
 
 # docker-compose.yml run as processes (NATS with deploy/nats.conf, PostgreSQL with scram passwords, the
 # migrate and provision jobs, each service as its own NATS user, cpsim as the gateway); files in .var/prod.
-run-prod: install postgres-binaries
+run-prod: install postgres-binaries prod-tools
 	$(PY) -m ibkr_devstack.prod
 
 # PostgreSQL binaries for the test fixtures, when no DATABASE_URL and no initdb (Debian, as root).
@@ -43,7 +43,15 @@ postgres-binaries:
 	  else echo "PostgreSQL binaries missing: install Debian's postgresql package or set DATABASE_URL"; fi; \
 	fi
 
-test: install postgres-binaries
+# wget for the production harness: it runs docker-compose.yml's NATS healthcheck as written (Debian, as root).
+prod-tools:
+	@if ! command -v wget >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wget >/dev/null; \
+	  else echo "wget missing: make run-prod and tests/prod run docker-compose.yml's NATS healthcheck with it"; fi; \
+	fi
+
+test: install postgres-binaries prod-tools
 	$(PY) -m pytest
 
 lint: install

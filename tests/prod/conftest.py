@@ -24,7 +24,7 @@ def prod() -> Iterator[ProdStack]:
         stack.up(timeout_s=180)
     except StackFailed as exc:
         stack.down()
-        pytest.fail(f"the production topology did not come up: {exc}")
+        pytest.fail(f"the production topology did not come up: {exc}", pytrace=False)
     try:
         yield stack
     finally:
