@@ -139,3 +139,26 @@ def test_compliance_gets_its_settings_and_its_rules_file():
     mount = next(v for v in compliance.volumes if rules.startswith(v.target + "/"))
     assert (ROOT / mount.source / rules[len(mount.target) + 1:]).is_file()
     assert compliance.env_files == [("settings.env", False)]
+
+
+def test_compose_runs_the_nats_version_the_tests_run():
+    import re
+    import subprocess
+    import sys
+
+    version = subprocess.run([str(Path(sys.executable).parent / "nats-server"), "--version"], capture_output=True,
+                             text=True, check=True).stdout
+    major_minor = re.search(r"v(\d+\.\d+)\.", version)
+    assert major_minor, version
+    image = load_compose(COMPOSE, generated_variables(COMPOSE.read_text())).services["nats"].image
+    assert image == f"nats:{major_minor.group(1)}-alpine", (image, version)
+
+
+def test_every_image_built_here_runs_as_an_unprivileged_user():
+    compose = load_compose(COMPOSE, generated_variables(COMPOSE.read_text()))
+    dockerfiles = {spec.build["dockerfile"] for spec in compose.services.values() if spec.build}
+    assert len(dockerfiles) == 6, dockerfiles
+    for dockerfile in dockerfiles:
+        final_stage = (ROOT / dockerfile).read_text().rsplit("\nFROM ", 1)[-1]
+        users = [line.split()[1] for line in final_stage.splitlines() if line.startswith("USER ")]
+        assert users and users[-1] not in ("root", "0"), dockerfile
