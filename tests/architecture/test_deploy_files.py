@@ -103,5 +103,5 @@ def test_a_user_without_a_publish_grant_publishes_nothing_of_the_orders():
 
 def test_services_use_postgres_in_compose():
     compose = _compose()
-    env = compose["x-service"]["environment"]
+    env = compose["services"]["audit"]["environment"]
     assert env["DATABASE_URL"].startswith("postgresql+psycopg://ibkr_app:")
