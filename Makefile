@@ -10,11 +10,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROJECTS := $(wildcard pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
 
-.PHONY: help install run test lint format bench asyncapi env-example docs postgres-binaries clean
+.PHONY: help install run run-prod test lint format bench asyncapi env-example docs postgres-binaries prod-tools clean
 
 help:
 	@echo "make run       the whole stack in the foreground (NATS, SQLite, cpsim, services); Ctrl-C stops it"
-	@echo "make test      every test, against real NATS and PostgreSQL (started if absent)"
+	@echo "make run-prod  docker-compose.yml's production topology as processes, without Docker; Ctrl-C stops it"
+	@echo "make test      every test, against real NATS and PostgreSQL (started if absent), on TEST_WORKERS=4 workers"
 	@echo "make lint      ruff and mypy"
 	@echo "make bench     the benchmarks, one table"
 	@echo "make asyncapi  regenerate docs/asyncapi/*.json (make docs: that and .env.example)"
@@ -29,6 +30,11 @@ install: $(VENV)/.synced
 run: install
 	$(PY) -m ibkr_devstack
 
+# docker-compose.yml run as processes (NATS with deploy/nats.conf, PostgreSQL with scram passwords, the
+# migrate and provision jobs, each service as its own NATS user, cpsim as the gateway); files in .var/prod.
+run-prod: install postgres-binaries prod-tools
+	$(PY) -m ibkr_devstack.prod
+
 # PostgreSQL binaries for the test fixtures, when no DATABASE_URL and no initdb (Debian, as root).
 postgres-binaries:
 	@if [ -z "$$DATABASE_URL" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
@@ -37,8 +43,21 @@ postgres-binaries:
 	  else echo "PostgreSQL binaries missing: install Debian's postgresql package or set DATABASE_URL"; fi; \
 	fi
 
-test: install postgres-binaries
-	$(PY) -m pytest
+# wget for the production harness: it runs docker-compose.yml's NATS healthcheck as written (Debian, as root).
+prod-tools:
+	@if ! command -v wget >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wget >/dev/null; \
+	  else echo "wget missing: make run-prod and tests/prod run docker-compose.yml's NATS healthcheck with it"; fi; \
+	fi
+
+# The suite mostly waits (the gateway's pacing, timeouts, subprocess starts), so it runs on more
+# pytest-xdist workers than cores; worksteal hands each worker a contiguous slice (a module's tests stay
+# together, so module fixtures start once) and moves tests to idle workers. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 4
+PYTEST_ARGS ?=
+test: install postgres-binaries prod-tools
+	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist worksteal) $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -19,13 +19,10 @@ import asyncio
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import nats
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from table import emit, percentile, row
 
 ACCT = "DU1234567"

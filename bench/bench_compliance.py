@@ -30,8 +30,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import nats
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from table import emit, percentile, row
 
 ACCT = "DU1234567"

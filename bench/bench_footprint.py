@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from faststream.nats import NatsBroker
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from table import emit, row
 
 BENCH = "footprint"

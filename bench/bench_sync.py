@@ -24,14 +24,11 @@ import time
 import tracemalloc
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 from faststream import TestApp
 from sqlalchemy import event, text
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from table import emit, row
 
 BENCH = "sync"

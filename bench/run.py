@@ -3,6 +3,8 @@
 Each benchmark measures its baseline in the same run and prints, as its last line,
 `BENCH_ROWS <json list>` with rows {bench, metric, value, unit, baseline, ratio, target, pass}.
 Options after `--` go to every benchmark (e.g. `make bench ARGS="--quick"`).
+Each benchmark runs as a script, so Python puts bench/ first on its path and `from table import ...`
+finds the shared helpers without any path change.
 """
 
 from __future__ import annotations

@@ -1,12 +1,26 @@
 """docker-compose.yml and deploy/nats.conf, validated offline (no Docker engine runs here)."""
 
-import re
 from pathlib import Path
 
+import pytest
 import yaml
+
+from ibkr_common.subjects import BRIDGE_OPERATIONS, Subjects
+
+from .natsconf import Permissions, nats_users
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ["gateway-bridge", "session-keeper", "sync-worker", "compliance", "audit"]
+CONN = Subjects("paper")
+#: The bridge operations that place or change orders (the rest only read).
+ORDER_CHANGING = [CONN.bridge(op) for op in ("orders.place", "orders.reply", "orders.cancel", "orders.modify",
+                                             "orders.suppress", "orders.suppress_reset")]
+
+
+def order_publishers(users: dict[str, Permissions]) -> dict[str, set[str]]:
+    """For each order-changing bridge subject, the users nats.conf lets publish it."""
+    return {subject: {name for name, perms in users.items() if perms.may("publish", subject)}
+            for subject in ORDER_CHANGING}
 
 
 def _compose() -> dict:
@@ -26,23 +40,68 @@ def test_compose_declares_every_service_with_a_dockerfile_that_exists():
 
 def test_each_service_connects_to_nats_as_its_own_user_declared_in_nats_conf():
     compose = _compose()["services"]
-    conf = (ROOT / "deploy" / "nats.conf").read_text()
-    users = set(re.findall(r"user:\s*([a-z-]+)", conf))
+    users = nats_users((ROOT / "deploy" / "nats.conf").read_text())
     for service in SERVICES:
         url = compose[service]["environment"]["NATS_URL"]
         user = url.split("//", 1)[1].split(":", 1)[0]
         assert user == service and user in users
 
 
-def test_only_compliance_may_publish_bridge_order_subjects():
-    conf = (ROOT / "deploy" / "nats.conf").read_text()
-    blocks = re.split(r"\n\s*\{\s*\n\s*user:", conf)
-    owners = [b.split(",", 1)[0].strip() for b in blocks[1:] if "ibkr.*.bridge.orders.>" in b.split("subscribe")[-1]
-              or re.search(r"publish:[^}]*ibkr\.\*\.bridge\.orders\.>", b)]
-    assert owners == ["compliance"]
+def test_only_compliance_may_publish_the_order_changing_bridge_subjects():
+    users = nats_users((ROOT / "deploy" / "nats.conf").read_text())
+    assert order_publishers(users) == {subject: {"compliance"} for subject in ORDER_CHANGING}
+
+
+def test_the_bridge_serves_every_bridge_operation_and_the_users_reach_what_they_call():
+    users = nats_users((ROOT / "deploy" / "nats.conf").read_text())
+    bridge = users["gateway-bridge"]
+    for operation in BRIDGE_OPERATIONS:
+        assert bridge.may("subscribe", CONN.bridge(operation)), operation
+    for subject in ORDER_CHANGING:
+        assert users["compliance"].may("publish", subject)
+    for operation in ("orders.live", "orders.status", "positions.list", "accounts.summary"):
+        assert users["sync-worker"].may("publish", CONN.bridge(operation)), operation
+    assert not users["client"].may("publish", CONN.bridge("orders.live"))
+    assert users["client"].may("publish", CONN.orders_submit)
+
+
+NARROWED = """
+authorization { users: [
+  { user: compliance, password: x
+    permissions: { publish: { allow: ["ibkr.*.bridge.orders.place", "ibkr.*.bridge.orders.reply",
+                                      "ibkr.*.bridge.orders.cancel", "ibkr.*.bridge.orders.modify",
+                                      "ibkr.*.bridge.orders.suppress", "ibkr.*.bridge.orders.suppress_reset"] } } }
+  { user: sync-worker, password: y
+    permissions: { publish: { allow: ["ibkr.*.bridge.orders.live", "ibkr.*.bridge.orders.status"] } } }
+  { user: client, password: z
+    permissions: { publish: { allow: ["ibkr.>"], deny: ["ibkr.*.bridge.>"] } } }
+] }
+"""
+
+
+@pytest.mark.parametrize(("change", "wrongly"), [
+    (None, None),
+    (('"ibkr.*.bridge.orders.live"', '"ibkr.*.bridge.orders.*"'), "sync-worker"),
+    (('"ibkr.*.bridge.orders.live"', '"ibkr.*.bridge.>"'), "sync-worker"),
+    (('"ibkr.*.bridge.orders.status"', '"ibkr.*.bridge.orders.place"'), "sync-worker"),
+    (('deny: ["ibkr.*.bridge.>"]', 'deny: ["ibkr.*.bridge.orders.live"]'), "client"),
+])
+def test_the_permission_check_sees_narrow_grants_and_catches_wrong_ones(change, wrongly):
+    text = NARROWED if change is None else NARROWED.replace(*change)
+    publishers = order_publishers(nats_users(text))
+    if wrongly is None:
+        assert publishers == {subject: {"compliance"} for subject in ORDER_CHANGING}
+    else:
+        assert any(wrongly in users for users in publishers.values())
+        assert publishers != {subject: {"compliance"} for subject in ORDER_CHANGING}
+
+
+def test_a_user_without_a_publish_grant_publishes_nothing_of_the_orders():
+    text = NARROWED.replace('"ibkr.*.bridge.orders.cancel", ', "")
+    assert order_publishers(nats_users(text))[CONN.bridge("orders.cancel")] == set()
 
 
 def test_services_use_postgres_in_compose():
     compose = _compose()
-    env = compose["x-service"]["environment"]
+    env = compose["services"]["audit"]["environment"]
     assert env["DATABASE_URL"].startswith("postgresql+psycopg://ibkr_app:")

@@ -129,3 +129,49 @@ def test_old_encryption_keys_of_the_right_length_are_accepted(monkeypatch):
 def test_events_stream_covers_every_connection_by_default(monkeypatch):
     monkeypatch.delenv("IBKR_EVENTS_SUBJECTS", raising=False)
     assert load_settings(CommonSettings, _env_file=None).events_subjects == "ibkr.*.events.>"
+
+
+def test_a_secret_under_a_vite_name_is_accepted_with_a_warning_naming_the_risk(monkeypatch):
+    from ibkr_common.settings import vite_secret_warnings
+
+    monkeypatch.delenv("IBKR_ENCRYPTION_KEY", raising=False)
+    monkeypatch.setenv("VITE_ENCRYPTION_KEY", "k" * 40)
+    monkeypatch.setenv("VITE_NATS_URL", "nats://audit:hunter2@nats:4222")
+    monkeypatch.setenv("VITE_IBKR_GATEWAY_HOST", "gw.internal")
+    settings = load_settings(CommonSettings, _env_file=None)
+    assert settings.encryption_key is not None
+    warnings = vite_secret_warnings(settings, _env_file=None)
+    assert len(warnings) == 2, warnings  # the key and the URL with a password; not the gateway host
+    key = next(w for w in warnings if w.startswith("VITE_ENCRYPTION_KEY"))
+    assert "Vite bundles every VITE_ variable into the browser" in key and "rename it to IBKR_ENCRYPTION_KEY" in key
+    assert any(w.startswith("VITE_NATS_URL") and "NATS_URL." in w for w in warnings)
+    assert all("k" * 40 not in w and "hunter2" not in w for w in warnings)
+
+
+def test_secrets_under_their_own_names_and_urls_without_passwords_warn_nothing(monkeypatch):
+    from ibkr_common.settings import vite_secret_warnings
+
+    monkeypatch.setenv("IBKR_ENCRYPTION_KEY", "k" * 40)
+    monkeypatch.delenv("VITE_ENCRYPTION_KEY", raising=False)
+    monkeypatch.setenv("VITE_NATS_URL", "nats://nats:4222")
+    assert vite_secret_warnings(load_settings(CommonSettings, _env_file=None), _env_file=None) == []
+
+
+@pytest.mark.connected
+async def test_each_service_gets_its_own_reply_inbox_prefix(monkeypatch, nats_url):
+    from ibkr_common.service import make_broker
+
+    monkeypatch.setenv("IBKR_NATS_INBOX_PREFIX", "_INBOX_sync-worker")
+    monkeypatch.setenv("NATS_URL", nats_url)
+    settings = load_settings(CommonSettings, _env_file=None)
+    assert settings.provision_streams is True
+    broker = make_broker(settings, "sync-worker")
+    await broker.connect()
+    try:
+        assert broker.connection.new_inbox().startswith("_INBOX_sync-worker.")
+    finally:
+        await broker.stop()
+    monkeypatch.setenv("IBKR_NATS_INBOX_PREFIX", "_INBOX.everyone")
+    with pytest.raises(SettingsError) as info:
+        load_settings(CommonSettings, _env_file=None)
+    assert "IBKR_NATS_INBOX_PREFIX" in info.value.message

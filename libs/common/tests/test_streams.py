@@ -43,3 +43,35 @@ async def test_a_stream_with_the_wrong_storage_is_reported_not_silently_accepted
         await js.delete_stream(config.name)
     assert info.config.storage == StorageType.MEMORY
     assert any("storage memory, not file" in r.getMessage() for r in caplog.records), caplog.text
+
+
+async def test_a_service_that_may_not_provision_only_checks_the_stream(nats_client, run_names, caplog):
+    from faststream.nats import NatsBroker
+
+    from ibkr_common.service import ensure_events_stream
+    from ibkr_common.settings import CommonSettings
+    from ibkr_common.streams import StreamMissing
+
+    name = run_names.stream + "_P"
+    subjects = f"ibkr.{run_names.conn}p.events.>"
+    url = nats_client.connected_url.geturl()
+    settings = CommonSettings(nats_url=url, events_stream=name, events_subjects=subjects, provision_streams=False)
+    broker = NatsBroker(url)
+    await broker.connect()
+    js = nats_client.jetstream()
+    try:
+        with pytest.raises(StreamMissing, match=r"ibkr_audit\.provision"):
+            await ensure_events_stream(broker, settings)
+        with pytest.raises(Exception, match="not found"):
+            await js.stream_info(name)  # checking created nothing
+        await js.add_stream(events_stream_config(name, [f"ibkr.{run_names.conn}q.events.>"]))
+        with caplog.at_level("WARNING", logger="ibkr_common.streams"):
+            await ensure_events_stream(broker, settings)
+        assert "run the provisioning step" in caplog.text
+        assert (await js.stream_info(name)).config.subjects == [f"ibkr.{run_names.conn}q.events.>"]  # unchanged
+    finally:
+        await broker.stop()
+        try:
+            await js.delete_stream(name)
+        except Exception:
+            pass

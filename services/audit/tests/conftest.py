@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from faststream import FastStream, TestApp
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 from ibkr_audit.app import build_app
 from ibkr_audit.settings import AuditSettings

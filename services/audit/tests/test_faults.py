@@ -17,7 +17,6 @@ from typing import Any
 
 import nats
 import pytest
-from audit_helpers import event, publish, stored, wait_until
 from sqlalchemy.engine import make_url
 
 from ibkr_common.streams import ensure_stream, events_stream_config
@@ -25,6 +24,8 @@ from ibkr_common.subjects import Subjects
 from ibkr_testkit.databases import DatabaseFactory
 from ibkr_testkit.processes import ServiceProcess, start_service
 from ibkr_testkit.servers import ManagedProcess, postgres_bindir, start_nats, start_postgres, wait_for_port
+
+from .audit_helpers import event, publish, stored, wait_until
 
 pytestmark = [pytest.mark.connected, pytest.mark.slow]
 

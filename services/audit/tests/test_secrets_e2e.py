@@ -15,13 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
-from audit_helpers import wait_until
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from ibkr_common.db.engine import make_engine
 from ibkr_testkit.processes import ServiceProcess, service_env, start_service
 from ibkr_testkit.servers import free_port
+
+from .audit_helpers import wait_until
 
 pytestmark = [pytest.mark.connected, pytest.mark.slow]
 

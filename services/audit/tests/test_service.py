@@ -7,12 +7,13 @@ import uuid
 from typing import Any
 
 import pytest
-from audit_helpers import event, publish, publish_raw, stored, wait_until
 from sqlalchemy import text
 
 from ibkr_audit.store import AuditStore
 from ibkr_common.db.engine import make_engine
 from ibkr_common.subjects import Subjects
+
+from .audit_helpers import event, publish, publish_raw, stored, wait_until
 
 pytestmark = pytest.mark.connected
 

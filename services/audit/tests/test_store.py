@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_helpers import admin_sql, admin_url_of
 from sqlalchemy import create_engine, text
 
 from ibkr_audit.consumer import parse_message
 from ibkr_audit.store import AuditStore
 from ibkr_common.db.engine import make_engine
 from ibkr_common.envelope import new_event
+
+from .audit_helpers import admin_sql, admin_url_of
 
 pytestmark = pytest.mark.connected
 

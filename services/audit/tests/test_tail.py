@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from audit_helpers import admin_sql, admin_url_of, event, publish, stored, wait_until
 
 from ibkr_common.subjects import Subjects
+
+from .audit_helpers import admin_sql, admin_url_of, event, publish, stored, wait_until
 
 pytestmark = pytest.mark.connected
 

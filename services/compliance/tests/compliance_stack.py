@@ -77,13 +77,17 @@ def stack(nats_url: str, cpsim_url: str, run_names: Any, tmp_path_factory: pytes
     st = Stack(conn, f"{run_names.stream}_C{n}", f"ibkr.{conn}.events.>", nats_url, cpsim_url)
     st.sim("POST", "/reset")
     folder: Path = tmp_path_factory.mktemp(f"stack{n}")
-    try:
+    try:  # the bridge first (the others call it from their start), then those two together
         st.processes.append(start_service("ibkr_gateway_bridge", st.env(None)))
         st.processes.append(start_service(
             "ibkr_sync_worker", st.env(f"sqlite+aiosqlite:///{folder}/sync.db", IBKR_SYNC_INTERVAL="600000",
-                                       IBKR_OPTIONS_LEVELS=f"{ACCOUNT}={OPTIONS_LEVEL}")))
+                                       IBKR_OPTIONS_LEVELS=f"{ACCOUNT}={OPTIONS_LEVEL}"),
+            ready=""))
         st.processes.append(start_service(
-            "ibkr_session_keeper", st.env(f"sqlite+aiosqlite:///{folder}/keeper.db", IBKR_TICKLE_INTERVAL="5000")))
+            "ibkr_session_keeper", st.env(f"sqlite+aiosqlite:///{folder}/keeper.db", IBKR_TICKLE_INTERVAL="5000"),
+            ready=""))
+        for process in st.processes[1:]:
+            process.wait_for_line("ready", 60)
         yield st
     finally:
         for process in reversed(st.processes):

@@ -11,16 +11,8 @@ import yaml
 
 from ibkr_compliance.rules import AccountState, BrokerSession, OrderSpec, RulesConfig
 
-
-def repo_root() -> Path:
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "uv.lock").exists():
-            return parent
-    raise RuntimeError("repository root (uv.lock) not found")
-
-
-EXAMPLES = repo_root().parent / "shared" / "compliance" / "cases-examples.yaml"
+#: The example cases (and the default rules configuration) kept with the service.
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "cases-examples.yaml"
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
 import yaml
 
-from .conftest import EXAMPLES, repo_root
+from .conftest import EXAMPLES
 
-COMMAND = repo_root() / ".venv" / "bin" / "ibkr-compliance"
+#: The installed console script, beside the interpreter that runs the tests (whatever venv that is).
+COMMAND = Path(sys.executable).parent / "ibkr-compliance"
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

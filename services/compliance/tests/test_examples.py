@@ -1,4 +1,4 @@
-"""Every example case of shared/compliance/cases-examples.yaml comes out as expected."""
+"""Every example case of services/compliance/examples/cases-examples.yaml comes out as expected."""
 
 from __future__ import annotations
 

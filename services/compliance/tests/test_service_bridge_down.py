@@ -5,15 +5,11 @@ Its own module: the test stops this module's gateway-bridge.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from compliance_stack import Stack, acknowledged, call, coid, order, stack, start_compliance, synced
+from .compliance_stack import Stack, acknowledged, call, coid, order, stack, start_compliance, synced
 
 pytestmark = [pytest.mark.connected, pytest.mark.timeout(180)]
 __all__ = ["stack", "start_compliance"]

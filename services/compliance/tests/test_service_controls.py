@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from cpsim.market import expiries
+from ibkr_common.db.engine import make_engine, make_sessionmaker
+from ibkr_common.db.models import ComplianceDecisionLog, OrderLedger
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from compliance_stack import (
+from .compliance_stack import (
     AAPL,
     ACCOUNT,
     OPTIONS_LEVEL,
@@ -31,9 +29,6 @@ from compliance_stack import (
     synced,
     wait_until,
 )
-
-from ibkr_common.db.engine import make_engine, make_sessionmaker
-from ibkr_common.db.models import ComplianceDecisionLog, OrderLedger
 
 pytestmark = [pytest.mark.connected, pytest.mark.timeout(180)]
 __all__ = ["stack", "start_compliance"]

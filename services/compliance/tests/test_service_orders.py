@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-sys.path.insert(0, str(Path(__file__).parent))
+from ibkr_common.db.engine import make_engine, make_sessionmaker
+from ibkr_common.db.models import OrderLedger
 
-from compliance_stack import (
+from .compliance_stack import (
     ACCOUNT,
     USER,
     Stack,
@@ -23,9 +22,6 @@ from compliance_stack import (
     start_compliance,
     synced,
 )
-
-from ibkr_common.db.engine import make_engine, make_sessionmaker
-from ibkr_common.db.models import OrderLedger
 
 pytestmark = [pytest.mark.connected, pytest.mark.timeout(180)]
 __all__ = ["stack", "start_compliance"]

@@ -1,27 +1,22 @@
-"""Mapping tables and parsing, over IBKR's recorded responses (/work/shared/cpapi/recordings)."""
+"""Mapping tables and parsing, over IBKR's recorded responses (the copies cpsim keeps, `cpsim.payloads`)."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cpsim.payloads import envelope
 from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_gateway_bridge import mapping, parsing, parsing_contracts, parsing_orders
 
-RECORDINGS = Path(__file__).resolve().parents[4] / "shared" / "cpapi" / "recordings"
-if not RECORDINGS.exists():
-    RECORDINGS = Path("/work/shared/cpapi/recordings")
 NOW = datetime(2026, 4, 1, tzinfo=UTC)
 
 
 def body(name: str) -> Any:
-    data = json.loads((RECORDINGS / name).read_text())
-    response = data["Response"]
+    response = envelope(name)["Response"]
     return response.get("Body", response.get("JsonBody"))
 
 

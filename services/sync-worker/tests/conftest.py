@@ -5,17 +5,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from faststream import FastStream, TestApp
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 from ibkr_sync_worker.app import build_app
 from ibkr_sync_worker.settings import SyncSettings

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sync_factories import ACCT, live_order, stock_position, summary, trade
-
 from ibkr_sync_worker.diff import Stored, diff_account, diff_orders, diff_positions
 from ibkr_sync_worker.normalize import (
     fill_from_trade,
@@ -16,6 +14,8 @@ from ibkr_sync_worker.normalize import (
     with_fills,
 )
 from ibkr_sync_worker.normalize_account import account_from_summary
+
+from .sync_factories import ACCT, live_order, stock_position, summary, trade
 
 NOW = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)
 

@@ -6,7 +6,6 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from sync_factories import ACCT, live_order, option_position, stock_position, summary, trade
 
 from ibkr_sync_worker.normalize import (
     BadRecord,
@@ -18,6 +17,8 @@ from ibkr_sync_worker.normalize import (
 )
 from ibkr_sync_worker.normalize_account import account_from_summary
 from ibkr_sync_worker.pnl import check_pnl, expected_pnl
+
+from .sync_factories import ACCT, live_order, option_position, stock_position, summary, trade
 
 TOL_ABS, TOL_REL = Decimal("1.00"), Decimal("0.005")
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
-from sync_factories import ACCT, live_order, option_position, stock_position, summary
 
 from ibkr_common.db.engine import make_engine, make_sessionmaker, user_transaction
 from ibkr_common.db.models import OutboxEvent, Position
@@ -24,6 +23,8 @@ from ibkr_sync_worker.normalize import (
 )
 from ibkr_sync_worker.normalize_account import account_from_summary
 from ibkr_sync_worker.store import AccountSnapshot, SyncStore
+
+from .sync_factories import ACCT, live_order, option_position, stock_position, summary
 
 pytestmark = pytest.mark.connected
 _databases = itertools.count(1)

@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import request
+
+from .conftest import request
 
 pytestmark = pytest.mark.connected
 ACCT = "DU1234567"

@@ -6,7 +6,8 @@ import asyncio
 from decimal import Decimal
 
 import pytest
-from conftest import request, worker_settings
+
+from .conftest import request, worker_settings
 
 pytestmark = pytest.mark.connected
 ACCT = "DU1234567"

@@ -7,7 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import request
+
+from .conftest import request
 
 pytestmark = pytest.mark.connected
 ACCT = "DU1234567"

@@ -11,10 +11,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import request
 
 from ibkr_common.envelope import EventEnvelope
 from ibkr_common.subjects import Subjects
+
+from .conftest import request
 
 pytestmark = pytest.mark.connected
 ACCT = "DU1234567"

@@ -20,6 +20,14 @@ def test_https_by_default_with_a_self_signed_certificate() -> None:
         assert httpx.get(sim.api_url + "/iserver/auth/status", verify=False).status_code == 200
 
 
+def test_the_temporary_certificate_folder_is_gone_once_it_listens_and_after_it_stops(tmp_path) -> None:
+    with start_cpsim(env={"TMPDIR": str(tmp_path)}) as sim:
+        assert httpx.get(sim.api_url + "/tickle", verify=False).status_code in (200, 401)
+        assert list(tmp_path.glob("cpsim-tls-*")) == []
+    assert sim.process.returncode is not None
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_plain_http_by_option_and_prompt_stop_with_an_open_connection() -> None:
     sim = start_cpsim(https=False)
     client = httpx.Client()

@@ -25,7 +25,8 @@ from cpsim.openapi_exceptions import EXCEPTIONS, UNVALIDATED
 from cpsim.testing import ACCOUNT as ACCT
 from cpsim.testing import CONIDS, place_confirmed
 
-SPEC_PATH = Path(__file__).resolve().parents[3].parent / "shared" / "cpapi" / "openapi-v2.24.0.json"
+#: IBKR's published OpenAPI document of the Client Portal Web API, kept with the tests (data/README.md).
+SPEC_PATH = Path(__file__).resolve().parent / "data" / "openapi-v2.24.0.json"
 API = "/v1/api"
 AAPL, SPY = CONIDS["AAPL"], CONIDS["SPY"]
 OTHER_ACCT, UNKNOWN_ACCT, UNKNOWN_CONID = "DU7654321", "DU0000001", 999999999

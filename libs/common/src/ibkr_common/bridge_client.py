@@ -26,12 +26,15 @@ R = TypeVar("R", bound=BaseModel)
 class BridgeError(Exception):
     """A bridge request that failed: the bridge's error code, or TIMEOUT / GATEWAY_UNAVAILABLE."""
 
-    def __init__(self, code: str, message: str, operation: str, details: Any = None, *, sent: bool = True) -> None:
+    def __init__(self, code: str, message: str, operation: str, details: Any = None, *, answered: bool = True,
+                 sent: bool = True) -> None:
         super().__init__(f"{operation}: {code}: {message}")
         self.code = code
         self.message = message
         self.operation = operation
         self.details = details
+        #: False when no reply came back (nobody listened, or no answer in time).
+        self.answered = answered
         #: False only when no bridge listened: the request certainly reached nobody.
         self.sent = sent
 
@@ -43,7 +46,7 @@ class BridgeError(Exception):
     @property
     def uncertain(self) -> bool:
         """The request went out and no answer came back: the bridge may have acted on it."""
-        return self.code == ErrorCode.TIMEOUT and self.sent
+        return not self.answered and self.sent
 
 
 def bad_shape(operation: str, exc: ValidationError) -> BridgeError:
@@ -80,9 +83,10 @@ class BridgeClient:
                                        request.model_dump(mode="json", exclude_none=True), timeout)
         except RpcUnavailable as exc:
             if exc.sent:
-                raise BridgeError(ErrorCode.TIMEOUT, f"no answer in {timeout:.1f} s", operation) from None
+                raise BridgeError(ErrorCode.TIMEOUT, f"no answer in {timeout:.1f} s", operation,
+                                  answered=False) from None
             raise BridgeError(ErrorCode.GATEWAY_UNAVAILABLE, "the gateway-bridge is not running", operation,
-                              sent=False) from None
+                              answered=False, sent=False) from None
         except RpcError as exc:
             raise BridgeError(exc.code, exc.message, operation, exc.details) from None
 

@@ -15,8 +15,14 @@ from nats.js import JetStreamContext
 
 from ibkr_common.logs import mask_urls, setup_logging
 from ibkr_common.ops.tracing import configure_tracing
-from ibkr_common.settings import CommonSettings, DatabaseServiceSettings, SettingsError, exit_on_bad_settings
-from ibkr_common.streams import ensure_stream, events_stream_config
+from ibkr_common.settings import (
+    CommonSettings,
+    DatabaseServiceSettings,
+    SettingsError,
+    exit_on_bad_settings,
+    vite_secret_warnings,
+)
+from ibkr_common.streams import check_stream, ensure_stream, events_stream_config
 
 S = TypeVar("S", bound=CommonSettings)
 log = logging.getLogger("ibkr_common.service")
@@ -33,6 +39,7 @@ def make_broker(settings: CommonSettings, service: str, **options: Any) -> NatsB
         graceful_timeout=10.0,
         logger=logging.getLogger(f"ibkr_{service.replace('-', '_')}.broker"),
         log_level=logging.DEBUG,
+        inbox_prefix=settings.nats_inbox_prefix,
         **options,
     )
 
@@ -48,9 +55,17 @@ def nats_client_of(broker: NatsBroker) -> Client:
 
 
 async def ensure_events_stream(broker: NatsBroker, settings: CommonSettings) -> None:
-    """Make sure the events stream exists with the configured name and subjects."""
+    """Make sure the events stream exists with the configured name and subjects.
+
+    With `IBKR_PROVISION_STREAMS=false` (production) the service only checks, so its NATS user needs no
+    right to create or change streams: the provisioning step (`python -m ibkr_audit.provision`) made it.
+    """
     subjects = [s.strip() for s in settings.events_subjects.split(",") if s.strip()]
-    await ensure_stream(jetstream_of(broker), events_stream_config(settings.events_stream, subjects))
+    config = events_stream_config(settings.events_stream, subjects)
+    if settings.provision_streams:
+        await ensure_stream(jetstream_of(broker), config)
+    else:
+        await check_stream(jetstream_of(broker), config)
 
 
 def freeze_startup_heap() -> None:
@@ -72,6 +87,8 @@ def run_service(service: str, settings_cls: type[S], build_app: Callable[[S], Fa
         raise SystemExit(2) from exc
     setup_logging(service, settings.log_level, connection=settings.connection, log_format=settings.log_format,
                   secrets=settings.secret_values())
+    for warning in vite_secret_warnings(settings):
+        log.warning("%s", warning)
     provider = configure_tracing(settings, service)
     app = build_app(settings)
 

@@ -115,6 +115,17 @@ class CommonSettings(BaseSettings):
         validation_alias=env("IBKR_EVENTS_SUBJECTS"),
         description="Subjects the events stream covers (tests narrow it to their own connection).",
     )
+    provision_streams: bool = Field(
+        True, validation_alias=env("IBKR_PROVISION_STREAMS"),
+        description="Create (or update) the events stream at start. false: only check that it exists, so the "
+        "service's NATS user needs no right to create streams (production: `python -m ibkr_audit.provision` "
+        "creates it first, as its own user).",
+    )
+    nats_inbox_prefix: str = Field(
+        "_INBOX", validation_alias=env("IBKR_NATS_INBOX_PREFIX"), pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="Prefix of this service's NATS reply inboxes; with one prefix per NATS user "
+        "(_INBOX_<user>, see deploy/nats.conf) no user can read another's replies.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias=env("IBKR_LOG_LEVEL"), description="DEBUG, INFO, WARNING or ERROR."
     )
@@ -328,6 +339,40 @@ def exit_on_bad_settings(cls: type[S]) -> S:
     except SettingsError as exc:
         print(f"{cls.__module__}: {exc.message}", file=sys.stderr)
         raise
+
+
+#: Settings that hold a password inside a URL (`scheme://user:password@host`).
+URL_FIELDS = frozenset({"nats_url", "database_url"})
+
+
+def _url_has_password(url: str) -> bool:
+    netloc = url.split("://", 1)[-1].split("/", 1)[0]
+    return "@" in netloc and ":" in netloc.rsplit("@", 1)[0]
+
+
+def vite_secret_warnings(settings: BaseSettings, **overrides: Any) -> list[str]:
+    """A warning for each secret the user gave under a `VITE_` name (e.g. `VITE_ENCRYPTION_KEY`).
+
+    The value is accepted, but Vite bundles every `VITE_` variable of the `.env` it reads into the
+    browser code it builds, where anyone who loads the page can read it; the warning names the variable
+    to use instead. Only secrets that are set count (and URLs only when they carry a password).
+    """
+    cls = type(settings)
+    warnings = []
+    for field in sorted((SECRET_FIELDS | URL_FIELDS) & set(cls.model_fields)):
+        value = getattr(settings, field)
+        if field in URL_FIELDS and not (isinstance(value, str) and _url_has_password(value)):
+            continue
+        if not value:
+            continue
+        used = variable_set(cls, field, overrides)
+        if used.startswith("VITE_"):
+            warnings.append(
+                f"{used.split(' ', 1)[0]} holds a secret: Vite bundles every VITE_ variable into the browser "
+                f"code it builds, where anyone who loads the page can read it. Accepted for now; rename it to "
+                f"{variable_name(cls, field)}."
+            )
+    return warnings
 
 
 class DatabaseServiceSettings(CommonSettings):

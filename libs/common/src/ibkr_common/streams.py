@@ -53,3 +53,32 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> StreamInf
         log.info("updating stream %s to %s", config.name, config.subjects)
         return await js.update_stream(config)
     return info
+
+
+class StreamMissing(RuntimeError):
+    """The events stream does not exist and this service may not create it."""
+
+
+async def check_stream(js: JetStreamContext, config: StreamConfig) -> StreamInfo:
+    """The stream's info, without creating or changing it (for users without the right to).
+
+    Raises StreamMissing, naming the provisioning step, when the stream does not exist; warns when its
+    subjects or windows differ from `config` (the provisioning step brings them in line).
+    """
+    try:
+        info = await js.stream_info(config.name or "")
+    except NotFoundError:
+        raise StreamMissing(
+            f"stream {config.name} does not exist and IBKR_PROVISION_STREAMS=false: run the provisioning step "
+            "first (python -m ibkr_audit.provision: docker compose's `provision` service)"
+        ) from None
+    current = info.config
+    if (
+        sorted(current.subjects or []) != sorted(config.subjects or [])
+        or current.duplicate_window != config.duplicate_window
+        or current.max_age != config.max_age
+    ):
+        log.warning("stream %s covers %s (duplicate window %s s, max age %s s), not %s (%s s, %s s): run the "
+                    "provisioning step to update it", config.name, current.subjects, current.duplicate_window,
+                    current.max_age, config.subjects, config.duplicate_window, config.max_age)
+    return info

@@ -71,6 +71,7 @@ def build_app(settings: AuditSettings, *, clock: Clock | None = None) -> FastStr
             ack_wait_s=settings.audit_ack_wait_s,
             max_ack_pending=settings.audit_max_ack_pending,
             retry_max_s=settings.audit_retry_max_s,
+            create=settings.provision_streams,
         )
         await consumer.start()
         holder["consumer"] = consumer

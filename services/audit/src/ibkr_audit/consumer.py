@@ -26,6 +26,7 @@ from nats.aio.msg import Msg
 from nats.errors import NotJSMessageError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from ibkr_audit.chain import ChainRow
@@ -138,6 +139,20 @@ def parse_batch(msgs: list[Msg]) -> Batch:
     return batch
 
 
+def durable_config(durable: str, ack_wait_s: float, max_ack_pending: int) -> ConsumerConfig:
+    """Audit's durable pull consumer: every message of the stream, explicit ack, never given up on."""
+    return ConsumerConfig(
+        durable_name=durable,
+        name=durable,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ack_wait_s,
+        max_ack_pending=max_ack_pending,
+        max_deliver=-1,
+        description="audit: stores every event once in ibkr_trading_activity_log",
+    )
+
+
 class AuditConsumer:
     """Runs the fetch, write and ack loops of one durable consumer, over the NATS connection `nc`."""
 
@@ -153,8 +168,11 @@ class AuditConsumer:
         ack_wait_s: float = 60.0,
         max_ack_pending: int = 5000,
         retry_max_s: float = 5.0,
+        create: bool = True,
     ) -> None:
         self.js: JetStreamContext = nc.jetstream()
+        #: Create/update the consumer at start; False: it was provisioned (the user may not create it).
+        self.create = create
         self.store = store
         self.stream = stream
         self.durable = durable
@@ -175,24 +193,24 @@ class AuditConsumer:
 
     def consumer_config(self) -> ConsumerConfig:
         """The durable consumer: every message of the stream, explicit ack, never given up on."""
-        return ConsumerConfig(
-            durable_name=self.durable,
-            name=self.durable,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self.ack_wait_s,
-            max_ack_pending=self.max_ack_pending,
-            max_deliver=-1,
-            description="audit: stores every event once in ibkr_trading_activity_log",
-        )
+        return durable_config(self.durable, self.ack_wait_s, self.max_ack_pending)
 
     async def start(self) -> None:
-        """Create (or update) the durable consumer, bind to it and start the loops."""
-        try:
-            await self.js.add_consumer(self.stream, self.consumer_config())
-        except Exception as exc:
-            log.warning("consumer %s on %s not created/updated (%s); binding to it", self.durable, self.stream, exc)
-            await self.js.consumer_info(self.stream, self.durable)
+        """Create (or update) the durable consumer, or only find it when provisioned beforehand; bind to it
+        and start the loops."""
+        if not self.create:
+            try:
+                await self.js.consumer_info(self.stream, self.durable)
+            except NotFoundError:
+                raise RuntimeError(f"consumer {self.durable} on {self.stream} does not exist and "
+                                   "IBKR_PROVISION_STREAMS=false: run python -m ibkr_audit.provision first") from None
+        else:
+            try:
+                await self.js.add_consumer(self.stream, self.consumer_config())
+            except Exception as exc:
+                log.warning("consumer %s on %s not created/updated (%s); binding to it", self.durable, self.stream,
+                            exc)
+                await self.js.consumer_info(self.stream, self.durable)
         self._subscription = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
         self._tasks = [
             asyncio.create_task(self._fetch_loop(), name="audit-fetch"),

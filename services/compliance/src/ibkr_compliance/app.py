@@ -9,9 +9,9 @@ from datetime import timedelta
 from typing import Any
 
 from faststream import FastStream
-from faststream.nats import NatsBroker
-from nats.aio.msg import Msg
+from faststream.nats.annotations import NatsMessage
 
+from ibkr_common.bridge_client import BridgeClient
 from ibkr_common.clock import Clock, SystemClock
 from ibkr_common.db.engine import make_engine, make_sessionmaker
 from ibkr_common.events import EventPublisher
@@ -20,10 +20,8 @@ from ibkr_common.rpc import Rpc
 from ibkr_common.service import (
     document_events,
     ensure_events_stream,
-    jetstream_of,
     make_broker,
     migrate_at_start,
-    nats_client_of,
 )
 from ibkr_common.subjects import Subjects, event_type_of
 from ibkr_common.tasks import stop_tasks
@@ -45,20 +43,6 @@ SOURCE = "compliance"
 _WEEK = timedelta(days=7)
 
 
-class _JetStreamSender:
-    """The publisher's sender over the broker's JetStream context (available once connected)."""
-
-    def __init__(self, broker: NatsBroker) -> None:
-        self.broker = broker
-
-    async def publish(
-        self, message: Any, subject: str, headers: dict[str, str] | None = None, *, stream: str | None = None,
-        timeout: float | None = None,
-    ) -> Any:
-        return await jetstream_of(self.broker).publish(subject, message, headers=headers, stream=stream,
-                                                       timeout=timeout or 2.0)
-
-
 #: Event areas that change what compliance caches (the account's state, the halt flag, the session).
 INVALIDATING_AREAS = ("positions", "orders", "account", "trading", "session")
 
@@ -77,25 +61,27 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     # (its prepare_threshold, left at the default of 5 executions per connection).
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    publisher = EventPublisher(_JetStreamSender(broker), subjects=subjects, stream=settings.events_stream,
+    publisher = EventPublisher(broker, subjects=subjects, stream=settings.events_stream,
                                source=SOURCE, environment=environment, clock=clock)
     relay = OutboxRelay(sessions, publisher, clock=clock, linger_s=settings.event_linger_ms / 1000)
     ledger = Ledger(engine, publisher, relay, settings.connection, settings.user_id)
     controls = Controls(sessions, publisher, relay, settings.connection, settings.user_id)
     rpc = Rpc(broker)
+    bridge = BridgeClient(broker, subjects, timeout_s=settings.bridge_timeout_s)
     timeout_s = settings.state_timeout_ms / 1000
-    instruments = Instruments(rpc, subjects, max(timeout_s, 5.0))
-    gatherer = StateGatherer(rpc, subjects, instruments, environment=environment,
+    instruments = Instruments(bridge, max(timeout_s, 5.0))
+    gatherer = StateGatherer(rpc, bridge, subjects, instruments, environment=environment,
                              live_accounts=settings.live_accounts, restrictions=settings.restrictions,
                              timeout_s=timeout_s,
                              cache_s=settings.state_cache_ms / 1000)
     config = settings.rules_config()
     disclosures = DisclosureCatalogue(settings.disclosure_versions)
     policy = QuestionPolicy(settings.question_policy, environment)
-    placement = Placement(rpc, subjects, ledger, publisher, policy, clock, timeout_s=settings.bridge_timeout_s,
+    placement = Placement(bridge, ledger, publisher, policy, clock, timeout_s=settings.bridge_timeout_s,
                           max_rounds=settings.max_question_rounds)
     service = ComplianceService(
-        subjects=subjects, environment=environment, rpc=rpc, ledger=ledger, controls=controls, gatherer=gatherer,
+        subjects=subjects, environment=environment, rpc=rpc, bridge=bridge, ledger=ledger, controls=controls,
+        gatherer=gatherer,
         instruments=instruments, placement=placement, publisher=publisher, clock=clock, config=config,
         regime=settings.regime, disclosures=disclosures, timeout_s=settings.bridge_timeout_s,
         in_flight_s=settings.bridge_timeout_s + 5,
@@ -103,6 +89,11 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     admin = ComplianceAdmin(controls=controls, disclosures=disclosures, gatherer=gatherer, publisher=publisher,
                             clock=clock, config=config, regime=settings.regime, environment=environment)
     broker.include_router(build_router(subjects, service, admin))
+    invalidate = _invalidator(gatherer, controls)
+    for area in INVALIDATING_AREAS:  # not events.>: the bridge's gateway.call alone is one per HTTP call
+        # Core NATS without a queue group: every replica drops its own caches.
+        broker.subscriber(subjects.events_of(area), title=f"invalidate-on-{area}-events",
+                          description=f"Drops cached state when a `{area}` event says it changed.")(invalidate)
     document_events(broker, settings, PUBLISHED_EVENTS, SOURCE)
     app = FastStream(broker, logger=logging.getLogger("ibkr_compliance.faststream"))
     tasks: list[asyncio.Task[Any]] = []
@@ -114,9 +105,6 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     @app.after_startup
     async def _start() -> None:
         await ensure_events_stream(broker, settings)
-        invalidate = _invalidator(gatherer, controls)
-        for area in INVALIDATING_AREAS:  # not events.>: the bridge's gateway.call alone is one per HTTP call
-            await nats_client_of(broker).subscribe(subjects.events_of(area), cb=invalidate)
         relay.start()
         if settings.resolve_on_start:
             tasks.append(asyncio.get_running_loop().create_task(_resolve(service)))
@@ -136,16 +124,16 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     return app
 
 
-def _invalidator(gatherer: StateGatherer, controls: Controls) -> Callable[[Msg], Awaitable[None]]:
+def _invalidator(gatherer: StateGatherer, controls: Controls) -> Callable[[NatsMessage], Awaitable[None]]:
     """Drops cached state when an event says it changed (core subscription, no acknowledgement)."""
 
-    async def on_event(msg: Msg) -> None:
+    async def on_event(message: NatsMessage) -> None:
         try:
-            _, event_type, account_id = event_type_of(msg.subject)
+            _, event_type, account_id = event_type_of(message.raw_message.subject)
         except ValueError:
             return
         area = event_type.split(".", 1)[0]
-        if area == "orders" and b'"source":"compliance"' in msg.data:
+        if area == "orders" and b'"source":"compliance"' in message.body:
             return  # our own orders.submitted: the sync-worker's copy did not change
         if area in ("positions", "orders", "account"):
             gatherer.invalidate(account_id)

@@ -6,25 +6,25 @@ Contracts do not change, so every answer is cached for the life of the process.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from decimal import Decimal
+from typing import TypeVar
 
-from ibkr_common.messages.contracts import ContractSearchResult, SecdefInfoResult, SecdefResult
+from ibkr_common.bridge_client import BridgeClient, BridgeError
+from ibkr_common.messages.contracts import ContractSearchRequest, SecdefInfoRequest, SecdefResult
 from ibkr_common.messages.orders import Instrument
 from ibkr_common.replies import ErrorCode, ServiceError
-from ibkr_common.rpc import Rpc, RpcError, RpcUnavailable
-from ibkr_common.subjects import Subjects
 from ibkr_compliance.mapping import contract_symbol, instrument_symbol
 
+R = TypeVar("R")
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
 
 class Instruments:
     """Resolves and caches contracts."""
 
-    def __init__(self, rpc: Rpc, subjects: Subjects, timeout_s: float) -> None:
-        self.rpc = rpc
-        self.subjects = subjects
+    def __init__(self, bridge: BridgeClient, timeout_s: float) -> None:
+        self.bridge = bridge
         self.timeout_s = timeout_s
         self.symbols: dict[int, str] = {}
         self.conids: dict[str, int] = {}
@@ -47,13 +47,9 @@ class Instruments:
         wanted = sorted({c for c in conids if c and c not in self.symbols})
         if wanted:
             try:
-                result = SecdefResult.model_validate(
-                    await self.rpc.call(
-                        self.subjects.bridge("contracts.secdef"), {"conids": wanted[:200]}, self.timeout_s
-                    )
-                )
-            except (RpcError, RpcUnavailable) as exc:
-                if strict and not (isinstance(exc, RpcError) and exc.code == "NOT_FOUND"):
+                result = await self.bridge.secdef(wanted[:200], timeout_s=self.timeout_s)
+            except BridgeError as exc:
+                if strict and exc.code != "NOT_FOUND":
                     raise ServiceError(ErrorCode.GATEWAY_UNAVAILABLE, f"contract lookup failed: {exc}") from None
                 result = SecdefResult(contracts=[])
             for entry in result.contracts:
@@ -90,13 +86,11 @@ class Instruments:
             return underlying
         assert instrument.expiry is not None and instrument.strike is not None
         month = f"{MONTHS[instrument.expiry.month - 1]}{instrument.expiry:%y}"
-        result = SecdefInfoResult.model_validate(
-            await self._call(
-                "contracts.secdef_info",
-                {"conid": underlying, "sec_type": "OPT", "month": month, "strike": instrument.strike,
-                 "right": instrument.right},
-            )
-        )
+        result = await self._lookup(self.bridge.secdef_info(
+            SecdefInfoRequest(conid=underlying, sec_type="OPT", month=month, strike=instrument.strike,
+                              right=instrument.right),
+            timeout_s=self.timeout_s,
+        ))
         for contract in result.contracts:
             if contract.expiry == instrument.expiry and _same(contract.strike, instrument.strike) and (
                 contract.right in (None, instrument.right)
@@ -111,9 +105,8 @@ class Instruments:
     async def _stock_conid(self, ticker: str) -> int:
         if ticker in self.conids:
             return self.conids[ticker]
-        result = ContractSearchResult.model_validate(
-            await self._call("contracts.search", {"symbol": ticker, "sec_type": "STK"})
-        )
+        result = await self._lookup(self.bridge.search(ContractSearchRequest(symbol=ticker, sec_type="STK"),
+                                                       timeout_s=self.timeout_s))
         for contract in result.contracts:
             if (contract.symbol or "").upper() == ticker:
                 self.learn(contract.conid, ticker)
@@ -123,12 +116,13 @@ class Instruments:
             [{"field": "instrument.symbol", "message": "unknown symbol"}],
         )
 
-    async def _call(self, operation: str, payload: dict[str, object]) -> object:
+    @staticmethod
+    async def _lookup(call: Awaitable[R]) -> R:
+        """A contract lookup's result; the bridge's NOT_FOUND stays NOT_FOUND, any other failure means the
+        broker could not be asked (GATEWAY_UNAVAILABLE)."""
         try:
-            return await self.rpc.call(self.subjects.bridge(operation), payload, self.timeout_s)
-        except RpcUnavailable as exc:
-            raise ServiceError(ErrorCode.GATEWAY_UNAVAILABLE, f"contract lookup failed: {exc}") from None
-        except RpcError as exc:
+            return await call
+        except BridgeError as exc:
             if exc.code == "NOT_FOUND":
                 raise ServiceError(ErrorCode.NOT_FOUND, exc.message) from None
             raise ServiceError(ErrorCode.GATEWAY_UNAVAILABLE, f"contract lookup failed: {exc}") from None

@@ -13,13 +13,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ibkr_common.bridge_client import BridgeClient, BridgeError
 from ibkr_common.clock import Clock
 from ibkr_common.envelope import EventEnvelope
 from ibkr_common.events import EventPublisher
-from ibkr_common.messages.bridge import LookupResult, PlaceOrderResult
+from ibkr_common.messages.bridge import (
+    LookupRequest,
+    ModifyRequest,
+    PlaceOrderRequest,
+    PlaceOrderResult,
+    ReplyRequest,
+)
 from ibkr_common.replies import ErrorCode, ServiceError
-from ibkr_common.rpc import Rpc, RpcError, RpcUnavailable
-from ibkr_common.subjects import Subjects
 from ibkr_compliance.ledger import DecisionRecord, Ledger, LedgerEntry
 from ibkr_compliance.questions import QuestionPolicy
 
@@ -48,11 +53,10 @@ class Placement:
     """Talks to `bridge.orders.*` and records every outcome in the ledger."""
 
     def __init__(
-        self, rpc: Rpc, subjects: Subjects, ledger: Ledger, publisher: EventPublisher, policy: QuestionPolicy,
+        self, bridge: BridgeClient, ledger: Ledger, publisher: EventPublisher, policy: QuestionPolicy,
         clock: Clock, *, timeout_s: float, max_rounds: int,
     ) -> None:
-        self.rpc = rpc
-        self.subjects = subjects
+        self.bridge = bridge
         self.ledger = ledger
         self.publisher = publisher
         self.policy = policy
@@ -61,54 +65,56 @@ class Placement:
         self.max_rounds = max_rounds
 
     async def send(self, pending: Pending, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Call a placing operation (`orders.place`, `orders.modify`) and settle the outcome."""
-        payload = {**payload, "priority": "order"}
+        """Call a placing operation (`orders.place`, `orders.modify`) and record its outcome."""
+        model = PlaceOrderRequest if operation == "orders.place" else ModifyRequest
         try:
-            raw = await self.rpc.call(self.subjects.bridge(operation), payload, self.timeout_s)
-            placed = PlaceOrderResult.model_validate(raw)
-        except RpcUnavailable as exc:
+            request = model.model_validate({**payload, "priority": "order"})
+        except ValidationError as exc:  # never sent: what compliance built does not fit the bridge's model
+            await self._finish(pending, "failed", message=str(exc)[:300], extra={"error_code": "VALIDATION_ERROR"})
+            raise ServiceError(ErrorCode.VALIDATION_ERROR, f"{operation}: {exc.errors()[0]['msg']}") from None
+        try:
+            placed = await self.bridge.call(operation, request, PlaceOrderResult, timeout_s=self.timeout_s)
+        except BridgeError as exc:
             if not exc.sent and operation == "orders.place":
                 await self._finish(pending, "failed", message="the gateway-bridge is not running",
                                    extra={"error_code": "GATEWAY_UNAVAILABLE"})
                 raise ServiceError(ErrorCode.GATEWAY_UNAVAILABLE, "the gateway-bridge is not running") from None
-            return await self._finish(pending, "unknown", message=f"no answer from the bridge ({exc})")
-        except RpcError as exc:
+            if exc.uncertain:
+                return await self._finish(pending, "unknown", message=f"no answer from the bridge ({exc.message})")
             if exc.code in NOT_SENT and operation == "orders.place":
                 await self._finish(pending, "failed", message=exc.message, extra={"error_code": exc.code})
                 raise ServiceError(_code(exc.code), exc.message, exc.details) from None
             if operation == "orders.modify":
                 raise ServiceError(_code(exc.code), exc.message, exc.details) from None
+            if exc.code == "BAD_REPLY":
+                return await self._finish(pending, "unknown", message="unreadable answer from the bridge")
             return await self._finish(pending, "unknown", message=f"{exc.code}: {exc.message}")
-        except ValidationError:
-            return await self._finish(pending, "unknown", message="unreadable answer from the bridge")
-        return await self.settle(pending, placed)
+        return await self.conclude(pending, placed)
 
     async def answer(self, pending: Pending, reply_id: str, confirmed: bool, answered_by: str,
                      message_ids: list[str]) -> dict[str, Any]:
-        """Log an answer to IBKR's question, send it, and settle what follows."""
+        """Log an answer to IBKR's question, send it, and record what follows."""
         await self._log_answer(pending, reply_id, confirmed, answered_by, message_ids)
-        payload = {"reply_id": reply_id, "confirmed": confirmed, "account_id": pending.account_id,
-                   "client_order_id": pending.client_order_id, "priority": "order"}
+        request = ReplyRequest(reply_id=reply_id, confirmed=confirmed, account_id=pending.account_id,
+                               client_order_id=pending.client_order_id, priority="order")
         try:
-            placed = PlaceOrderResult.model_validate(
-                await self.rpc.call(self.subjects.bridge("orders.reply"), payload, self.timeout_s)
-            )
-        except RpcUnavailable as exc:
-            if not confirmed:
-                return await self._finish(pending, "rejected", message=f"declined by {answered_by}")
-            return await self._finish(pending, "unknown", message=f"no answer from the bridge ({exc})")
-        except RpcError as exc:
+            placed = await self.bridge.reply(request, timeout_s=self.timeout_s)
+        except BridgeError as exc:
+            if not exc.answered:
+                if not confirmed:  # nobody answered: a declined question is declined whatever the bridge did
+                    return await self._finish(pending, "rejected", message=f"declined by {answered_by}")
+                return await self._finish(pending, "unknown", message=f"no answer from the bridge ({exc.message})")
+            if exc.code == "BAD_REPLY":
+                return await self._finish(pending, "unknown", message="unreadable answer from the bridge")
             if not confirmed or exc.code in REPLY_GONE:
                 why = f"declined by {answered_by}" if not confirmed else f"{exc.code}: {exc.message}"
                 return await self._finish(pending, "rejected", message=why)
             return await self._finish(pending, "unknown", message=f"{exc.code}: {exc.message}")
-        except ValidationError:
-            return await self._finish(pending, "unknown", message="unreadable answer from the bridge")
         if not confirmed and placed.status != "rejected":
             return await self._finish(pending, "rejected", message=f"declined by {answered_by}")
-        return await self.settle(pending, placed)
+        return await self.conclude(pending, placed)
 
-    async def settle(self, pending: Pending, placed: PlaceOrderResult) -> dict[str, Any]:
+    async def conclude(self, pending: Pending, placed: PlaceOrderResult) -> dict[str, Any]:
         """Record the bridge's outcome; answer questions the policy answers; hand the rest to the user."""
         rounds = len(pending.result.get("answers") or [])
         if placed.status == "submitted":
@@ -140,14 +146,11 @@ class Placement:
         if entry.status != "unknown" and now - entry.updated_at < timedelta(seconds=min_age_s):
             return entry  # still in flight in another request
         try:
-            found = LookupResult.model_validate(
-                await self.rpc.call(
-                    self.subjects.bridge("orders.lookup"),
-                    {"account_id": entry.account_id, "client_order_id": entry.client_order_id, "priority": "order"},
-                    self.timeout_s,
-                )
+            found = await self.bridge.lookup(
+                LookupRequest(account_id=entry.account_id, client_order_id=entry.client_order_id, priority="order"),
+                timeout_s=self.timeout_s,
             )
-        except (RpcUnavailable, RpcError, ValidationError):
+        except BridgeError:
             return entry
         pending = Pending(entry.client_order_id, entry.account_id, str(entry.request.get("user_id") or ""),
                           dict(entry.result), entry.status, entry.request)

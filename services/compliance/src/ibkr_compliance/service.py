@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+from ibkr_common.bridge_client import BridgeClient, BridgeError
 from ibkr_common.clock import Clock
 from ibkr_common.envelope import EventEnvelope
 from ibkr_common.events import EventPublisher
-from ibkr_common.messages.bridge import CancelResult
+from ibkr_common.messages.bridge import CancelRequest as BridgeCancelRequest
 from ibkr_common.messages.orders import (
     CancelRequest,
     ConfirmRequest,
@@ -71,7 +72,8 @@ class ComplianceService:
     """Decides orders and, when allowed, sends them through the bridge exactly once."""
 
     def __init__(
-        self, *, subjects: Subjects, environment: Literal["paper", "live"], rpc: Rpc, ledger: Ledger,
+        self, *, subjects: Subjects, environment: Literal["paper", "live"], rpc: Rpc, bridge: BridgeClient,
+        ledger: Ledger,
         controls: Controls, gatherer: StateGatherer, instruments: Instruments, placement: Placement,
         publisher: EventPublisher, clock: Clock, config: RulesConfig, regime: str,
         disclosures: DisclosureCatalogue, timeout_s: float, in_flight_s: float,
@@ -79,6 +81,7 @@ class ComplianceService:
         self.subjects = subjects
         self.environment = environment
         self.rpc = rpc
+        self.bridge = bridge
         self.ledger = ledger
         self.controls = controls
         self.gatherer = gatherer
@@ -268,13 +271,11 @@ class ComplianceService:
                                    [{"field": "client_order_id", "message": "unknown or not sent"}])
             order_id = entry.order_id
         try:
-            raw = await self.rpc.call(self.subjects.bridge("orders.cancel"),
-                                      {"account_id": request.account_id, "order_id": order_id, "priority": "order"},
-                                      self.timeout_s)
-            done = CancelResult.model_validate(raw)
-        except RpcUnavailable as exc:
-            raise ServiceError(ErrorCode.GATEWAY_UNAVAILABLE, f"cancel not confirmed: {exc}") from None
-        except RpcError as exc:
+            done = await self.bridge.cancel(
+                BridgeCancelRequest(account_id=request.account_id, order_id=order_id, priority="order"))
+        except BridgeError as exc:
+            if not exc.answered:
+                raise ServiceError(ErrorCode.GATEWAY_UNAVAILABLE, f"cancel not confirmed: {exc.message}") from None
             raise ServiceError(_code(exc.code), exc.message, exc.details) from None
         now = self.clock.now()
         await self.ledger.log(DecisionRecord(

@@ -19,9 +19,10 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from ibkr_common.bridge_client import BridgeClient, BridgeError
 from ibkr_common.db.types import RawJson
 from ibkr_common.envelope import jsonable
-from ibkr_common.messages.bridge import SessionStatus, Snapshot, Snapshots
+from ibkr_common.messages.bridge import Snapshot
 from ibkr_common.messages.orders import Instrument, OrderRequest
 from ibkr_common.messages.session import SessionStatusResult
 from ibkr_common.messages.sync import AccountView, OrdersResult, PositionsResult
@@ -104,6 +105,7 @@ class StateGatherer:
     def __init__(
         self,
         rpc: Rpc,
+        bridge: BridgeClient,
         subjects: Subjects,
         instruments: Instruments,
         *,
@@ -118,6 +120,7 @@ class StateGatherer:
         self._session: tuple[float, SessionStatusResult] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.rpc = rpc
+        self.bridge = bridge
         self.subjects = subjects
         self.instruments = instruments
         self.environment = environment
@@ -170,10 +173,8 @@ class StateGatherer:
         except RpcError:
             return None
         try:
-            status = SessionStatus.model_validate(
-                await self.rpc.call(self.subjects.bridge("session.status"), {}, self.timeout_s)
-            )
-        except (RpcError, RpcUnavailable, ValidationError):
+            status = await self.bridge.session_status()
+        except BridgeError:
             return None
         return SessionStatusResult(
             authenticated=status.authenticated and status.connected and not status.competing,
@@ -248,10 +249,8 @@ class StateGatherer:
             conids = await gather_list(*(self.instruments.conid_of(i) for i in instruments)) if quotes else []
             stocks = await gather_list(
                 *(self.instruments.conid_of(Instrument(symbol=root, sec_type="STK")) for root in roots))
-            raw = await self.rpc.call(self.subjects.bridge("marketdata.snapshot"),
-                                      {"conids": sorted({*conids, *stocks})}, self.timeout_s)
-            snaps = Snapshots.model_validate(raw)
-        except (ServiceError, RpcError, RpcUnavailable, ValidationError):
+            snaps = await self.bridge.snapshot(sorted({*conids, *stocks}), timeout_s=self.timeout_s)
+        except (ServiceError, BridgeError):
             return symbols, MarketData()
         by_conid = {s.conid: s for s in snaps.snapshots}
         result: dict[str, Quote] = {}

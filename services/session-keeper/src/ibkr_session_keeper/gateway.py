@@ -85,8 +85,7 @@ class SessionGateway:
         try:
             return BridgeReply(result=await self.bridge.raw(operation, request or Empty()))
         except BridgeError as exc:
-            if exc.operation == operation and exc.code in (ErrorCode.TIMEOUT, ErrorCode.GATEWAY_UNAVAILABLE) \
-                    and exc.details is None:  # nobody answered: the bridge is not there
+            if not exc.answered:  # nobody answered: the bridge is not there
                 return BridgeReply(code=ErrorCode.GATEWAY_UNAVAILABLE,
                                    message=f"gateway-bridge not answering ({exc.message})")
             return BridgeReply(code=exc.code, message=exc.message, details=exc.details)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from faststream import FastStream
 
@@ -13,7 +12,7 @@ from ibkr_common.db.engine import make_engine, make_sessionmaker
 from ibkr_common.events import EventPublisher
 from ibkr_common.outbox import OutboxRelay
 from ibkr_common.rpc import Rpc
-from ibkr_common.service import document_events, ensure_events_stream, make_broker, migrate_at_start, nats_client_of
+from ibkr_common.service import document_events, ensure_events_stream, make_broker, migrate_at_start
 from ibkr_common.subjects import Subjects
 from ibkr_sync_worker.handlers import Handlers, build_router
 from ibkr_sync_worker.metrics import observe_sync_worker
@@ -49,9 +48,9 @@ def build_app(settings: SyncSettings, *, clock: Clock | None = None) -> FastStre
     scheduler = SyncScheduler(syncer, interval_s=settings.sync_interval_ms / 1000,
                               follow_up_s=settings.fill_resync_delay_ms / 1000)
     broker.include_router(build_router(subjects, Handlers(settings, scheduler, Rpc(broker), clock)))
+    subscribe_events(broker, subjects, scheduler, SOURCE)
     document_events(broker, settings, PUBLISHED_EVENTS, SOURCE)
     app = FastStream(broker, logger=logging.getLogger("ibkr_sync_worker.faststream"))
-    subscriptions: list[Any] = []
 
     @app.on_startup
     async def _migrate() -> None:
@@ -61,13 +60,10 @@ def build_app(settings: SyncSettings, *, clock: Clock | None = None) -> FastStre
     async def _start() -> None:
         await ensure_events_stream(broker, settings)
         relay.start()
-        subscriptions.extend(await subscribe_events(nats_client_of(broker), subjects, scheduler, SOURCE))
         scheduler.start()
 
     @app.on_shutdown
     async def _stop() -> None:
-        for sub in subscriptions:
-            await sub.unsubscribe()
         await scheduler.stop()
         await relay.stop()
         await publisher.close()

@@ -12,6 +12,9 @@ import json
 import logging
 from typing import Any
 
+from faststream.nats import NatsBroker
+from faststream.nats.annotations import NatsMessage
+
 from ibkr_common.bridge_client import BridgeError
 from ibkr_common.subjects import Subjects
 from ibkr_common.tasks import stop_tasks
@@ -190,21 +193,21 @@ class SyncScheduler:
             self.soon(envelope.get("account_id"))
 
 
-async def subscribe_events(nc: Any, subjects: Subjects, scheduler: SyncScheduler, source: str) -> list[Any]:
-    """Core-NATS subscriptions to session and order events (every replica hears them)."""
+def subscribe_events(broker: NatsBroker, subjects: Subjects, scheduler: SyncScheduler, source: str) -> None:
+    """Core-NATS subscribers to session and order events (no queue group: every replica hears them)."""
 
-    async def on_session(msg: Any) -> None:
+    async def on_session(message: NatsMessage) -> None:
         with contextlib.suppress(Exception):
-            await scheduler.on_session_event(msg.subject, msg.data)
+            await scheduler.on_session_event(message.raw_message.subject, message.body)
 
-    async def on_order(msg: Any) -> None:
+    async def on_order(message: NatsMessage) -> None:
         with contextlib.suppress(Exception):
-            await scheduler.on_order_event(msg.subject, msg.data, source)
+            await scheduler.on_order_event(message.raw_message.subject, message.body, source)
 
-    return [
-        await nc.subscribe(subjects.event_pattern("session"), cb=on_session),
-        await nc.subscribe(subjects.event_pattern("orders"), cb=on_order),
-    ]
+    broker.subscriber(subjects.event_pattern("session"), title="sync-on-session-events",
+                      description="Pauses syncs while the session is down; a full sync when it is back.")(on_session)
+    broker.subscriber(subjects.event_pattern("orders"), title="sync-on-order-events",
+                      description="Looks at an account again shortly after compliance submitted an order.")(on_order)
 
 
 def _consume(future: asyncio.Future[SyncResult]) -> None:

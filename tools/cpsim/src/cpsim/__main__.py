@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import sys
 from decimal import Decimal
 
@@ -12,7 +11,7 @@ import uvicorn
 
 from cpsim.app import build_app
 from cpsim.config import REGION_TZ, SimConfig
-from cpsim.tls import self_signed
+from cpsim.tls import TemporaryCertificate
 
 
 def parse_args(argv: list[str] | None = None) -> SimConfig:
@@ -45,13 +44,7 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
 
 async def serve(config: SimConfig) -> None:
     """Run until SIGINT/SIGTERM; prints `cpsim listening on <url>` once ready."""
-    tls_dir = None
-    certfile: str | None = None
-    keyfile: str | None = None
-    if config.https:
-        cert, key = self_signed(host=config.host)
-        tls_dir = cert.parent
-        certfile, keyfile = str(cert), str(key)
+    tls = TemporaryCertificate(config.host) if config.https else None
     server = uvicorn.Server(
         uvicorn.Config(
             build_app(config),
@@ -61,8 +54,8 @@ async def serve(config: SimConfig) -> None:
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=1,
-            ssl_certfile=certfile,
-            ssl_keyfile=keyfile,
+            ssl_certfile=None if tls is None else str(tls.cert),
+            ssl_keyfile=None if tls is None else str(tls.key),
         )
     )
     task = asyncio.create_task(server.serve())
@@ -72,6 +65,8 @@ async def serve(config: SimConfig) -> None:
                 await task
                 return
             await asyncio.sleep(0.02)
+        if tls is not None:
+            tls.remove()  # loaded into the server's TLS context; nothing reads the files again
         port = config.port
         for srv in server.servers:
             for sock in srv.sockets:
@@ -80,8 +75,8 @@ async def serve(config: SimConfig) -> None:
         print(f"cpsim listening on {scheme}://{config.host}:{port}", flush=True)
         await task
     finally:
-        if tls_dir is not None:
-            shutil.rmtree(tls_dir, ignore_errors=True)
+        if tls is not None:
+            tls.remove()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,8 @@
 """Recorded Client Portal responses (WireMock envelopes) used as templates for cpsim's bodies.
 
-The files under `payloads/recordings/` are copies of ../shared/cpapi/recordings (real 2026 paper-account
-responses, sanitized, MIT-licensed, see LICENSE-ibkr-conduit). Parsing tests elsewhere may read them
-through `recorded()` / `recording_path()` so that cpsim and the parsers share one copy.
+The files under `payloads/recordings/` are real 2026 paper-account responses, sanitized, taken from the
+ibkr-conduit project under the MIT licence (see recordings/README.md and LICENSE-ibkr-conduit). Parsing
+tests elsewhere read them through `envelope()` / `recorded()` so that cpsim and the parsers share one copy.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import TracebackType
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -48,3 +50,30 @@ def self_signed(directory: Path | None = None, host: str = "localhost") -> tuple
     )
     key_path.chmod(0o600)
     return cert_path, key_path
+
+
+class TemporaryCertificate:
+    """A self-signed certificate in a private temporary folder, which `remove()` deletes.
+
+    The server reads the files once, when it builds its TLS context at start; remove them as soon as it
+    listens. Removing only at exit would leave the folder behind whenever the process dies by a signal
+    (uvicorn re-raises SIGTERM after its shutdown, which ends the process before any `finally`).
+    """
+
+    def __init__(self, host: str = "localhost") -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="cpsim-tls-"))
+        try:
+            self.cert, self.key = self_signed(self.directory, host)
+        except BaseException:
+            self.remove()
+            raise
+
+    def remove(self) -> None:
+        """Delete the folder and both files (again: nothing happens)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> TemporaryCertificate:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.remove()

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings
 
 from ibkr_common.settings import SECRET_FIELDS, CommonSettings, variable_name
 from ibkr_devstack.asyncapi import settings_class
+from ibkr_devstack.compose import required_variables
 from ibkr_devstack.config import DevstackSettings
 from ibkr_devstack.stack import SERVICES
 
@@ -47,7 +48,29 @@ def _section(title: str, cls: type[BaseSettings], skip: set[str]) -> list[str]:
     return lines
 
 
-def render() -> str:
+COMPOSE_FILE = Path(__file__).resolve().parents[4] / "docker-compose.yml"
+COMPOSE_HEADER = """\
+# --- docker compose: the secrets docker-compose.yml requires ---------------------------------------
+# Compose reads them from this file (.env) and gives each only to the containers that need it. Generate
+# each password with `openssl rand -hex 24` (letters and digits: they go into URLs and nats.conf as they are).
+# Compose also takes from here the settings its file names (IBKR_CONNECTION, IBKR_LIVE_ENABLED_ACCOUNTS, ...);
+# put any other setting in settings.env (README.md, "Production with docker compose")."""
+
+
+def compose_secrets(compose_text: str, documented: set[str]) -> list[str]:
+    """The `.env.example` lines of every variable docker-compose.yml requires (`${NAME:?what it is}`)."""
+    lines = [COMPOSE_HEADER]
+    for variable in required_variables(compose_text).values():
+        also = f" ({' or '.join(variable.aliases)} is accepted too)" if variable.aliases else ""
+        if variable.name in documented:
+            lines.append(f"# {variable.name}: required by docker compose{also}; described above.")
+            continue
+        lines.append(f"# {variable.message[:1].upper()}{variable.message[1:]}.{also}")
+        lines.append(f"# {variable.name}=")
+    return lines
+
+
+def render(compose_file: Path = COMPOSE_FILE) -> str:
     """The text of `.env.example`."""
     seen: set[str] = set()
     blocks = [HEADER, "\n".join(_section("every service", CommonSettings, seen)) + "\n"]
@@ -58,6 +81,7 @@ def render() -> str:
             blocks.append("\n".join(lines) + "\n")
     devstack = _section("make run (the local stack, which reads .env too)", DevstackSettings, seen)
     blocks.append("\n".join(devstack) + "\n")
+    blocks.append("\n".join(compose_secrets(compose_file.read_text(), seen)) + "\n")
     return "\n".join(blocks)
 
 

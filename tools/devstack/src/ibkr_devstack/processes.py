@@ -35,11 +35,14 @@ class Child:
     lines: list[str] = field(default_factory=list)
     restarts: int = 0
     cwd: Path | None = None
+    echo: bool = True
+    log_path: Path | None = None
+    user: str | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
             self.argv, env=self.env, cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent, user=self.user, group=self.user, extra_groups=[] if self.user else None,
         )
         threading.Thread(target=self._pump, daemon=True).start()
 
@@ -47,13 +50,22 @@ class Child:
         proc = self.proc
         assert proc is not None and proc.stdout is not None
         width = 16
-        for raw in proc.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.lines.append(line)
-            if len(self.lines) > 2000:
-                del self.lines[:1000]
-            sys.stdout.write(f"{self.name:<{width}}| {line}\n")
-            sys.stdout.flush()
+        sink = self.log_path.open("a") if self.log_path else None
+        try:
+            for raw in proc.stdout:
+                line = raw.decode(errors="replace").rstrip("\n")
+                self.lines.append(line)
+                if len(self.lines) > 2000:
+                    del self.lines[:1000]
+                if sink is not None:
+                    sink.write(line + "\n")
+                    sink.flush()
+                if self.echo:
+                    sys.stdout.write(f"{self.name:<{width}}| {line}\n")
+                    sys.stdout.flush()
+        finally:
+            if sink is not None:
+                sink.close()
 
     @property
     def pid(self) -> int | None:

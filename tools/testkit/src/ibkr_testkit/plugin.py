@@ -1,4 +1,11 @@
-"""pytest plugin of ibkr-stack (loaded with `-p ibkr_testkit.plugin`): real servers, per-run names."""
+"""pytest plugin of ibkr-stack (loaded with `-p ibkr_testkit.plugin`): real servers, per-run names.
+
+Under pytest-xdist every worker is a process of its own with its own session fixtures: its own NATS,
+PostgreSQL and cpsim (unless NATS_URL / DATABASE_URL name shared ones), and names that carry the
+worker's id, so two workers never share a connection id, a stream, a database or a role.
+Under `CI=true` a skipped test fails, except the `live` ones (no real gateway in CI): nothing skips
+unnoticed.
+"""
 
 from __future__ import annotations
 
@@ -44,10 +51,39 @@ def _unavailable(what: str, exc: Exception) -> None:
     pytest.fail(f"{what} is not available and could not be started: {exc}", pytrace=False)
 
 
+def worker_id() -> str:
+    """This process's pytest-xdist worker id (`gw0`, `gw1`, ...), or `main` without xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def new_run_id() -> str:
+    """A fresh run id: 8 random hex digits, then the xdist worker's number (`w0`, `w1`, ...) if any."""
+    worker = worker_id()
+    suffix = f"w{worker.removeprefix('gw')}" if worker.startswith("gw") else ""
+    return uuid.uuid4().hex[:8] + suffix
+
+
 @pytest.fixture(scope="session")
 def run_names() -> RunNames:
-    """Per-run connection id, stream, database and role names."""
-    return RunNames(uuid.uuid4().hex[:8])
+    """Per-run (and per-worker) connection id, stream, database and role names."""
+    return RunNames(new_run_id())
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under CI=true, a skip (other than a `live` test's, or an expected failure) is a failure."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if not (report.skipped and _ci()) or item.get_closest_marker("live") or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    report.outcome = "failed"
+    report.longrepr = f"skipped under CI=true, where nothing may skip: {reason}"
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ class ServiceProcess:
         raise RuntimeError(f"{self.module}: no line with {needle!r} (exit {self.proc.poll()}):\n{tail}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        """Stop gracefully (or with `sig`); return the exit code."""
+        """Stop gracefully (or with `sig`); return the exit code. The log file goes (`lines` stays)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -44,6 +44,7 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
+        self.log_path.unlink(missing_ok=True)
         return self.proc.returncode
 
     def kill(self) -> None:

@@ -57,7 +57,10 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncEng
     url = async_url(url)
     if is_sqlite(url):
         ensure_sqlite_dir(url)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, json_serializer=dump_json)
+        # Every transaction ends in its own commit or rollback (engine.begin / session.begin), so the pool's
+        # extra rollback on return would only cost SQLite one more trip to aiosqlite's thread.
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, json_serializer=dump_json,
+                                     pool_reset_on_return=None)
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,

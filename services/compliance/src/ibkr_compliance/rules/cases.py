@@ -1,4 +1,4 @@
-"""Maps the case format of ``shared/compliance/cases-examples.yaml`` onto the engine's inputs."""
+"""Maps the case format of ``services/compliance/examples/cases-examples.yaml`` onto the engine's inputs."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Configuration of the rules engine: every threshold and policy, with the defaults of
-``shared/compliance/cases-examples.yaml`` (``defaults``)."""
+``services/compliance/examples/cases-examples.yaml`` (``defaults``)."""
 
 from __future__ import annotations
 

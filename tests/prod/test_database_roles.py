@@ -1,0 +1,65 @@
+"""The database of the production topology checks roles and passwords (scram), and the services' role
+owns nothing: the migration job, as the owner, made the tables."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from ibkr_devstack.prod import ProdStack
+
+pytestmark = [pytest.mark.connected, pytest.mark.e2e, pytest.mark.slow]
+APP_ROLE = "ibkr_app"
+
+
+def _conninfo(prod: ProdStack, user: str, password: str) -> str:
+    return make_url(prod.database_url(user, password)).set(drivername="postgresql").render_as_string(False)
+
+
+def _app(prod: ProdStack) -> str:
+    return _conninfo(prod, APP_ROLE, prod.variables["POSTGRES_APP_PASSWORD"])
+
+
+def _owner(prod: ProdStack) -> str:
+    return _conninfo(prod, "postgres", prod.variables["POSTGRES_PASSWORD"])
+
+
+def test_the_services_connect_as_the_app_role(prod: ProdStack) -> None:
+    for service in ("session-keeper", "sync-worker", "compliance", "audit"):
+        assert make_url(prod.environments[service]["DATABASE_URL"]).username == APP_ROLE, service
+        assert prod.environments[service]["IBKR_MIGRATE_ON_START"] == "false"
+    assert "DATABASE_URL" not in prod.environments["gateway-bridge"]
+    with psycopg.connect(_owner(prod)) as conn:
+        users = {row[0] for row in conn.execute(
+            "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = 'ibkr' AND pid <> pg_backend_pid()")}
+    assert users == {APP_ROLE}, users
+
+
+@pytest.mark.parametrize("statement", [
+    "DROP TABLE ibkr_trading_activity_log",
+    "ALTER TABLE ibkr_orders ADD COLUMN mischief text",
+    "TRUNCATE ibkr_trading_activity_log",
+    "CREATE TABLE mischief (id int)",
+])
+def test_the_app_role_may_not_change_the_schema(prod: ProdStack, statement: str) -> None:
+    with psycopg.connect(_app(prod)) as conn:
+        assert conn.execute("SELECT count(*) FROM ibkr_trading_activity_log").fetchone() is not None
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(statement)
+
+
+def test_the_owner_owns_the_tables(prod: ProdStack) -> None:
+    with psycopg.connect(_owner(prod)) as conn:
+        rows = conn.execute("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")
+        owners = {row[0] for row in rows}
+        role = conn.execute("SELECT rolsuper, rolbypassrls, rolcreaterole FROM pg_roles WHERE rolname = %s",
+                            (APP_ROLE,)).fetchone()
+    assert owners == {"postgres"}
+    assert role == (False, False, False)
+
+
+@pytest.mark.parametrize("user", [APP_ROLE, "postgres"])
+def test_a_wrong_password_is_refused(prod: ProdStack, user: str) -> None:
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(_conninfo(prod, user, "not-the-password"), connect_timeout=5)

@@ -1,0 +1,170 @@
+"""Least privilege on the production topology, proven by the NATS server's refusals (deploy/nats.conf).
+
+Each refusal has its allowed counterpart beside it, so that a test fails when the grant it checks is
+missing as well as when it is too wide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from ibkr_devstack.prod import ProdStack
+
+from .prodkit import CONN, SERVICES, connected
+
+pytestmark = [pytest.mark.connected, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
+STREAM = "IBKR_EVENTS"
+AUDIT = "audit"
+USERS = [*SERVICES, "client", "provision"]
+ORDER_CHANGING = ["orders.place", "orders.reply", "orders.cancel", "orders.modify"]
+
+
+async def _stream_and_audit_consumer_exist(prod: ProdStack) -> None:
+    async with connected(prod, "provision") as provision:
+        js = provision.nc.jetstream(timeout=5)
+        assert (await js.stream_info(STREAM)).config.name == STREAM
+        assert (await js.consumer_info(STREAM, AUDIT)).name == AUDIT
+
+
+@pytest.mark.parametrize("operation", ORDER_CHANGING)
+async def test_only_compliance_may_publish_order_changing_bridge_subjects(prod: ProdStack, operation: str) -> None:
+    subject = f"ibkr.{CONN}.bridge.{operation}"
+    for user in ("sync-worker", "session-keeper", "audit", "gateway-bridge", "client"):
+        async with connected(prod, user) as conn:
+            await conn.publish_refused(subject)
+    async with connected(prod, "compliance") as compliance:  # allowed: the bridge answers (a validation error)
+        reply = await compliance.nc.request(subject, b"{}", timeout=10)
+        assert json.loads(reply.data)["ok"] is False
+        assert compliance.errors == []
+
+
+async def test_the_sync_worker_keeps_its_reads_of_the_bridge(prod: ProdStack) -> None:
+    async with connected(prod, "sync-worker") as sync:
+        for operation in ("orders.live", "orders.status", "accounts.list", "positions.page"):
+            reply = await sync.nc.request(f"ibkr.{CONN}.bridge.{operation}", b"{}", timeout=10)
+            assert "ok" in json.loads(reply.data), operation
+        assert sync.errors == []
+        await sync.publish_refused(f"ibkr.{CONN}.bridge.orders.place")
+
+
+async def test_the_bridge_may_not_submit_orders(prod: ProdStack) -> None:
+    async with connected(prod, "gateway-bridge") as bridge:
+        await bridge.publish_refused(f"ibkr.{CONN}.orders.submit")
+    async with connected(prod, "sync-worker") as sync:  # positions.close goes through orders.submit
+        reply = await sync.nc.request(f"ibkr.{CONN}.orders.submit", b"{}", timeout=10)
+        assert json.loads(reply.data)["error"]["code"] == "VALIDATION_ERROR"
+        assert sync.errors == []
+
+
+@pytest.mark.parametrize("user", USERS)
+async def test_nobody_deletes_or_purges_the_stream_or_deletes_the_audit_consumer(prod: ProdStack, user: str) -> None:
+    async with connected(prod, user) as conn:
+        await conn.publish_refused(f"$JS.API.STREAM.DELETE.{STREAM}")
+        await conn.publish_refused(f"$JS.API.STREAM.PURGE.{STREAM}")
+        await conn.publish_refused(f"$JS.API.CONSUMER.DELETE.{STREAM}.{AUDIT}")
+        js = conn.nc.jetstream(timeout=0.5)
+        with pytest.raises(Exception):  # noqa: B017 - refused: the API never answers
+            await js.delete_stream(STREAM)
+    await _stream_and_audit_consumer_exist(prod)
+
+
+@pytest.mark.parametrize("user", SERVICES)
+async def test_services_may_not_create_or_change_the_stream(prod: ProdStack, user: str) -> None:
+    async with connected(prod, user) as conn:
+        await conn.publish_refused(f"$JS.API.STREAM.CREATE.{STREAM}")
+        await conn.publish_refused(f"$JS.API.STREAM.UPDATE.{STREAM}")
+        info = await conn.nc.jetstream(timeout=5).stream_info(STREAM)  # allowed: the check at start
+        assert info.config.name == STREAM
+
+
+@pytest.mark.parametrize("owner", ["compliance", "sync-worker", "gateway-bridge", "audit"])
+async def test_no_user_reads_another_users_replies(prod: ProdStack, owner: str) -> None:
+    for user in ("client", *(s for s in SERVICES if s != owner)):
+        async with connected(prod, user) as conn:
+            await conn.subscribe_refused(f"_INBOX_{owner}.>")
+            await conn.subscribe_refused("_INBOX.>")
+
+
+async def test_nobody_forges_a_reply_into_an_inbox(prod: ProdStack) -> None:
+    async with connected(prod, "sync-worker") as sync:
+        await sync.publish_refused("_INBOX_compliance.forged.1")
+
+
+async def test_a_user_connecting_with_the_shared_inbox_gets_no_reply(prod: ProdStack) -> None:
+    async with connected(prod, "client", inbox="_INBOX") as client:
+        with pytest.raises(Exception):  # noqa: B017 - its reply inbox is refused, so no reply arrives
+            await client.nc.request(f"ibkr.{CONN}.session.status", b"{}", timeout=1)
+        await client.refused('subscription to "_inbox.')
+
+
+async def test_the_client_may_not_publish_events(prod: ProdStack) -> None:
+    async with connected(prod, "client") as client:
+        await client.publish_refused(f"ibkr.{CONN}.events.orders.DU1234567.filled")
+        await client.publish_refused(f"ibkr.{CONN}.events.trading.halted")
+        await client.publish_refused(f"ibkr.{CONN}.bridge.session.logout")
+
+
+async def test_the_client_may_not_touch_the_audit_consumer(prod: ProdStack) -> None:
+    async with connected(prod, "client") as client:
+        await client.publish_refused(f"$JS.API.CONSUMER.CREATE.{STREAM}.{AUDIT}")
+        await client.publish_refused(f"$JS.API.CONSUMER.DURABLE.CREATE.{STREAM}.{AUDIT}")
+        await client.publish_refused(f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{AUDIT}")
+        await client.publish_refused(f"$JS.ACK.{STREAM}.{AUDIT}.1.1.1.1.1")
+
+
+async def test_the_client_follows_events_with_its_own_durable_consumer_across_a_disconnect(prod: ProdStack) -> None:
+    durable = "client-dashboard"
+    config = ConsumerConfig(durable_name=durable, name=durable, deliver_policy=DeliverPolicy.NEW,
+                            ack_policy=AckPolicy.EXPLICIT, filter_subject=f"ibkr.{CONN}.events.gateway.>")
+    async with connected(prod, "client") as client:
+        info = await client.nc.jetstream(timeout=5).add_consumer(STREAM, config)
+        assert info.name == durable and client.errors == []
+    async with connected(prod, "client") as client:  # while the client is away, something happens
+        found = await client.call("contracts.search", {"symbol": "AAPL"})
+        assert found["ok"], found
+    async with connected(prod, "client") as client:
+        subscription = await client.nc.jetstream(timeout=5).pull_subscribe_bind(durable=durable, stream=STREAM)
+        messages = await subscription.fetch(50, timeout=5)
+        payloads = [json.loads(m.data) for m in messages]
+        assert any(p["type"] == "gateway.call" and "secdef/search" in json.dumps(p["payload"]) for p in payloads)
+        for message in messages:
+            await message.ack()
+        assert client.errors == []
+
+
+async def test_the_provision_user_creates_but_never_deletes(prod: ProdStack) -> None:
+    async with connected(prod, "provision") as provision:
+        await provision.publish_refused(f"$JS.API.CONSUMER.CREATE.{STREAM}.someone-else")
+        await provision.publish_refused(f"ibkr.{CONN}.orders.submit")
+    with pytest.raises(NotFoundError):
+        async with connected(prod, "client") as client:
+            await client.nc.jetstream(timeout=5).consumer_info(STREAM, "someone-else")
+
+
+async def test_a_push_consumer_aimed_at_a_bridge_subject_changes_nothing(prod: ProdStack) -> None:
+    """NATS does not check a push consumer's deliver subject against its creator's permissions, so the client
+    can have stored events delivered to a subject it may not publish to. Every bridge request forbids unknown
+    fields, so an event envelope is refused there: here `session.authenticated` events go to
+    `bridge.session.logout`, and the session stays up."""
+    durable = "client-push-logout"
+    config = ConsumerConfig(durable_name=durable, name=durable, deliver_subject=f"ibkr.{CONN}.bridge.session.logout",
+                            deliver_group="gateway-bridge", deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE,
+                            filter_subject=f"ibkr.{CONN}.events.session.authenticated")
+    async with connected(prod, "client") as client:
+        js = client.nc.jetstream(timeout=5)
+        await js.add_consumer(STREAM, config)
+        for _ in range(100):
+            if (await js.consumer_info(STREAM, durable)).delivered.stream_seq:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("nothing was delivered to the bridge subject")
+        await asyncio.sleep(0.5)
+    gateway = httpx.post(f"{prod.info()['gateway_url']}/v1/api/iserver/auth/status", json={}, verify=False, timeout=5)
+    assert gateway.json()["authenticated"] is True, gateway.text
