@@ -45,8 +45,10 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 
 @pytest.fixture
-async def stack(nats_url: str, cpsim_url: str, run_names: Any, tmp_path: Any) -> AsyncIterator[str]:
-    """gateway-bridge, session-keeper, sync-worker and compliance in-process; yields the connection id."""
+async def stack(spans: InMemorySpanExporter, nats_url: str, cpsim_url: str, run_names: Any, tmp_path: Any
+                ) -> AsyncIterator[str]:
+    """gateway-bridge, session-keeper, sync-worker and compliance in-process, built once the provider is
+    installed (as run_service does); yields the connection id."""
     from ibkr_compliance.app import build_app as build_compliance
     from ibkr_compliance.settings import ComplianceSettings
     from ibkr_gateway_bridge.app import build_app as build_bridge

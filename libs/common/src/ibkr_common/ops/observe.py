@@ -3,9 +3,9 @@
 `observe(app, broker, settings, service, database=engine)` at the end of a service's `build_app`:
 
 - gives the service its own Prometheus registry (several services may run in one process, in tests);
-- puts FastStream's telemetry (traces, context in the NATS headers), a correlation-id middleware and
-  FastStream's Prometheus middleware on the broker, so every subject the broker serves or sends to
-  is counted and traced;
+- puts FastStream's Prometheus middleware and a correlation-id middleware on the broker, and when this
+  process records traces FastStream's telemetry middleware too (context in the NATS headers), so every
+  subject the broker serves or sends to is counted (and traced);
 - serves `/healthz`, `/readyz` and `/metrics` on IBKR_HTTP_HOST:IBKR_HTTP_PORT while the app runs.
 
 Readiness is NATS connected, the database answering (when the service has one), the app's start-up
@@ -28,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, disable_cr
 from ibkr_common.ops.correlation import CorrelationMiddleware
 from ibkr_common.ops.figures import Figures, Reading
 from ibkr_common.ops.http import OpsServer, ops_app
+from ibkr_common.ops.tracing import tracing_on
 from ibkr_common.settings import CommonSettings
 
 if TYPE_CHECKING:
@@ -62,7 +63,8 @@ class Observability:
         broker.insert_middleware(NatsPrometheusMiddleware(registry=self.registry, app_name=service,
                                                           metrics_prefix="faststream"))
         broker.insert_middleware(CorrelationMiddleware)
-        broker.insert_middleware(NatsTelemetryMiddleware(include_messages_counters=False))
+        if tracing_on():  # installed before the app is built (run_service), else no span would be recorded
+            broker.insert_middleware(NatsTelemetryMiddleware(include_messages_counters=False))
         self.figures.gauge("ibkr_service_info", "The service, its connection and environment (always 1).",
                            lambda: {(service, settings.connection, settings.default_environment): 1},
                            labels=("service", "connection", "environment"))
