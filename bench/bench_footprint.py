@@ -118,6 +118,7 @@ async def main_async(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     try:
         pids = {name: int(pid) for name, pid in stack["pids"].items()}
+        at_start = {name: rss_mib(pids[name]) for name in SERVICES if name in pids}
         audit_before = cpu_ms(pids["audit"])
         spent, submitted, stored = await flows(stack, args.orders)
         audit_cpu = cpu_ms(pids["audit"]) - audit_before
@@ -132,7 +133,7 @@ async def main_async(args: argparse.Namespace) -> int:
         for name in SERVICES:
             if name in pids:
                 rows.append(row(BENCH, f"resident memory after the flows: {name}", rss_mib(pids[name]), "MiB",
-                                target="report"))
+                                baseline=at_start[name], target="report (baseline: at start, the floor)"))
     finally:
         stop_stack(proc)
     emit(rows)

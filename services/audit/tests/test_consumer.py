@@ -13,7 +13,6 @@ from typing import Any
 
 import nats
 import pytest
-from audit_helpers import event, publish, wait_until
 from nats.aio.client import Client
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,6 +22,8 @@ from ibkr_audit.store import AuditStore
 from ibkr_common.db.engine import make_engine
 from ibkr_common.streams import ensure_stream, events_stream_config
 from ibkr_testkit.servers import free_port
+
+from .audit_helpers import event, publish, wait_until
 
 pytestmark = pytest.mark.connected
 

@@ -59,7 +59,7 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     environment = settings.default_environment
     # The one engine of the service's database; on PostgreSQL psycopg prepares repeated statements itself
     # (its prepare_threshold, left at the default of 5 executions per connection).
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, one_sqlite_connection=True)
     sessions = make_sessionmaker(engine)
     publisher = EventPublisher(broker, subjects=subjects, stream=settings.events_stream,
                                source=SOURCE, environment=environment, clock=clock)

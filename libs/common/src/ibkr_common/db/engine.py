@@ -52,15 +52,23 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncEngine:
-    """An async engine for PostgreSQL (psycopg) or SQLite (aiosqlite, WAL, busy timeout)."""
+def make_engine(url: str, *, pool_size: int = 5, echo: bool = False, one_sqlite_connection: bool = False
+                ) -> AsyncEngine:
+    """An async engine for PostgreSQL (psycopg) or SQLite (aiosqlite, WAL, busy timeout).
+
+    `one_sqlite_connection`: on SQLite, every transaction of the process takes turns on one connection.
+    SQLite has one writer at a time anyway; a second connection that finds the write lock taken waits in
+    SQLite's busy handler, which sleeps in steps of milliseconds, where a wait for the pool's connection
+    ends the moment the other transaction does.
+    """
     url = async_url(url)
     if is_sqlite(url):
         ensure_sqlite_dir(url)
+        pool: dict[str, Any] = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60} if one_sqlite_connection else {}
         # Every transaction ends in its own commit or rollback (engine.begin / session.begin), so the pool's
         # extra rollback on return would only cost SQLite one more trip to aiosqlite's thread.
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, json_serializer=dump_json,
-                                     pool_reset_on_return=None)
+                                     pool_reset_on_return=None, **pool)
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
