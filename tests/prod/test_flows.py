@@ -34,17 +34,23 @@ def _cpsim_orders(prod: ProdStack, client_order_id: str) -> list[dict[str, Any]]
     return [o for o in state.get("orders") or [] if isinstance(o, dict) and o.get("cOID") == client_order_id]
 
 
+async def _submit_one(client: Any) -> str:
+    """Acknowledge, sync, and submit one order as the trading app; its client_order_id."""
+    ack = await client.call("compliance.acknowledge",
+                            {"user_id": USER, "disclosures": ["options_risk", "day_trading_risk"]})
+    assert ack["ok"], ack
+    synced = await client.call("sync.trigger", {"account_id": ACCOUNT}, timeout=60)
+    assert synced["ok"], synced
+    client_order_id = f"prod-{time.time_ns()}"
+    reply = await client.call("orders.submit", _order(client_order_id), timeout=60)
+    assert reply["ok"], reply
+    assert reply["result"]["status"] == "submitted" and reply["result"]["order_id"], reply
+    return client_order_id
+
+
 async def test_an_order_submitted_through_compliance_reaches_the_gateway(prod: ProdStack) -> None:
     async with connected(prod, "client") as client:
-        ack = await client.call("compliance.acknowledge",
-                                {"user_id": USER, "disclosures": ["options_risk", "day_trading_risk"]})
-        assert ack["ok"], ack
-        synced = await client.call("sync.trigger", {"account_id": ACCOUNT}, timeout=60)
-        assert synced["ok"], synced
-        client_order_id = f"prod-{int(time.time() * 1000)}"
-        reply = await client.call("orders.submit", _order(client_order_id), timeout=60)
-        assert reply["ok"], reply
-        assert reply["result"]["status"] == "submitted" and reply["result"]["order_id"], reply
+        client_order_id = await _submit_one(client)
     assert len(_cpsim_orders(prod, client_order_id)) == 1
 
 
@@ -69,14 +75,16 @@ async def test_the_session_keeper_reports_the_session(prod: ProdStack) -> None:
 
 async def test_audit_stored_the_events_and_the_chain_verifies(prod: ProdStack) -> None:
     async with connected(prod, "client") as client:
+        client_order_id = await _submit_one(client)  # this test's own order: tests may run in any order
         deadline = time.monotonic() + 20
         while True:
-            found = await client.call("audit.query", {"type_prefix": "orders.submitted", "limit": 10})
+            found = await client.call("audit.query", {"type_prefix": "orders.submitted", "limit": 500})
             assert found["ok"], found
-            if found["result"]["events"] or time.monotonic() > deadline:
+            mine = [e for e in found["result"]["events"] if e["payload"].get("client_order_id") == client_order_id]
+            if mine or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.2)
-        assert found["result"]["events"], "the submitted order's event never reached the audit log"
+        assert mine, "the submitted order's event never reached the audit log"
         assert {e["source"] for e in found["result"]["events"]} == {"compliance"}
         everything = await client.call("audit.query", {"limit": 500})
         sources = {event["source"] for event in everything["result"]["events"]}
