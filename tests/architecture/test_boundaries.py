@@ -17,6 +17,8 @@ SERVICE_PACKAGES = {
 ROOT_TOKEN = "ibkr"
 SUBJECT_LITERAL = re.compile(r"^ibkr\.[a-z0-9*{}%-]+\.")
 CATALOGUE = ROOT / "libs" / "common" / "src" / "ibkr_common" / "subjects.py"
+#: The public part of the catalogue (the contract); the common one adds the internal bridge subjects.
+PUBLIC_CATALOGUE = ROOT / "libs" / "contract" / "src" / "ibkr_contract" / "subjects.py"
 
 
 def _imports(path: Path) -> set[str]:
@@ -130,7 +132,7 @@ def subject_offenders(source: str, name: str = "<source>") -> list[str]:
 
 def _subject_scan_roots() -> list[Path]:
     roots = [ROOT / "services" / service / "src" for service in SERVICE_PACKAGES]
-    roots.append(ROOT / "libs" / "common" / "src")
+    roots.extend(ROOT / "libs" / lib / "src" for lib in ("common", "contract", "client"))
     roots.extend(sorted(p for p in (ROOT / "tools").glob("*/src") if p.is_dir()))
     return roots
 
@@ -140,14 +142,15 @@ def test_the_scan_covers_services_common_and_tools():
     assert "libs/common/src/ibkr_common/settings.py" in scanned
     assert "tools/testkit/src/ibkr_testkit/plugin.py" in scanned
     assert "tools/devstack/src/ibkr_devstack/stack.py" in scanned
-    assert CATALOGUE.exists()
+    assert "libs/client/src/ibkr_client/__init__.py" in scanned
+    assert CATALOGUE.exists() and PUBLIC_CATALOGUE.exists()
 
 
 def test_subjects_are_built_only_by_the_catalogue():
     offenders = []
     for root in _subject_scan_roots():
         for p in _sources(root):
-            if p == CATALOGUE:
+            if p in (CATALOGUE, PUBLIC_CATALOGUE):
                 continue
             offenders.extend(subject_offenders(p.read_text(), str(p.relative_to(ROOT))))
     assert offenders == []
