@@ -1,0 +1,55 @@
+"""`ibkr`: the entry point. Every failure is one line on stderr and a documented exit code (no traceback
+unless --debug)."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+import typer
+
+from ibkr_client.cli import admin, reads, trade  # noqa: F401  (they register their commands)
+from ibkr_client.cli.base import OPTIONS, app
+from ibkr_client.cli.output import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, describe_error, exit_code_of, fail_line
+from ibkr_client.errors import IbkrError
+
+__all__ = ["app", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `ibkr` with `argv` (default: the command line); returns (and exits with) the exit code."""
+    command = typer.main.get_command(app)
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        result = command.main(args=args, prog_name="ibkr", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.UsageError as exc:
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        fail_line(f"{exc.format_message()}{where}")
+        code = EXIT_USAGE
+    except click.ClickException as exc:
+        fail_line(exc.format_message())
+        code = exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        fail_line("interrupted")
+        code = EXIT_INTERRUPTED
+    except IbkrError as exc:
+        if OPTIONS.debug:
+            traceback.print_exc()
+        fail_line(describe_error(exc))
+        code = exit_code_of(exc)
+    except Exception as exc:  # one clear line, never a traceback (unless --debug)
+        if OPTIONS.debug:
+            traceback.print_exc()
+        fail_line(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        code = EXIT_ERROR
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()
