@@ -6,12 +6,11 @@ from __future__ import annotations
 import sys
 import traceback
 
-import click
 import typer
 
 from ibkr_client.cli import admin, reads, trade  # noqa: F401  (they register their commands)
 from ibkr_client.cli.base import OPTIONS, app
-from ibkr_client.cli.output import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, describe_error, exit_code_of, fail_line
+from ibkr_client.cli.output import EXIT_ERROR, EXIT_INTERRUPTED, describe_error, exit_code_of, fail_line
 from ibkr_client.errors import IbkrError
 
 __all__ = ["app", "main"]
@@ -24,16 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = command.main(args=args, prog_name="ibkr", standalone_mode=False)
         code = result if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.UsageError as exc:
-        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+    except typer.TyperException as exc:  # a usage error: a bad option, a missing argument
+        context = getattr(exc, "ctx", None)
+        where = f" (see `{context.command_path} --help`)" if context is not None else ""
         fail_line(f"{exc.format_message()}{where}")
-        code = EXIT_USAGE
-    except click.ClickException as exc:
-        fail_line(exc.format_message())
         code = exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         fail_line("interrupted")
         code = EXIT_INTERRUPTED
     except IbkrError as exc:

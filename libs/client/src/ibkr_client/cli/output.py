@@ -53,8 +53,8 @@ def _width() -> int | None:
     return None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
 
 
-out = Console(highlight=False, soft_wrap=False, width=_width())
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, markup=False, soft_wrap=False, width=_width())
+err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 def print_json(value: Any) -> None:

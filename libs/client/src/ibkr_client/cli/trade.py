@@ -137,9 +137,9 @@ async def follow_questions(ib: IbkrClient, result: OrderResult, accepted: set[st
             missing = ", ".join(i for i in ids if i not in accepted) or "(no id)"
             if as_json:
                 print_json(result)
-            fail_line(f"IBKR asks a question ({missing}) nobody answered: the order {result.client_order_id} waits. "
-                      f"Answer it with `ibkr confirm {result.client_order_id} {question.reply_id}` (or --no), or "
-                      f"place again with --confirm {missing.split(', ')[0]} in advance")
+            fail_line(f"IBKR asks a question ({missing}) nobody answered: order {result.client_order_id} waits; "
+                      f"answer with `ibkr confirm {result.client_order_id} {question.reply_id}` (--no declines); "
+                      f"`--confirm {missing.split(', ')[0]}` accepts it in advance next time")
             return EXIT_UNANSWERED
         result = await ib.orders.confirm(result.client_order_id, question.reply_id, answer,
                                          answered_by=OPTIONS.operator)
