@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from ibkr_client.cli.output import EXIT_CODES_HELP, EXIT_USAGE, fail_line
-from ibkr_client.client import DEFAULT_TIMEOUT_S, IbkrClient
+from ibkr_client.client import DEFAULT_TIMEOUT_S, ORDER_TIMEOUT_S, SYNC_TIMEOUT_S, IbkrClient
 
 app = typer.Typer(
     name="ibkr",
@@ -32,15 +32,18 @@ class Options:
 
     nats_url: str | None = None
     connection: str | None = None
-    timeout: float = DEFAULT_TIMEOUT_S
+    timeout: float | None = None
     account: str | None = None
     user: str | None = None
     stack_file: Path | None = None
     debug: bool = False
 
     def client(self) -> IbkrClient:
+        """A client; `--timeout`, when given, is the wait for every answer (else reads 10 s, orders 45, syncs 60)."""
+        if self.timeout is None:
+            return IbkrClient(self.nats_url, self.connection, stack_file=self.stack_file, name="ibkr-cli")
         return IbkrClient(self.nats_url, self.connection, self.timeout, stack_file=self.stack_file,
-                          order_timeout=max(self.timeout, 45.0), sync_timeout=max(self.timeout, 60.0), name="ibkr-cli")
+                          order_timeout=self.timeout, sync_timeout=self.timeout, name="ibkr-cli")
 
     @property
     def operator(self) -> str:
@@ -63,8 +66,9 @@ def main_options(
     connection: Annotated[str | None, typer.Option(
         "--connection", "-c", envvar="IBKR_CONNECTION", help="Connection id (default: the stack file's, else paper).",
     )] = None,
-    timeout: Annotated[float, typer.Option(
-        "--timeout", min=0.1, help="Seconds to wait for an answer.")] = DEFAULT_TIMEOUT_S,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0.1, help=f"Seconds to wait for any answer (default {DEFAULT_TIMEOUT_S:g} for reads, "
+        f"{ORDER_TIMEOUT_S:g} for orders, {SYNC_TIMEOUT_S:g} for syncs and audit verify).")] = None,
     account: Annotated[str | None, typer.Option("--account", "-a", envvar="IBKR_ACCOUNT",
                                                 help="Account id (default: the only account the stack syncs).")] = None,
     user: Annotated[str | None, typer.Option("--user", "-u", envvar="IBKR_USER",
