@@ -45,7 +45,7 @@ class EventEnvelope(BaseModel):
         return value.astimezone(UTC)
 
     @field_serializer("payload", when_used="json")
-    def _plain_payload(self, value: dict[str, Any]) -> Any:
+    def _plain_payload(self, value: dict[str, Any]) -> dict[str, Any]:
         return jsonable(value)
 
     def to_bytes(self) -> bytes:

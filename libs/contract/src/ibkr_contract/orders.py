@@ -110,7 +110,7 @@ class Decision(BaseModel):
     computed: dict[str, Any] = {}
 
     @field_serializer("computed", when_used="json")
-    def _plain_computed(self, value: dict[str, Any]) -> Any:
+    def _plain_computed(self, value: dict[str, Any]) -> dict[str, Any]:
         return jsonable(value)
 
     def blocking(self) -> list[Reason]:

@@ -31,5 +31,5 @@ class ServiceStatus(BaseModel):
     details: dict[str, Any] = {}
 
     @field_serializer("details", when_used="json")
-    def _plain(self, value: dict[str, Any]) -> Any:
+    def _plain(self, value: dict[str, Any]) -> dict[str, Any]:
         return jsonable(value)

@@ -157,7 +157,7 @@ class OrderView(BaseModel):
 
 
     @field_serializer("status_history", "fills", when_used="json")
-    def _plain(self, value: list[dict[str, Any]]) -> Any:
+    def _plain(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return jsonable(value)
 
 
@@ -202,7 +202,7 @@ class SyncProblem(BaseModel):
     details: dict[str, Any] = {}
 
     @field_serializer("details", when_used="json")
-    def _plain(self, value: dict[str, Any]) -> Any:
+    def _plain(self, value: dict[str, Any]) -> dict[str, Any]:
         return jsonable(value)
 
 
