@@ -5,7 +5,6 @@ the bridge's contract reads. Owned by gateway-bridge. Strikes and prices are Dec
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -13,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ibkr_common.messages.bridge import BridgeRequest
 from ibkr_contract import contracts as public
 from ibkr_contract.contracts import MONTHS, Contract, ContractSearchResult, OptionChain, normalise_month
+from ibkr_contract.types import PlainDecimal
 
 __all__ = [
     "MONTHS", "Contract", "ContractInfo", "ContractInfoRequest", "ContractSearchRequest", "ContractSearchResult",
@@ -49,8 +49,8 @@ class ContractInfo(BaseModel):
     valid_exchanges: list[str] = []
     local_symbol: str | None = None
     trading_class: str | None = None
-    multiplier: Decimal | None = None
-    strike: Decimal | None = None
+    multiplier: PlainDecimal | None = None
+    strike: PlainDecimal | None = None
     right: Literal["C", "P"] | None = None
     expiry: date | None = None
     underlying_conid: int | None = None
@@ -64,7 +64,7 @@ class SecdefInfoRequest(BridgeRequest):
     conid: int = Field(gt=0)
     sec_type: Literal["OPT", "FOP", "WAR", "FUT", "CASH", "CFD", "BOND"] = "OPT"
     month: str | None = None
-    strike: Decimal | None = None
+    strike: PlainDecimal | None = None
     right: Literal["C", "P"] | None = None
     exchange: str | None = Field(None, pattern=r"^[A-Z0-9]{1,16}$")
 
@@ -79,9 +79,9 @@ class DerivativeContract(BaseModel):
     symbol: str | None = None
     sec_type: str | None = None
     right: Literal["C", "P"] | None = None
-    strike: Decimal | None = None
+    strike: PlainDecimal | None = None
     expiry: date | None = None
-    multiplier: Decimal | None = None
+    multiplier: PlainDecimal | None = None
     trading_class: str | None = None
     exchange: str | None = None
     currency: str | None = None
@@ -109,8 +109,8 @@ class SecdefEntry(BaseModel):
     listing_exchange: str | None = None
     expiry: date | None = None
     right: Literal["C", "P"] | None = None
-    strike: Decimal | None = None
-    multiplier: Decimal | None = None
+    strike: PlainDecimal | None = None
+    multiplier: PlainDecimal | None = None
     underlying_conid: int | None = None
     has_options: bool | None = None
 
