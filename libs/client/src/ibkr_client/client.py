@@ -50,6 +50,8 @@ class IbkrClient:
     - `environment`: what orders built from keywords say (`paper` unless told; say `live` explicitly).
     - `timeout`: seconds to wait for a reply to a read (`order_timeout` for orders, `sync_timeout` for syncs);
       every method also takes its own `timeout=`. No reply in time raises `NoReply`.
+    - `inbox_prefix`: the reply inbox prefix the NATS user may read (compose's `client` user: `_INBOX_client`);
+      credentials go in the URL (`nats://client:<password>@host:4222`).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class IbkrClient:
         sync_timeout: float = SYNC_TIMEOUT_S,
         connect_timeout: float = 5.0,
         stack_file: Path | None = None,
+        inbox_prefix: str | None = None,
         name: str = "ibkr-client",
     ) -> None:
         if timeout <= 0 or order_timeout <= 0 or sync_timeout <= 0:
@@ -75,6 +78,7 @@ class IbkrClient:
         self.sync_timeout = sync_timeout
         self.connect_timeout = connect_timeout
         self.stack_file = stack_file
+        self.inbox_prefix = inbox_prefix
         self.name = name
         self.subjects: Subjects | None = None
         self._nc: Client | None = None
@@ -110,6 +114,7 @@ class IbkrClient:
             self._nc = await nats.connect(
                 self.nats_url, name=self.name, connect_timeout=self.connect_timeout, max_reconnect_attempts=3,
                 reconnect_time_wait=0.5, error_cb=on_error, allow_reconnect=True,
+                **({"inbox_prefix": self.inbox_prefix} if self.inbox_prefix else {}),
             )
         except (nats.errors.NoServersError, OSError, TimeoutError, nats.errors.Error) as exc:
             cause = errors[-1] if errors else exc

@@ -1,6 +1,8 @@
 """`ib.events(...)`: events of the stack read from its JetStream stream, as an async iterator.
 
-An ephemeral consumer reads from where `start` says and is gone once closed (or idle a minute). A
+An ephemeral consumer reads from where `start` says; the server removes it once nobody has pulled from it
+for `EPHEMERAL_IDLE_S` (the client asks nothing more of the server than the public commands, creating a
+consumer, pulling and acknowledging: what deploy/nats.conf grants the `client` user). A
 durable consumer (`durable="name"`) is kept by the server: each event is acknowledged once the next
 one is asked for, or when the `async with` block ends without an error, so a program that stops and
 starts again goes on after the last event it finished with; nothing is missed.
@@ -25,13 +27,13 @@ from pydantic import ValidationError
 
 from ibkr_client.errors import StackUnavailable, ValidationFailed
 from ibkr_contract.envelope import EventEnvelope
-from ibkr_contract.subjects import EVENT_AREAS, EVENT_TYPES, Subjects
+from ibkr_contract.subjects import EVENT_AREAS, EVENT_TYPES, EVENTS_STREAM, Subjects
 
 if TYPE_CHECKING:
     from ibkr_client.client import IbkrClient
 
 log = logging.getLogger("ibkr_client.events")
-EPHEMERAL_IDLE_S = 60.0
+EPHEMERAL_IDLE_S = 30.0
 FETCH_WAIT_S = 2.0
 _POLICIES = {"new": DeliverPolicy.NEW, "all": DeliverPolicy.ALL, "last": DeliverPolicy.LAST}
 
@@ -85,10 +87,7 @@ class EventStream:
         assert self.client.subjects is not None
         filters = event_filters(self.client.subjects, self.types, self.account)
         js = self.client.nats.jetstream()
-        try:
-            stream = self.stream or await js.find_stream_name_by_subject(filters[0])
-        except nats.js.errors.NotFoundError:
-            raise StackUnavailable(f"no JetStream stream holds {filters[0]} (has the stack started?)") from None
+        stream = self.stream or EVENTS_STREAM
         config = ConsumerConfig(
             ack_policy=AckPolicy.EXPLICIT if self.durable else AckPolicy.NONE,
             inactive_threshold=None if self.durable else EPHEMERAL_IDLE_S,
@@ -104,15 +103,20 @@ class EventStream:
             config.deliver_policy = _POLICIES[self.start]
         try:
             self._sub = await js.pull_subscribe(filters[0], durable=self.durable, stream=stream, config=config)
+        except nats.js.errors.NotFoundError:
+            raise StackUnavailable(f"no JetStream stream {stream} (has the stack started?)") from None
         except nats.js.errors.BadRequestError as exc:
             raise ValidationFailed(f"the stream refused the consumer: {exc.description}") from None
+        except nats.errors.TimeoutError:
+            raise StackUnavailable(f"JetStream did not answer for stream {stream} (is JetStream enabled, and may "
+                                   "this user create consumers?)") from None
         self.stream = stream
         self._consumer = (await self._sub.consumer_info()).name
         return self
 
     async def close(self, *, ack_last: bool = True) -> None:
-        """Stop reading; acknowledge the last event handed out (durable) unless `ack_last` is false, and
-        delete an ephemeral consumer."""
+        """Stop reading; acknowledge the last event handed out (durable) unless `ack_last` is false. (An
+        ephemeral consumer is removed by the server once idle.)"""
         sub, self._sub = self._sub, None
         if sub is None:
             return
@@ -120,8 +124,6 @@ class EventStream:
             if ack_last:
                 await self._ack()
             await sub.unsubscribe()
-            if not self.durable and self._consumer and self.stream and not self.client.nats.is_closed:
-                await self.client.nats.jetstream().delete_consumer(self.stream, self._consumer)
         except (nats.errors.Error, nats.js.errors.Error) as exc:
             log.debug("closing the event consumer: %s", exc)
 

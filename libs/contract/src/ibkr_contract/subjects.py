@@ -40,6 +40,9 @@ EVENT_TYPES: Final = frozenset(
 #: The first part of every event type.
 EVENT_AREAS: Final = frozenset(t.split(".", 1)[0] for t in EVENT_TYPES)
 
+#: The JetStream stream that holds every event (`ibkr.*.events.>`), unless a deployment names it otherwise.
+EVENTS_STREAM: Final = "IBKR_EVENTS"
+
 #: The services of the stack; each answers `ibkr.<conn>.status.<service>` (`ServiceStatus`).
 SERVICES: Final = ("gateway-bridge", "session-keeper", "sync-worker", "compliance", "audit")
 

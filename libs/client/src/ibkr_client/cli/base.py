@@ -36,14 +36,17 @@ class Options:
     account: str | None = None
     user: str | None = None
     stack_file: Path | None = None
+    inbox_prefix: str | None = None
     debug: bool = False
 
     def client(self) -> IbkrClient:
         """A client; `--timeout`, when given, is the wait for every answer (else reads 10 s, orders 45, syncs 60)."""
         if self.timeout is None:
-            return IbkrClient(self.nats_url, self.connection, stack_file=self.stack_file, name="ibkr-cli")
+            return IbkrClient(self.nats_url, self.connection, stack_file=self.stack_file,
+                              inbox_prefix=self.inbox_prefix, name="ibkr-cli")
         return IbkrClient(self.nats_url, self.connection, self.timeout, stack_file=self.stack_file,
-                          order_timeout=self.timeout, sync_timeout=self.timeout, name="ibkr-cli")
+                          order_timeout=self.timeout, sync_timeout=self.timeout, inbox_prefix=self.inbox_prefix,
+                          name="ibkr-cli")
 
     @property
     def operator(self) -> str:
@@ -74,11 +77,15 @@ def main_options(
     user: Annotated[str | None, typer.Option("--user", "-u", envvar="IBKR_USER",
                                              help="Who acts (default: your login name).")] = None,
     stack_file: Annotated[Path | None, typer.Option("--stack-file", help="A stack.json to use.")] = None,
+    inbox_prefix: Annotated[str | None, typer.Option(
+        "--inbox-prefix", envvar="IBKR_NATS_INBOX_PREFIX", help="Reply inbox prefix of your NATS user "
+        "(compose's client user: _INBOX_client).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of failures.")] = False,
 ) -> None:
     """Global options."""
     OPTIONS.nats_url, OPTIONS.connection, OPTIONS.timeout = nats_url, connection, timeout
     OPTIONS.account, OPTIONS.user, OPTIONS.stack_file, OPTIONS.debug = account, user, stack_file, debug
+    OPTIONS.inbox_prefix = inbox_prefix
 
 
 def run(work: Callable[[IbkrClient], Awaitable[int | None]]) -> None:
