@@ -2,6 +2,7 @@
 
 import ast
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,18 @@ def test_common_library_imports_no_service():
     offenders = {
         str(p.relative_to(ROOT)): sorted(_imports(p) & set(SERVICE_PACKAGES.values()))
         for p in _sources(ROOT / "libs" / "common" / "src")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+@pytest.mark.parametrize(("lib", "allowed"), [
+    ("contract", {"ibkr_contract", "pydantic", "pydantic_core"}),
+    ("client", {"ibkr_client", "ibkr_contract", "pydantic", "nats", "typer", "rich"}),
+])
+def test_the_contract_and_the_client_import_only_what_they_declare(lib, allowed):
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(_imports(p) - allowed - set(sys.stdlib_module_names))
+        for p in _sources(ROOT / "libs" / lib / "src")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
 

@@ -217,7 +217,6 @@ class IbkrClient:
         - `start`: where a new consumer begins: `new` (from now), `all`, `last`, or a time.
         - `idle_timeout`: end the iteration after this many seconds without an event (default: never).
         """
-        assert self.subjects is not None or self._nc is None
         return EventStream(self, types=types, account=account, durable=durable, start=start, stream=stream,
                            idle_timeout=idle_timeout)
 
