@@ -7,6 +7,7 @@ import select
 import subprocess
 import time
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -214,10 +215,10 @@ def test_audit_verify_and_export_as_jsonl_and_csv(cli: Stack, tmp_path: Path):
 
 
 def test_events_tail_follows_live_events_filtered_by_type(cli: Stack):
-    with subprocess.Popen([str(IBKR), "events", "tail", "--type", "trading", "--count", "2", "--json"], cwd=cli.root,
-                          env=clean_env(IBKR_USER=USER), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True) as tail:
-        time.sleep(2.0)  # the consumer starts at "new"
+    since = datetime.now(UTC).isoformat()  # from now on, however long the command takes to start
+    with subprocess.Popen([str(IBKR), "events", "tail", "--type", "trading", "--count", "2", "--json", "--from",
+                           since], cwd=cli.root, env=clean_env(IBKR_USER=USER), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as tail:
         run(cli, "halt", "--reason", "tail", "--yes")
         run(cli, "resume", "--reason", "tail over", "--yes")
         out, err = tail.communicate(timeout=30)

@@ -1,5 +1,6 @@
 """ibkr_client against `make run`'s stack: every section, typed results and errors, events, the example."""
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -242,6 +243,13 @@ async def test_reads_positions_account_sync_session_and_audit(ib: IbkrClient):
     assert account.net_liquidation and account.net_liquidation > 0
     status = await ib.compliance.status(USER, ACCOUNT)
     assert status.missing_acknowledgments == [] and status.halted in (True, False)
+    for _ in range(4):  # four decisions: four compliance events for audit to store
+        await ib.orders.check(account_id=ACCOUNT, user_id=USER, symbol="AAPL", side="BUY", quantity=1,
+                              order_type="MKT")
+    for _ in range(100):
+        if len((await ib.audit.query(type_prefix="compliance", limit=4)).events) == 4:
+            break
+        await asyncio.sleep(0.1)
     verified = await ib.audit.verify()
     assert verified.ok and verified.events_checked > 0
     page = await ib.audit.query(type_prefix="compliance", limit=2)
