@@ -61,7 +61,7 @@ test: install postgres-binaries prod-tools
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy libs/common/src tools/*/src services/*/src
+	$(VENV)/bin/mypy libs/*/src tools/*/src services/*/src
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -2,6 +2,7 @@
 
 import ast
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ SERVICE_PACKAGES = {
 ROOT_TOKEN = "ibkr"
 SUBJECT_LITERAL = re.compile(r"^ibkr\.[a-z0-9*{}%-]+\.")
 CATALOGUE = ROOT / "libs" / "common" / "src" / "ibkr_common" / "subjects.py"
+#: The public part of the catalogue (the contract); the common one adds the internal bridge subjects.
+PUBLIC_CATALOGUE = ROOT / "libs" / "contract" / "src" / "ibkr_contract" / "subjects.py"
 
 
 def _imports(path: Path) -> set[str]:
@@ -38,6 +41,18 @@ def test_common_library_imports_no_service():
     offenders = {
         str(p.relative_to(ROOT)): sorted(_imports(p) & set(SERVICE_PACKAGES.values()))
         for p in _sources(ROOT / "libs" / "common" / "src")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+@pytest.mark.parametrize(("lib", "allowed"), [
+    ("contract", {"ibkr_contract", "pydantic", "pydantic_core"}),
+    ("client", {"ibkr_client", "ibkr_contract", "pydantic", "nats", "typer", "rich"}),
+])
+def test_the_contract_and_the_client_import_only_what_they_declare(lib, allowed):
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(_imports(p) - allowed - set(sys.stdlib_module_names))
+        for p in _sources(ROOT / "libs" / lib / "src")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
 
@@ -130,7 +145,7 @@ def subject_offenders(source: str, name: str = "<source>") -> list[str]:
 
 def _subject_scan_roots() -> list[Path]:
     roots = [ROOT / "services" / service / "src" for service in SERVICE_PACKAGES]
-    roots.append(ROOT / "libs" / "common" / "src")
+    roots.extend(ROOT / "libs" / lib / "src" for lib in ("common", "contract", "client"))
     roots.extend(sorted(p for p in (ROOT / "tools").glob("*/src") if p.is_dir()))
     return roots
 
@@ -140,14 +155,15 @@ def test_the_scan_covers_services_common_and_tools():
     assert "libs/common/src/ibkr_common/settings.py" in scanned
     assert "tools/testkit/src/ibkr_testkit/plugin.py" in scanned
     assert "tools/devstack/src/ibkr_devstack/stack.py" in scanned
-    assert CATALOGUE.exists()
+    assert "libs/client/src/ibkr_client/__init__.py" in scanned
+    assert CATALOGUE.exists() and PUBLIC_CATALOGUE.exists()
 
 
 def test_subjects_are_built_only_by_the_catalogue():
     offenders = []
     for root in _subject_scan_roots():
         for p in _sources(root):
-            if p == CATALOGUE:
+            if p in (CATALOGUE, PUBLIC_CATALOGUE):
                 continue
             offenders.extend(subject_offenders(p.read_text(), str(p.relative_to(ROOT))))
     assert offenders == []

@@ -65,6 +65,15 @@ def test_the_bridge_serves_every_bridge_operation_and_the_users_reach_what_they_
     assert users["client"].may("publish", CONN.orders_submit)
 
 
+def test_every_service_answers_its_status_subject_and_the_client_may_ask_each():
+    users = nats_users((ROOT / "deploy" / "nats.conf").read_text())
+    for service in SERVICES:
+        subject = CONN.service_status(service)
+        assert users[service].may("subscribe", subject), service
+        assert users["client"].may("publish", subject), service
+        assert [name for name, perms in users.items() if perms.may("subscribe", subject)] == [service]
+
+
 NARROWED = """
 authorization { users: [
   { user: compliance, password: x

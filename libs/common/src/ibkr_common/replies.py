@@ -1,4 +1,4 @@
-"""The reply shape of every request/reply subject, and the middleware that guarantees one.
+"""The reply shape of every request/reply subject (`ibkr_contract.errors`), and the middleware that guarantees one.
 
 `{"ok": true, "result": {...}}` or `{"ok": false, "error": {"code", "message", "details", "retryable"}}`.
 A handler exception, or a payload that fails validation, still produces an error reply.
@@ -11,43 +11,20 @@ from __future__ import annotations
 
 import json
 import logging
-from enum import StrEnum
 from typing import Any, TypeVar
 
 from faststream.middlewares import ExceptionMiddleware
 from pydantic import BaseModel, ValidationError
 
-from ibkr_common.envelope import jsonable
+from ibkr_contract.errors import RETRYABLE_CODES, ErrorBody, ErrorCode, is_retryable
+from ibkr_contract.types import jsonable
+
+__all__ = [
+    "RETRYABLE_CODES", "ErrorBody", "ErrorCode", "ServiceError", "bad_json_reply", "fail", "is_retryable", "ok",
+    "parse", "reply_middleware", "unexpected_reply", "validation_details", "validation_reply",
+]
 
 log = logging.getLogger("ibkr_common.replies")
-
-
-class ErrorCode(StrEnum):
-    """Error codes of CONTRACT.md."""
-
-    VALIDATION_ERROR = "VALIDATION_ERROR"
-    NOT_AUTHENTICATED = "NOT_AUTHENTICATED"
-    GATEWAY_UNAVAILABLE = "GATEWAY_UNAVAILABLE"
-    RATE_LIMITED = "RATE_LIMITED"
-    COMPLIANCE_BLOCKED = "COMPLIANCE_BLOCKED"
-    NOT_FOUND = "NOT_FOUND"
-    NOT_SUPPORTED = "NOT_SUPPORTED"
-    CONFLICT = "CONFLICT"
-    ENVIRONMENT_MISMATCH = "ENVIRONMENT_MISMATCH"
-    TRADING_HALTED = "TRADING_HALTED"
-    TIMEOUT = "TIMEOUT"
-    TOO_LARGE = "TOO_LARGE"
-    INTERNAL = "INTERNAL"
-
-
-#: Codes whose answer does not stand by default: a dependency down or restarting, a limit, no answer in time.
-RETRYABLE_CODES = frozenset({ErrorCode.GATEWAY_UNAVAILABLE, ErrorCode.RATE_LIMITED, ErrorCode.TIMEOUT,
-                             ErrorCode.NOT_AUTHENTICATED})
-
-
-def is_retryable(code: ErrorCode | str) -> bool:
-    """Whether an error of this code is retryable unless the service says otherwise."""
-    return code in RETRYABLE_CODES
 
 
 class ServiceError(Exception):
@@ -64,15 +41,6 @@ class ServiceError(Exception):
         self.message = message
         self.details = details if details is not None else []
         self.retryable = is_retryable(code) if retryable is None else retryable
-
-
-class ErrorBody(BaseModel):
-    """The `error` member of a failed reply."""
-
-    code: str
-    message: str
-    details: list[Any] | dict[str, Any] = []
-    retryable: bool = False
 
 
 def ok(result: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from faststream.nats import NatsRouter
 from ibkr_audit.store import AuditStore
 from ibkr_common.messages.audit import AuditQueryRequest, AuditVerifyRequest, AuditVerifyResult
 from ibkr_common.replies import ok, reply_middleware
+from ibkr_common.status import add_status_responder
 from ibkr_common.subjects import Subjects
 
 if TYPE_CHECKING:
@@ -41,4 +42,9 @@ def build_router(
             verified(result)
         return ok(result.model_copy(update={"secrets_redacted": redacted()}))
 
+    async def status_details() -> dict[str, Any]:
+        last_seq, _ = await store.head()
+        return {"last_seq": last_seq}
+
+    add_status_responder(router, subjects, "audit", store.clock, queue=QUEUE_GROUP, details=status_details)
     return router

@@ -8,6 +8,7 @@ from faststream.nats import NatsRouter
 
 from ibkr_common.messages.orders import CancelRequest, ConfirmRequest, ModifyRequest, OrderRequest
 from ibkr_common.replies import ok, reply_middleware
+from ibkr_common.status import add_status_responder
 from ibkr_common.subjects import Subjects
 from ibkr_compliance.admin import ComplianceAdmin
 from ibkr_compliance.messages import AcknowledgeRequest, HaltRequest, StatusRequest
@@ -56,4 +57,8 @@ def build_router(subjects: Subjects, service: ComplianceService, admin: Complian
     async def trading_resume(request: HaltRequest) -> dict[str, Any]:
         return ok(await admin.set_halted(False, request))
 
+    async def status_details() -> dict[str, Any]:
+        return {"halted": await admin.controls.halted()}
+
+    add_status_responder(router, subjects, "compliance", admin.clock, queue=QUEUE_GROUP, details=status_details)
     return router

@@ -54,7 +54,8 @@ def blocked_error(decision: Decision) -> ServiceError:
         code = ErrorCode.ENVIRONMENT_MISMATCH
     elif "TRADING_HALTED" in codes:
         code = ErrorCode.TRADING_HALTED
-    text = "; ".join(f"{r.code}: {r.message}" for r in decision.reasons if r.code != "OK")
+    blocking = decision.blocking() or [r for r in decision.reasons if r.code != "OK"]  # older rows: no severity
+    text = "; ".join(f"{r.code}: {r.message}" for r in blocking)
     return ServiceError(code, f"order blocked: {text}", decision.model_dump(mode="json"))
 
 
@@ -103,7 +104,7 @@ class ComplianceService:
         """Evaluate `request` at `when` on freshly gathered state; the environment gate comes first."""
         started = time.perf_counter()
         if request.environment != self.environment:
-            reason = Reason(code="ENVIRONMENT_MISMATCH",
+            reason = Reason(code="ENVIRONMENT_MISMATCH", severity="block",
                             message=f"{request.environment} order on the {self.environment} connection")
             decision = Decision(client_order_id=request.client_order_id, decision="block", reasons=[reason])
             return Decided(decision, None, _ms(started), {"requested_environment": request.environment})
@@ -131,7 +132,7 @@ class ComplianceService:
             engine_order(request, gathered.symbols), gathered.account, self.config, when,
             market=quotes_moved(gathered.market, when - now), regime=self.regime, flags=flags,
         )
-        reasons = [Reason(code=r.code, message=r.message) for r in outcome.reasons]
+        reasons = [Reason(code=r.code, message=r.message, severity=r.severity) for r in outcome.reasons]
         decision = Decision(client_order_id=request.client_order_id, decision=outcome.decision, reasons=reasons,
                             regime=outcome.regime, computed=outcome.computed)
         flag_info = {"halted": halted, "missing_disclosures": missing, "at": when.isoformat()}

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from ibkr_common.messages import bridge as m
 from ibkr_common.messages import contracts as c
 from ibkr_common.replies import ErrorCode, ServiceError, reply_middleware
+from ibkr_common.status import add_status_responder
 from ibkr_common.subjects import Subjects
 from ibkr_gateway_bridge.service import BridgeService, priority_of
 
@@ -104,4 +105,5 @@ def build_router(service: BridgeService, subjects: Subjects, deadline_s: float) 
               deadline_s)
     _register(router, subjects.contracts_option_chain, "contracts.option_chain", c.OptionChainRequest,
               service.option_chain, deadline_s)
+    add_status_responder(router, subjects, "gateway-bridge", service.clock, queue=QUEUE)
     return router

@@ -8,6 +8,7 @@ from faststream.nats import NatsRouter
 
 from ibkr_common.messages.session import SessionLogoutResult, SessionRequest
 from ibkr_common.replies import ok, reply_middleware
+from ibkr_common.status import add_status_responder
 from ibkr_common.subjects import Subjects
 from ibkr_session_keeper.keeper import Keeper
 
@@ -30,4 +31,9 @@ def build_router(subjects: Subjects, keeper: Keeper) -> NatsRouter:
     async def session_reauthenticate(request: SessionRequest) -> dict[str, Any]:
         return ok(await keeper.reauthenticate())
 
+    async def status_details() -> dict[str, Any]:
+        status = keeper.status()
+        return {"status": status.status, "authenticated": status.authenticated}
+
+    add_status_responder(router, subjects, "session-keeper", keeper.clock, queue=QUEUE_GROUP, details=status_details)
     return router

@@ -22,6 +22,7 @@ from ibkr_common.messages.sync import (
 )
 from ibkr_common.replies import ErrorCode, ServiceError, ok, reply_middleware
 from ibkr_common.rpc import Rpc, RpcUnavailable
+from ibkr_common.status import add_status_responder
 from ibkr_common.subjects import Subjects
 from ibkr_sync_worker.settings import SyncSettings
 from ibkr_sync_worker.syncer import SyncAborted
@@ -132,6 +133,13 @@ class Handlers:
             reply["result"] = {**reply["result"], "order_request": order}
         return reply if isinstance(reply, dict) else ok({"reply": reply, "order_request": order})
 
+    async def status_details(self) -> dict[str, Any]:
+        """For `status.sync-worker`: the accounts synced, the newest complete read, and whether syncs run."""
+        accounts = await self.store.known_accounts()
+        marks = [await self.syncer.synced_at(account, "positions") for account in accounts]
+        return {"accounts": accounts, "last_sync_at": max((m for m in marks if m), default=None),
+                "paused": self.scheduler.paused, "last_failed": self.scheduler.last_failed}
+
     async def positions_exercise(self, request: PositionsExerciseRequest) -> dict[str, Any]:
         raise ServiceError(ErrorCode.NOT_SUPPORTED, EXERCISE_EXPLANATION,
                            {"account_id": request.account_id, "conid": request.conid, "alternative": "positions.close"})
@@ -165,4 +173,6 @@ def build_router(subjects: Subjects, handlers: Handlers) -> NatsRouter:
     async def positions_exercise(request: PositionsExerciseRequest) -> dict[str, Any]:
         return await handlers.positions_exercise(request)
 
+    add_status_responder(router, subjects, "sync-worker", handlers.clock, queue=QUEUE_GROUP,
+                         details=handlers.status_details)
     return router

@@ -233,6 +233,16 @@ def order_type_of(value: str | None) -> str | None:
     return ORDER_TYPES.get(key, key.upper().replace(" ", "_"))[:16]
 
 
+#: IBKR's spellings of a time in force that differ from ours: the live-orders list shows a DAY order as CLOSE.
+TIF_SPELLINGS = {"CLOSE": "DAY"}
+
+
+def tif_of(value: Any) -> str | None:
+    """Our time in force (`DAY`, `GTC`, `IOC`, ...) from the gateway's spelling."""
+    spelled = text(value, 8)
+    return TIF_SPELLINGS.get(spelled.upper(), spelled.upper()) if spelled else None
+
+
 def order_from_live(o: bridge.LiveOrder, account_id: str) -> OrderRecord:
     """Normalise one live order. LMT/STP_LMT: `price` is the limit; STP: `price` is the stop."""
     if not o.order_id:
@@ -260,7 +270,7 @@ def order_from_live(o: bridge.LiveOrder, account_id: str) -> OrderRecord:
         limit_price=limit,
         stop_price=stop,
         avg_fill_price=dec(o.avg_price),
-        tif=text(o.tif, 8),
+        tif=tif_of(o.tif),
         last_execution_at=o.last_execution_at.astimezone(UTC) if o.last_execution_at else None,
     )
 

@@ -1,4 +1,5 @@
-"""`make asyncapi`: write each service's AsyncAPI document (FastStream's generator) under docs/asyncapi/."""
+"""`make asyncapi`: write each service's AsyncAPI document (FastStream's generator, completed with each request's
+reply and each event's typed payload by `asyncapi_replies`) under docs/asyncapi/."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ibkr_common.settings import CommonSettings
+from ibkr_devstack.asyncapi_replies import complete
 from ibkr_devstack.stack import SERVICES, service_exists
 
 _ENV_PREFIXES = ("IBKR_", "VITE_", "NATS_URL", "DATABASE_URL")
@@ -64,7 +66,7 @@ def _build_document(service: str) -> dict[str, Any]:
         settings = settings_class(module_name)()
         app = importlib.import_module(f"{module_name}.app").build_app(settings)
         spec = app.schema.to_specification().to_json()
-    data: dict[str, Any] = json.loads(spec)
+    data: dict[str, Any] = complete(json.loads(spec), settings.connection)
     data.setdefault("info", {})["title"] = f"ibkr-stack {service}"
     return data
 

@@ -8,7 +8,6 @@ prices and quantities are Decimal (strings on the wire); times are UTC.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -44,6 +43,7 @@ from ibkr_common.messages.bridge_orders import (
     WhatIfRequest,
     WhatIfResult,
 )
+from ibkr_contract.types import PlainDecimal
 
 __all__ = [
     "ACCOUNT_PATTERN", "AccountId", "AccountRequest", "AccountSummary", "AccountsList", "BridgeRequest",
@@ -137,32 +137,32 @@ class AccountSummary(BaseModel):
     account_id: str
     currency: str | None = None
     account_type: str | None = None
-    net_liquidation: Decimal | None = None
-    equity_with_loan: Decimal | None = None
-    buying_power: Decimal | None = None
-    available_funds: Decimal | None = None
-    excess_liquidity: Decimal | None = None
-    total_cash: Decimal | None = None
-    settled_cash: Decimal | None = None
-    gross_position_value: Decimal | None = None
-    init_margin: Decimal | None = None
-    maint_margin: Decimal | None = None
-    cushion: Decimal | None = None
+    net_liquidation: PlainDecimal | None = None
+    equity_with_loan: PlainDecimal | None = None
+    buying_power: PlainDecimal | None = None
+    available_funds: PlainDecimal | None = None
+    excess_liquidity: PlainDecimal | None = None
+    total_cash: PlainDecimal | None = None
+    settled_cash: PlainDecimal | None = None
+    gross_position_value: PlainDecimal | None = None
+    init_margin: PlainDecimal | None = None
+    maint_margin: PlainDecimal | None = None
+    cushion: PlainDecimal | None = None
     day_trades_remaining: int | None = Field(None, description="-1 means unlimited.")
-    values: dict[str, Decimal] = {}
+    values: dict[str, PlainDecimal] = {}
     texts: dict[str, str] = Field({}, description="Keys whose value is text (e.g. a day-trading status).")
 
 
 class LedgerEntry(BaseModel):
     currency: str
-    cash_balance: Decimal | None = None
-    settled_cash: Decimal | None = None
-    net_liquidation: Decimal | None = None
-    stock_market_value: Decimal | None = None
-    option_market_value: Decimal | None = None
-    unrealized_pnl: Decimal | None = None
-    realized_pnl: Decimal | None = None
-    exchange_rate: Decimal | None = None
+    cash_balance: PlainDecimal | None = None
+    settled_cash: PlainDecimal | None = None
+    net_liquidation: PlainDecimal | None = None
+    stock_market_value: PlainDecimal | None = None
+    option_market_value: PlainDecimal | None = None
+    unrealized_pnl: PlainDecimal | None = None
+    realized_pnl: PlainDecimal | None = None
+    exchange_rate: PlainDecimal | None = None
 
 
 class Ledger(BaseModel):
@@ -173,11 +173,11 @@ class Ledger(BaseModel):
 class PnlRow(BaseModel):
     key: str
     account_id: str
-    daily_pnl: Decimal | None = None
-    net_liquidation: Decimal | None = None
-    unrealized_pnl: Decimal | None = None
-    excess_liquidity: Decimal | None = None
-    market_value: Decimal | None = None
+    daily_pnl: PlainDecimal | None = None
+    net_liquidation: PlainDecimal | None = None
+    unrealized_pnl: PlainDecimal | None = None
+    excess_liquidity: PlainDecimal | None = None
+    market_value: PlainDecimal | None = None
 
 
 class Pnl(BaseModel):
@@ -202,18 +202,18 @@ class Position(BaseModel):
     symbol: str | None = None
     description: str | None = None
     sec_type: str | None = None
-    quantity: Decimal
-    avg_cost: Decimal | None = None
-    avg_price: Decimal | None = None
-    market_price: Decimal | None = None
-    market_value: Decimal | None = None
+    quantity: PlainDecimal
+    avg_cost: PlainDecimal | None = None
+    avg_price: PlainDecimal | None = None
+    market_price: PlainDecimal | None = None
+    market_value: PlainDecimal | None = None
     currency: str | None = None
-    unrealized_pnl: Decimal | None = None
-    realized_pnl: Decimal | None = None
+    unrealized_pnl: PlainDecimal | None = None
+    realized_pnl: PlainDecimal | None = None
     expiry: str | None = None
     right: Literal["C", "P"] | None = None
-    strike: Decimal | None = None
-    multiplier: Decimal | None = None
+    strike: PlainDecimal | None = None
+    multiplier: PlainDecimal | None = None
     underlying_conid: int | None = None
     underlying_symbol: str | None = None
 
@@ -250,10 +250,10 @@ class Trade(BaseModel):
     symbol: str | None = None
     sec_type: str | None = None
     side: Literal["BUY", "SELL"] | None = None
-    quantity: Decimal
-    price: Decimal
-    commission: Decimal | None = None
-    net_amount: Decimal | None = None
+    quantity: PlainDecimal
+    price: PlainDecimal
+    commission: PlainDecimal | None = None
+    net_amount: PlainDecimal | None = None
     exchange: str | None = None
     executed_at: datetime | None = None
 
@@ -272,23 +272,23 @@ class SnapshotRequest(BridgeRequest):
 
 class Snapshot(BaseModel):
     conid: int
-    last: Decimal | None = None
+    last: PlainDecimal | None = None
     last_is_close: bool = Field(False, description="IBKR prefixed the last price with C (previous close).")
     halted: bool = False
-    bid: Decimal | None = None
-    ask: Decimal | None = None
-    bid_size: Decimal | None = None
-    ask_size: Decimal | None = None
-    last_size: Decimal | None = None
-    volume: Decimal | None = None
-    high: Decimal | None = None
-    low: Decimal | None = None
-    open: Decimal | None = None
-    close: Decimal | None = None
-    prior_close: Decimal | None = None
-    change: Decimal | None = None
-    change_pct: Decimal | None = None
-    mark: Decimal | None = None
+    bid: PlainDecimal | None = None
+    ask: PlainDecimal | None = None
+    bid_size: PlainDecimal | None = None
+    ask_size: PlainDecimal | None = None
+    last_size: PlainDecimal | None = None
+    volume: PlainDecimal | None = None
+    high: PlainDecimal | None = None
+    low: PlainDecimal | None = None
+    open: PlainDecimal | None = None
+    close: PlainDecimal | None = None
+    prior_close: PlainDecimal | None = None
+    change: PlainDecimal | None = None
+    change_pct: PlainDecimal | None = None
+    mark: PlainDecimal | None = None
     availability: str | None = None
     updated_at: datetime | None = None
     fields: dict[str, str] = Field({}, description="Every field IBKR sent, by name (raw strings).")

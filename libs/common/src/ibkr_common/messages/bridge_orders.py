@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from ibkr_common.messages.bridge_base import ACCOUNT_PATTERN, AccountRequest, BridgeRequest, OrderStatus
+from ibkr_contract.types import PlainDecimal
 
 
 class OrderSpec(BaseModel):
@@ -19,10 +19,10 @@ class OrderSpec(BaseModel):
     conid: int | None = Field(None, gt=0)
     conidex: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[0-9;/,@A-Z.-]+$")
     side: Literal["BUY", "SELL"]
-    quantity: Decimal = Field(gt=0)
+    quantity: PlainDecimal = Field(gt=0)
     order_type: Literal["MKT", "LMT", "STP", "STP_LMT"]
-    price: Decimal | None = Field(None, gt=0, description="Limit price (LMT, STP_LMT) or stop price (STP).")
-    aux_price: Decimal | None = Field(None, gt=0, description="Stop price of a STP_LMT order.")
+    price: PlainDecimal | None = Field(None, gt=0, description="Limit price (LMT, STP_LMT) or stop price (STP).")
+    aux_price: PlainDecimal | None = Field(None, gt=0, description="Stop price of a STP_LMT order.")
     tif: Literal["DAY", "GTC", "IOC", "OPG"] = "DAY"
     coid: str | None = Field(
         None, validation_alias=AliasChoices("cOID", "coid", "client_order_id"),
@@ -126,15 +126,15 @@ class WhatIfRequest(AccountRequest):
 
 
 class WhatIfResult(BaseModel):
-    amount: Decimal | None = None
-    commission: Decimal | None = None
-    total: Decimal | None = None
-    equity_change: Decimal | None = None
-    initial_margin_change: Decimal | None = None
-    initial_margin_after: Decimal | None = None
-    maintenance_margin_change: Decimal | None = None
-    maintenance_margin_after: Decimal | None = None
-    position_after: Decimal | None = None
+    amount: PlainDecimal | None = None
+    commission: PlainDecimal | None = None
+    total: PlainDecimal | None = None
+    equity_change: PlainDecimal | None = None
+    initial_margin_change: PlainDecimal | None = None
+    initial_margin_after: PlainDecimal | None = None
+    maintenance_margin_change: PlainDecimal | None = None
+    maintenance_margin_after: PlainDecimal | None = None
+    position_after: PlainDecimal | None = None
     warning: str | None = None
     error: str | None = None
 
@@ -159,12 +159,12 @@ class LiveOrder(BaseModel):
     order_type: str | None = None
     status: OrderStatus
     ibkr_status: str | None = None
-    quantity: Decimal | None = None
-    filled_quantity: Decimal | None = None
-    remaining_quantity: Decimal | None = None
-    price: Decimal | None = None
-    aux_price: Decimal | None = None
-    avg_price: Decimal | None = None
+    quantity: PlainDecimal | None = None
+    filled_quantity: PlainDecimal | None = None
+    remaining_quantity: PlainDecimal | None = None
+    price: PlainDecimal | None = None
+    aux_price: PlainDecimal | None = None
+    avg_price: PlainDecimal | None = None
     tif: str | None = None
     description: str | None = None
     last_execution_at: datetime | None = None
@@ -189,11 +189,11 @@ class OrderStatusResult(BaseModel):
     order_type: str | None = None
     status: OrderStatus
     ibkr_status: str | None = None
-    quantity: Decimal | None = None
-    filled_quantity: Decimal | None = None
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
-    avg_price: Decimal | None = None
+    quantity: PlainDecimal | None = None
+    filled_quantity: PlainDecimal | None = None
+    limit_price: PlainDecimal | None = None
+    stop_price: PlainDecimal | None = None
+    avg_price: PlainDecimal | None = None
     tif: str | None = None
     description: str | None = None
 

@@ -1,80 +1,32 @@
-"""Contract models: the public `contracts.search` / `contracts.option_chain` and the bridge's contract reads.
-
-Owned by gateway-bridge. Strikes and prices are Decimal (rendered as strings in replies).
+"""Contract models: the public `contracts.search` / `contracts.option_chain` (from `ibkr_contract.contracts`) and
+the bridge's contract reads. Owned by gateway-bridge. Strikes and prices are Decimal (plain strings in replies).
 """
 
 from __future__ import annotations
 
-import re
 from datetime import date
-from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ibkr_common.messages.bridge import BridgeRequest
+from ibkr_contract import contracts as public
+from ibkr_contract.contracts import MONTHS, Contract, ContractSearchResult, OptionChain, normalise_month
+from ibkr_contract.types import PlainDecimal
 
-MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-_MMMYY = re.compile(r"^([A-Z]{3})(\d{2})$")
-_YYYYMM = re.compile(r"^(\d{4})-?(\d{2})$")
-
-
-def normalise_month(value: str) -> str:
-    """A contract month as IBKR's `MMMYY` (accepts `JAN26`, `2026-01`, `202601`)."""
-    text = value.strip().upper()
-    m = _MMMYY.match(text)
-    if m and m.group(1) in MONTHS:
-        return text
-    m = _YYYYMM.match(text)
-    if m and 1 <= int(m.group(2)) <= 12:
-        return f"{MONTHS[int(m.group(2)) - 1]}{m.group(1)[2:]}"
-    raise ValueError("must be a month like JAN26, 2026-01 or 202601")
+__all__ = [
+    "MONTHS", "Contract", "ContractInfo", "ContractInfoRequest", "ContractSearchRequest", "ContractSearchResult",
+    "DerivativeContract", "OptionChain", "OptionChainRequest", "SecdefEntry", "SecdefInfoRequest", "SecdefInfoResult",
+    "SecdefRequest", "SecdefResult", "StrikesRequest", "normalise_month",
+]
 
 
-class ContractSearchRequest(BridgeRequest):
-    """`ibkr.<conn>.contracts.search` (public) and `bridge.contracts.search`."""
-
-    symbol: str = Field(min_length=1, max_length=64, description="Ticker or company name.")
-    sec_type: Literal["STK", "IND", "BOND", "OPT", "FUT"] | None = None
-    name: bool = Field(False, description="Search by company name (blocks strikes for the result).")
+class ContractSearchRequest(BridgeRequest, public.ContractSearchRequest):
+    """`ibkr.<conn>.contracts.search` (public) and `bridge.contracts.search`: the public model, with `priority`."""
 
 
-class Contract(BaseModel):
-    """One search hit: the conid and what IBKR says about the instrument."""
-
-    conid: int
-    symbol: str | None = None
-    name: str | None = None
-    sec_type: str | None = None
-    exchange: str | None = None
-    header: str | None = None
-    option_months: list[str] = []
-    derivative_sec_types: list[str] = []
-
-
-class ContractSearchResult(BaseModel):
-    contracts: list[Contract]
-
-
-class OptionChainRequest(BridgeRequest):
-    """`ibkr.<conn>.contracts.option_chain` (public)."""
-
-    underlying_conid: int = Field(gt=0)
-    month: str = Field(description="Contract month: JAN26, 2026-01 or 202601.")
-    exchange: str | None = Field(None, pattern=r"^[A-Z0-9]{1,16}$")
-    sec_type: Literal["OPT", "FOP", "WAR"] = "OPT"
-
-    @field_validator("month")
-    @classmethod
-    def _month(cls, value: str) -> str:
-        return normalise_month(value)
-
-
-class OptionChain(BaseModel):
-    underlying_conid: int
-    month: str
-    calls: list[Decimal]
-    puts: list[Decimal]
+class OptionChainRequest(BridgeRequest, public.OptionChainRequest):
+    """`ibkr.<conn>.contracts.option_chain` (public), with the bridge's `priority`."""
 
 
 class StrikesRequest(OptionChainRequest):
@@ -97,8 +49,8 @@ class ContractInfo(BaseModel):
     valid_exchanges: list[str] = []
     local_symbol: str | None = None
     trading_class: str | None = None
-    multiplier: Decimal | None = None
-    strike: Decimal | None = None
+    multiplier: PlainDecimal | None = None
+    strike: PlainDecimal | None = None
     right: Literal["C", "P"] | None = None
     expiry: date | None = None
     underlying_conid: int | None = None
@@ -112,7 +64,7 @@ class SecdefInfoRequest(BridgeRequest):
     conid: int = Field(gt=0)
     sec_type: Literal["OPT", "FOP", "WAR", "FUT", "CASH", "CFD", "BOND"] = "OPT"
     month: str | None = None
-    strike: Decimal | None = None
+    strike: PlainDecimal | None = None
     right: Literal["C", "P"] | None = None
     exchange: str | None = Field(None, pattern=r"^[A-Z0-9]{1,16}$")
 
@@ -127,9 +79,9 @@ class DerivativeContract(BaseModel):
     symbol: str | None = None
     sec_type: str | None = None
     right: Literal["C", "P"] | None = None
-    strike: Decimal | None = None
+    strike: PlainDecimal | None = None
     expiry: date | None = None
-    multiplier: Decimal | None = None
+    multiplier: PlainDecimal | None = None
     trading_class: str | None = None
     exchange: str | None = None
     currency: str | None = None
@@ -157,8 +109,8 @@ class SecdefEntry(BaseModel):
     listing_exchange: str | None = None
     expiry: date | None = None
     right: Literal["C", "P"] | None = None
-    strike: Decimal | None = None
-    multiplier: Decimal | None = None
+    strike: PlainDecimal | None = None
+    multiplier: PlainDecimal | None = None
     underlying_conid: int | None = None
     has_options: bool | None = None
 

@@ -1,0 +1,35 @@
+"""`ibkr.<conn>.status.<service>`: the small responder every service adds to its router."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from faststream.nats import NatsRouter
+
+from ibkr_common.clock import Clock
+from ibkr_common.replies import ok
+from ibkr_common.subjects import Subjects
+from ibkr_contract.status import ServiceStatus, ServiceStatusRequest
+
+__all__ = ["ServiceStatus", "ServiceStatusRequest", "add_status_responder"]
+
+
+async def _no_details() -> dict[str, Any]:
+    return {}
+
+
+def add_status_responder(router: NatsRouter, subjects: Subjects, service: str, clock: Clock, *, queue: str,
+                         details: Callable[[], Awaitable[dict[str, Any]]] = _no_details) -> None:
+    """Answer `status.<service>` with a `ServiceStatus`: the version, the start time, and `details()`."""
+    started_at = clock.now()
+    try:
+        package_version = version(f"ibkr-{service}")
+    except PackageNotFoundError:
+        package_version = "unknown"
+
+    @router.subscriber(subjects.service_status(service), queue=queue)
+    async def service_status(request: ServiceStatusRequest) -> dict[str, Any]:
+        return ok(ServiceStatus(service=service, version=package_version, connection=subjects.conn,
+                                started_at=started_at, now=clock.now(), details=await details()))
