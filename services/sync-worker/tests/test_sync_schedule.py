@@ -137,12 +137,13 @@ async def test_a_burst_of_orders_submitted_events_brings_one_follow_up_sync(
     sim, names, events, nats_client, database_url, start_bridge, start_worker
 ):
     subject = Subjects(names.conn).event("orders.submitted", ACCT)
-    async with start_bridge(), start_worker(database_url, fill_resync_delay_ms=500) as app:
+    # 20 orders in 0.4 s, all inside one follow-up delay with room to spare on a loaded machine
+    async with start_bridge(), start_worker(database_url, fill_resync_delay_ms=2000) as app:
         scheduler = app.context.get("sync_scheduler")
         await wait_rounds(scheduler, 1)
         assert await scheduler.wait_idle()
         rounds = scheduler.rounds
-        for _ in range(20):  # 20 orders in 0.4 s: all inside one follow-up delay
+        for _ in range(20):
             await nats_client.publish(subject, submitted_event(names, "compliance"))
             await asyncio.sleep(0.02)
         await nats_client.flush()

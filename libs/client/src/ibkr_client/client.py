@@ -163,7 +163,7 @@ class IbkrClient:
             message = await nc.request(subject, data, timeout=wait)
         except nats.errors.NoRespondersError:
             raise ServiceNotRunning(f"nobody serves {command} ({subject}): is {service} running?") from None
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats-py raises its own or asyncio's
             raise NoReply(f"no answer to {command} from {service} within {wait:g} s; the request may still be acted "
                           "on (orders: look it up by client_order_id)") from None
         except nats.errors.ConnectionClosedError:

@@ -107,7 +107,7 @@ class EventStream:
             raise StackUnavailable(f"no JetStream stream {stream} (has the stack started?)") from None
         except nats.js.errors.BadRequestError as exc:
             raise ValidationFailed(f"the stream refused the consumer: {exc.description}") from None
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats-py raises its own or asyncio's
             raise StackUnavailable(f"JetStream did not answer for stream {stream} (is JetStream enabled, and may "
                                    "this user create consumers?)") from None
         self.stream = stream
@@ -161,7 +161,7 @@ class EventStream:
             assert self._sub is not None
             try:
                 self._buffer.extend(await self._sub.fetch(self.batch, timeout=wait))
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py's own and asyncio's (fetch raises either when nothing came)
                 continue
             except nats.errors.ConnectionClosedError:
                 raise StackUnavailable("the connection to NATS closed while reading events") from None
