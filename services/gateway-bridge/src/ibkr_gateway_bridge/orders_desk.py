@@ -106,13 +106,14 @@ class OrderDesk:
                 return await self._resolve(req.account_id, coid, exc, priority, budget)
             raise
         if result.status == "rejected" and coid and DUPLICATE_COID in (result.message or "").lower():
+            # IBKR refuses a cOID it saw in the last 24 hours: this order arrived before (compliance sends a cOID
+            # again only when it could not learn whether the first send arrived). Submitted, by whatever id.
             found = await self._lookup_within(m.LookupRequest(account_id=req.account_id, client_order_id=coid),
                                               priority, budget)
-            if found.found:
-                return m.PlaceOrderResult(
-                    status="submitted", client_order_id=coid, order_id=found.order_id, order_status=found.status,
-                    message=result.message, evidence={"duplicate_coid": True, **found.evidence},
-                )
+            return m.PlaceOrderResult(
+                status="submitted", client_order_id=coid, order_id=found.order_id, order_status=found.status,
+                message=result.message, evidence={"duplicate_coid": True, **found.evidence},
+            )
         return result
 
     async def reply(self, req: m.ReplyRequest, priority: str) -> m.PlaceOrderResult:

@@ -77,9 +77,10 @@ class PlacedOrder(BaseModel):
 class PlaceOrderResult(BaseModel):
     """Outcome of a placement, reply or modify.
 
-    submitted: IBKR took it (`order_id`); confirmation_required: answer `confirmation` with
-    orders.reply; rejected: IBKR refused (`message`); unknown: the answer was lost and no order
-    with the cOID was found (`evidence`); never sent twice.
+    submitted: IBKR took it (`order_id`), or refused its cOID as one seen in the last 24 hours, so it
+    took it before (`evidence.duplicate_coid`; `order_id` when a lookup found it); confirmation_required:
+    answer `confirmation` with orders.reply; rejected: IBKR refused (`message`); unknown: the answer
+    was lost and no order with the cOID was found (`evidence`); never sent twice.
     """
 
     status: Literal["submitted", "confirmation_required", "rejected", "unknown"]
