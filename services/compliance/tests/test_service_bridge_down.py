@@ -6,11 +6,10 @@ Its own module: the test stops this module's gateway-bridge, and starts it again
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
-
-import time
 
 from ibkr_testkit.processes import start_service
 
