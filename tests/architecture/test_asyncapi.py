@@ -21,3 +21,14 @@ def test_committed_asyncapi_document_matches_the_code(service):
 
 def test_every_existing_service_has_a_document():
     assert sorted(p.stem for p in DOCS.glob("*.json")) == sorted(EXISTING)
+
+
+@pytest.mark.parametrize("service", EXISTING)
+def test_every_command_subject_documents_its_answer_time(service):
+    channels = json.loads((DOCS / f"{service}.json").read_text())["channels"]
+    commands = {name: c for name, c in channels.items() if ":Event" not in name and "invalidate-on" not in name}
+    assert commands, service
+    silent = [name for name, c in commands.items()
+              if not any(w in (c.get("description") or "") for w in ("answers within", "Answers within",
+                                                                      "Answers at once", "No fixed answer time"))]
+    assert not silent, f"{service}: no documented answer time on {silent}"
