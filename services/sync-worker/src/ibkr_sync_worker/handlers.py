@@ -34,7 +34,7 @@ ANSWERS = {
     "orders_get": "The synced orders, from the database. Answers within 5 s.",
     "account_get": "The synced account summary, from the database. Answers within 5 s.",
     "sync_trigger": (
-        "Syncs the account now and answers when done: within 60 s with the default settings (the gateway "
+        "Syncs the account now and answers when done. Answers within 60 s with the default settings (the gateway "
         "paces live orders, trades and portfolio reads at one call per 5 s; each bridge read waits at most "
         "IBKR_SYNC_BRIDGE_TIMEOUT_S), else a retryable error."
     ),
