@@ -14,6 +14,10 @@ from ibkr_compliance.messages import AcknowledgeRequest, HaltRequest, StatusRequ
 from ibkr_compliance.service import ComplianceService
 
 QUEUE_GROUP = "compliance"
+#: Orders handled at once: a submit waits on the bridge (one order conversation at the gateway at a time),
+#: and one slow or lost send must not hold the others' answers back. Decisions see each other's orders
+#: (reservations.py); the bridge's order lock keeps the gateway's one-at-a-time rule.
+ORDER_WORKERS = 32
 #: What each subject does and its answer time (the AsyncAPI description of the subject).
 ANSWERS = {
     "orders_check": (
@@ -60,23 +64,28 @@ def build_router(subjects: Subjects, service: ComplianceService, admin: Complian
     """The router serving this connection's compliance subjects (queue group, so replicas share)."""
     router = NatsRouter(middlewares=[reply_middleware()])
 
-    @router.subscriber(subjects.orders_check, queue=QUEUE_GROUP, description=ANSWERS["orders_check"])
+    @router.subscriber(subjects.orders_check, queue=QUEUE_GROUP, max_workers=ORDER_WORKERS,
+                       description=ANSWERS["orders_check"])
     async def orders_check(request: OrderRequest) -> dict[str, Any]:
         return ok(await service.check(request))
 
-    @router.subscriber(subjects.orders_submit, queue=QUEUE_GROUP, description=ANSWERS["orders_submit"])
+    @router.subscriber(subjects.orders_submit, queue=QUEUE_GROUP, max_workers=ORDER_WORKERS,
+                       description=ANSWERS["orders_submit"])
     async def orders_submit(request: OrderRequest) -> dict[str, Any]:
         return ok(await service.submit(request))
 
-    @router.subscriber(subjects.orders_confirm, queue=QUEUE_GROUP, description=ANSWERS["orders_confirm"])
+    @router.subscriber(subjects.orders_confirm, queue=QUEUE_GROUP, max_workers=8,
+                       description=ANSWERS["orders_confirm"])
     async def orders_confirm(request: ConfirmRequest) -> dict[str, Any]:
         return ok(await service.confirm(request))
 
-    @router.subscriber(subjects.orders_cancel, queue=QUEUE_GROUP, description=ANSWERS["orders_cancel"])
+    @router.subscriber(subjects.orders_cancel, queue=QUEUE_GROUP, max_workers=8,
+                       description=ANSWERS["orders_cancel"])
     async def orders_cancel(request: CancelRequest) -> dict[str, Any]:
         return ok(await service.cancel(request))
 
-    @router.subscriber(subjects.orders_modify, queue=QUEUE_GROUP, description=ANSWERS["orders_modify"])
+    @router.subscriber(subjects.orders_modify, queue=QUEUE_GROUP, max_workers=8,
+                       description=ANSWERS["orders_modify"])
     async def orders_modify(request: ModifyRequest) -> dict[str, Any]:
         return ok(await service.modify(request))
 

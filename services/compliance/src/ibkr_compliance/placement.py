@@ -9,7 +9,7 @@ nothing final, the same client_order_id is decided and sent again when the clien
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -73,14 +73,16 @@ class Placement:
         An order not sent raises a ServiceError: retryable (`not_sent` recorded) when it may go later.
         """
         model = PlaceOrderRequest if operation == "orders.place" else ModifyRequest
+        wait_s = timeout_s or self.timeout_s
+        if model is PlaceOrderRequest:  # the bridge sends nothing once compliance stopped waiting
+            payload = {**payload, "answer_by": self.clock.now() + timedelta(seconds=wait_s)}
         try:
             request = model.model_validate({**payload, "priority": "order"})
         except ValidationError as exc:  # never sent: what compliance built does not fit the bridge's model
             await self._finish(pending, "failed", message=str(exc)[:300], extra={"error_code": "VALIDATION_ERROR"})
             raise ServiceError(ErrorCode.VALIDATION_ERROR, f"{operation}: {exc.errors()[0]['msg']}") from None
         try:
-            placed = await self.bridge.call(operation, request, PlaceOrderResult,
-                                            timeout_s=timeout_s or self.timeout_s)
+            placed = await self.bridge.call(operation, request, PlaceOrderResult, timeout_s=wait_s)
         except BridgeError as exc:
             placing = operation == "orders.place"
             if not exc.sent and placing:  # no bridge listened: certainly not sent
@@ -104,11 +106,12 @@ class Placement:
         """Log an answer to IBKR's question, send it, and record what follows."""
         await self._log_answer(pending, reply_id, confirmed, answered_by, message_ids)
         request = ReplyRequest(reply_id=reply_id, confirmed=confirmed, account_id=pending.account_id,
-                               client_order_id=pending.client_order_id, priority="order")
+                               client_order_id=pending.client_order_id, priority="order",
+                               answer_by=self.clock.now() + timedelta(seconds=self.timeout_s))
         try:
             placed = await self.bridge.reply(request, timeout_s=self.timeout_s)
         except BridgeError as exc:
-            if not exc.sent:  # no bridge listened: the answer did not leave, the question still waits
+            if not exc.sent or exc.code == "RATE_LIMITED":  # the answer did not leave: the question still waits
                 await self._finish(pending, "confirmation_required", message="IBKR asks: answer with orders.confirm",
                                    extra={"confirmation": question_of(pending.result, reply_id)})
                 raise ServiceError(ErrorCode.GATEWAY_UNAVAILABLE, "the gateway-bridge is not running; nothing "

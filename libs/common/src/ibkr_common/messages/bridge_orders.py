@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from ibkr_common.messages.bridge_base import ACCOUNT_PATTERN, AccountRequest, BridgeRequest, OrderStatus
 
@@ -46,10 +46,17 @@ class OrderSpec(BaseModel):
         return self
 
 
+#: What `answer_by` means to the bridge.
+ANSWER_BY = ("When the caller stops waiting (UTC): the bridge's order budget ends by then, and an order that "
+             "waited so long in the bridge's queue that no budget is left is refused (RATE_LIMITED, nothing "
+             "sent), so nothing goes out after the caller gave up.")
+
+
 class PlaceOrderRequest(AccountRequest):
     """`bridge.orders.place` (only compliance may publish it). `orders[0].cOID` is required."""
 
     orders: list[OrderSpec] = Field(min_length=1, max_length=10)
+    answer_by: AwareDatetime | None = Field(None, description=ANSWER_BY)
 
     @model_validator(mode="after")
     def _parent_coid(self) -> PlaceOrderRequest:
@@ -102,6 +109,7 @@ class ReplyRequest(BridgeRequest):
     confirmed: bool
     account_id: str | None = Field(None, pattern=ACCOUNT_PATTERN)
     client_order_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    answer_by: AwareDatetime | None = Field(None, description="As for bridge.orders.place.")
 
 
 class CancelRequest(AccountRequest):
