@@ -4,7 +4,8 @@ would; and the bridge killed mid-POST after the gateway accepted the order.
 
 After each: every order ends in a definite state, none reaches cpsim twice (its request log), no caller
 waits past orders.submit's documented answer time (30 s), and no retryable failure is recorded as final.
-Compliance runs as a subprocess on SQLite or PostgreSQL, with its default timeouts.
+Compliance runs as a subprocess on SQLite or PostgreSQL, with its default timeouts. `FAULTS_STATS=1`
+prints what the clients of each burst were answered on the way.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,7 +129,9 @@ class Client:
     started: float = field(default_factory=time.monotonic)
     ended: float = 0.0
 
-    async def run(self, nc: Any, conn: str, until: float) -> None:
+    async def run(self, nc: Any, conn: str, until: float, after_s: float = 0.0) -> None:
+        await asyncio.sleep(after_s)
+        self.started = time.monotonic()
         body = json.dumps(order(self.cid)).encode()
         while time.monotonic() < until:
             started = time.monotonic()
@@ -209,8 +214,10 @@ async def assert_definite(clients: list[Client], stack: Stack, url: str, *, lost
     assert {cid: r.status for cid, r in rows.items()} == {c.cid: "submitted" for c in clients}
 
 
-async def burst(services: Services, nc: Any, fault: Callable[[list[str]], Any]) -> list[Client]:
-    """BURST concurrent orders, retried by their clients, with `fault(ids)` running beside them."""
+async def burst(services: Services, nc: Any, fault: Callable[[list[str]], Any], spread_s: float = 0.0
+                ) -> list[Client]:
+    """BURST concurrent orders (their first tries spread over `spread_s`), retried by their clients, with
+    `fault(ids)` running beside them."""
     clients = [Client(coid("burst")) for _ in range(BURST)]
     # a gateway that takes its time with each order (as a real one does): the burst lasts seconds, and the
     # fault finds orders at every stage (deciding, queued at the bridge, in the POST)
@@ -218,7 +225,13 @@ async def burst(services: Services, nc: Any, fault: Callable[[list[str]], Any]) 
         "path_glob": "/iserver/account/*/orders", "method": "POST", "delay_ms": GATEWAY_DELAY_MS, "count": 1000})
     until = time.monotonic() + SETTLE_S
     await asyncio.gather(fault([c.cid for c in clients]),
-                         *(c.run(nc, services.stack.conn, until) for c in clients))
+                         *(c.run(nc, services.stack.conn, until, i * spread_s / BURST) for i, c in enumerate(clients)))
+    if os.environ.get("FAULTS_STATS"):
+        errors = Counter(f"{r['error']['code']}:{(r['error'].get('details') or {}).get('status', '')}"
+                         if isinstance(r["error"].get("details"), dict) else r["error"]["code"]
+                         for c in clients for r in c.replies if not r["ok"])
+        print(f"\n{dict(errors)} lost={sum(c.lost for c in clients)} max_wait={max(max(c.waits) for c in clients):.1f}"
+              f" longest={max(c.ended - c.started for c in clients):.1f}")
     return clients
 
 
@@ -272,7 +285,7 @@ async def test_sync_worker_killed_during_a_burst(running: Services, compliance_d
         await when_received(running.stack, 5, ids)
         await running.kill_and_restart("ibkr_sync_worker")
 
-    clients = await burst(running, nats_client, fault)
+    clients = await burst(running, nats_client, fault, spread_s=8.0)
     await assert_definite(clients, running.stack, compliance_db)
     snapshots = await decision_snapshots(compliance_db, [c.cid for c in clients])
     assert any(s.get("last_good") for s in snapshots), "no order was decided on the last good snapshot"
