@@ -13,6 +13,7 @@ from ibkr_compliance.rules import MarketData
 #: Blocks that say the state at hand is not good enough to decide on, not that the order breaks a rule:
 #: a retryable error, nothing recorded for the client_order_id (the same id is decided afresh later).
 UNSETTLED = {"STALE_ACCOUNT_DATA": ErrorCode.STATE_UNAVAILABLE,
+             "NO_QUOTE_FOR_MARKET_ORDER": ErrorCode.STATE_UNAVAILABLE,
              "BROKER_SESSION_NOT_AUTHENTICATED": ErrorCode.NOT_AUTHENTICATED}
 
 def account_environment(account_id: str) -> Literal["paper", "live"]:
