@@ -8,6 +8,7 @@ Its own module: it changes the simulated account's buying power (and resets cpsi
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -17,16 +18,32 @@ import pytest
 
 from ibkr_compliance.ledger import Ledger
 from ibkr_compliance.reservations import Reservations
+from ibkr_testkit.processes import start_service
 
-from .compliance_stack import ACCOUNT, Stack, acknowledged, call, coid, order, stack, start_compliance, synced
+from .compliance_stack import (
+    ACCOUNT,
+    OPTIONS_LEVEL,
+    Stack,
+    acknowledged,
+    call,
+    coid,
+    order,
+    stack,
+    start_compliance,
+    synced,
+)
 
 pytestmark = [pytest.mark.connected, pytest.mark.timeout(180)]
+_fresh = itertools.count(1)
 __all__ = ["stack", "start_compliance"]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def ledger_url(request: pytest.FixtureRequest) -> str:
-    return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "database_url"))
+    """A fresh ledger per test (the orders of another test would hold buying power here)."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("make_database")(f"retry{next(_fresh)}"))
 
 
 @pytest.fixture
@@ -68,21 +85,28 @@ async def test_a_snapshot_older_than_the_rule_allows_is_retryable_and_the_same_i
     nats_client: Any, stack: Stack, start_compliance: Any, ledger_url: str, tmp_path: Path
 ) -> None:
     rules = tmp_path / "rules.yaml"
-    rules.write_text("max_snapshot_age_s: 10\n")  # a sync takes seconds (the gateway paces its reads)
+    rules.write_text("max_snapshot_age_s: 5\n")
     cid = coid("stale")
+    sync_worker = next(p for p in stack.processes if p.module == "ibkr_sync_worker")
     async with start_compliance(ledger_url, rules_file=rules, state_cache_ms=0):
         await acknowledged(nats_client, stack)
         await synced(nats_client, stack)
-        await asyncio.sleep(10.5)
+        assert (await call(nats_client, stack, "orders.check", order(coid("look"))))["ok"]  # compliance reads it
+        sync_worker.kill()  # compliance keeps its last good copy, which grows old
+        await asyncio.sleep(5.5)
         stale = await call(nats_client, stack, "orders.submit", order(cid))
         recorded = await _row(ledger_url, stack, cid)
+        stack.processes[stack.processes.index(sync_worker)] = await asyncio.to_thread(
+            start_service, "ibkr_sync_worker", stack.env(f"sqlite+aiosqlite:///{tmp_path}/sync.db",
+                                                         IBKR_SYNC_INTERVAL="600000",
+                                                         IBKR_OPTIONS_LEVELS=f"{ACCOUNT}={OPTIONS_LEVEL}"))
         await synced(nats_client, stack)
         fresh = await call(nats_client, stack, "orders.submit", order(cid))
     error = stale["error"]
     assert stale["ok"] is False and error["code"] == "STATE_UNAVAILABLE" and error["retryable"] is True, stale
     assert "STALE_ACCOUNT_DATA" in [r["code"] for r in error["details"]["reasons"]]
     age = Decimal(error["details"]["computed"]["snapshot_age_s"])
-    assert Decimal("10") < age < Decimal("60"), age  # its real age, never a placeholder
+    assert Decimal("5") < age < Decimal("60"), age  # its real age, never a placeholder
     assert recorded is None  # nothing final for the id
     assert fresh["ok"] and fresh["result"]["status"] == "submitted", fresh.get("error", {}).get("message")
     assert len(stack.received(cid)) == 1

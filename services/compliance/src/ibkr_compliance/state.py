@@ -5,9 +5,9 @@ bridge's session.status when no keeper runs), quotes through `bridge.marketdata.
 market-like and multi-leg orders.
 
 When a service does not answer (down, restarting), the last good copy is used instead: the synced
-pieces of the account as last read complete, the session as last read, while younger than
-`max_age_s` (the rules' maximum snapshot age). Their real age goes to the engine (the synced copy's
-`synced_at`), whose freshness gate refuses a copy that is too old. With no copy at all the piece is
+pieces of the account as last read complete (their real age, from the copy's `synced_at`, goes to the
+engine, whose freshness gate refuses a copy older than the rule allows), and the session as last read
+while younger than `max_age_s` (the rules' maximum snapshot age). With no copy at all the piece is
 `missing`, and the caller answers a retryable error rather than deciding.
 """
 
@@ -272,7 +272,7 @@ class StateGatherer:
                 self._cache[account_id] = fresh
             return fresh
         last = self._last_good.get(account_id)
-        if last is not None and time.monotonic() - last.fetched < self.max_age_s:
+        if last is not None:  # however old: the freshness gate judges it by its real age (synced_at)
             last.last_good = True
             return last
         return fresh
