@@ -82,3 +82,16 @@ def test_every_bridge_operation_has_a_result_model():
     from ibkr_common.subjects import BRIDGE_OPERATIONS
 
     assert set(BRIDGE_RESULTS) == set(BRIDGE_OPERATIONS)
+
+
+@pytest.mark.parametrize("service", EXISTING)
+def test_every_command_subject_documents_its_answer_time(service):
+    channels = json.loads((DOCS / f"{service}.json").read_text())["channels"]
+    # the commands a service serves: not its events, its event subscriptions, nor the reply channels
+    commands = {name: c for name, c in channels.items()
+                if ":Event" not in name and not name.endswith(":Reply") and ".events." not in c["address"]}
+    assert commands, service
+    silent = [name for name, c in commands.items()
+              if not any(w in (c.get("description") or "") for w in ("answers within", "Answers within",
+                                                                      "Answers at once", "No fixed answer time"))]
+    assert not silent, f"{service}: no documented answer time on {silent}"

@@ -105,3 +105,28 @@ async def test_record_changes_a_row_still_in_the_expected_status_and_commits_its
     assert await ledger.unresolved(later, later - NOW) == []
     outbox = await _stored(ledger, OutboxEvent, OutboxEvent.subject.like(f"ibkr.{ledger.connection}.%"))
     assert [json.loads(o.envelope)["payload"] for o in outbox] == [{"order_id": "42"}]
+
+
+async def test_a_not_sent_row_is_reopened_once_and_holding_rows_are_listed(ledger: Ledger) -> None:
+    cid = "reopen-1"
+    await ledger.open(_record(cid), status="pending", request={"q": "1"}, result={"status": "pending"}, events=[])
+    later = datetime(2026, 12, 1, 15, 0, 5, tzinfo=UTC)
+    assert not await ledger.reopen(_record(cid), status="pending", request={"q": "1"}, result={}, events=[])
+    assert await ledger.record(cid, status="not_sent", result={"error_code": "GATEWAY_UNAVAILABLE"}, now=later,
+                               expected="pending")
+    assert await ledger.holding(ACCOUNT, NOW) == []
+
+    again = _record(cid)
+    again.decided_at = datetime(2026, 12, 1, 15, 0, 9, tzinfo=UTC)
+    event = ledger.publisher.build("compliance.allowed", {"n": 3}, account_id=ACCOUNT, correlation_id=cid)
+    assert await ledger.reopen(again, status="pending", request={"q": "1"}, result={"try": 2}, events=[event])
+    assert not await ledger.reopen(again, status="pending", request={"q": "1"}, result={"try": 3}, events=[])
+
+    entry = await ledger.get(cid)
+    assert entry is not None and (entry.status, entry.result, entry.updated_at) == ("pending", {"try": 2},
+                                                                                      again.decided_at)
+    assert [e.client_order_id for e in await ledger.holding(ACCOUNT, NOW)] == [cid]
+    decisions = await _stored(ledger, ComplianceDecisionLog, ComplianceDecisionLog.connection == ledger.connection)
+    assert len(decisions) == 2  # the first attempt's and the reopening's
+    outbox = await _stored(ledger, OutboxEvent, OutboxEvent.subject.like(f"ibkr.{ledger.connection}.%"))
+    assert [json.loads(o.envelope)["payload"] for o in outbox] == [{"n": 3}]

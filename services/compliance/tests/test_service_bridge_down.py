@@ -1,13 +1,17 @@
-"""A known client_order_id keeps its recorded result when compliance restarts and the bridge is gone.
+"""A known client_order_id keeps its recorded result when compliance restarts and the bridge is gone; a new
+one is answered at once with a retryable error, nothing final recorded, and sent when the bridge is back.
 
-Its own module: the test stops this module's gateway-bridge.
+Its own module: the test stops this module's gateway-bridge, and starts it again.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
+
+from ibkr_testkit.processes import start_service
 
 from .compliance_stack import Stack, acknowledged, call, coid, order, stack, start_compliance, synced
 
@@ -18,7 +22,7 @@ __all__ = ["stack", "start_compliance"]
 async def test_repeat_after_a_restart_with_the_bridge_down_returns_the_recorded_order(
     nats_client: Any, stack: Stack, start_compliance: Any, sqlite_url: str
 ) -> None:
-    cid = coid("down")
+    cid, new = coid("down"), coid("new")
     async with start_compliance(sqlite_url):
         await acknowledged(nats_client, stack)
         await synced(nats_client, stack)
@@ -27,9 +31,15 @@ async def test_repeat_after_a_restart_with_the_bridge_down_returns_the_recorded_
     bridge.stop()
     async with start_compliance(sqlite_url):  # a fresh process: no contract cache
         again = await call(nats_client, stack, "orders.submit", order(cid))
-        unknown = await call(nats_client, stack, "orders.submit", order(coid("new")))
+        started = time.monotonic()
+        refused = await call(nats_client, stack, "orders.submit", order(new))
+        waited = time.monotonic() - started
+        stack.processes[stack.processes.index(bridge)] = start_service("ibkr_gateway_bridge", stack.env(None))
+        retried = await call(nats_client, stack, "orders.submit", order(new))
 
     assert first["ok"] and first["result"]["order_id"], first
     assert again["ok"] and again["result"]["order_id"] == first["result"]["order_id"], again
-    assert unknown["ok"] is False and unknown["error"]["code"] == "GATEWAY_UNAVAILABLE", unknown
-    assert len(stack.received(cid)) == 1
+    assert refused["ok"] is False and refused["error"]["code"] == "GATEWAY_UNAVAILABLE", refused
+    assert refused["error"]["retryable"] is True and waited < 5, (refused, waited)  # no responders: at once
+    assert retried["ok"] and retried["result"]["status"] == "submitted", retried  # decided afresh, then sent
+    assert len(stack.received(cid)) == 1 and len(stack.received(new)) == 1

@@ -72,3 +72,35 @@ def test_request_log_records_time_method_path_status(http: httpx.Client) -> None
     last = http.get("/sim/state").json()["requests"][-1]
     assert (last["method"], last["path"], last["status"]) == ("POST", "/v1/api/tickle", 200)
     assert last["t"].endswith("+00:00")
+
+
+def test_fault_after_serves_the_order_then_loses_its_answer(http: httpx.Client) -> None:
+    http.post("/sim/reset")
+    http.get("/v1/api/iserver/accounts")
+    http.post("/sim/faults", json={"path_glob": "/iserver/account/*/orders", "method": "POST", "after": True,
+                                   "delay_ms": 50, "drop_connection": True})
+    body = {"orders": [{"conid": 265598, "orderType": "LMT", "price": 230, "side": "BUY", "tif": "DAY",
+                        "quantity": 1, "cOID": "lost-answer-1"}]}
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        http.post("/v1/api/iserver/account/DU1234567/orders", json=body)
+    received = [o for o in http.get("/sim/state").json()["orders"] if o.get("cOID") == "lost-answer-1"]
+    assert [o["sim"]["outcome"] for o in received] == ["accepted"]
+    again = http.post("/v1/api/iserver/account/DU1234567/orders", json=body)
+    assert again.status_code == 200 and "Local order ID=lost-answer-1" in again.json()["error"]
+
+
+def test_a_coid_is_refused_for_24_hours_then_free_again(http: httpx.Client) -> None:
+    http.post("/sim/reset")
+    http.get("/v1/api/iserver/accounts")
+    body = {"orders": [{"conid": 265598, "orderType": "LMT", "price": 230, "side": "BUY", "tif": "GTC",
+                        "quantity": 1, "cOID": "day-old-1"}]}
+    assert "order_id" in http.post("/v1/api/iserver/account/DU1234567/orders", json=body).json()[0]
+    http.post("/sim/clock", json={"advance_s": 23 * 3600})
+    http.post("/sim/login")
+    http.get("/v1/api/iserver/accounts")
+    assert "already registered" in http.post("/v1/api/iserver/account/DU1234567/orders", json=body).json()["error"]
+    http.post("/sim/clock", json={"advance_s": 3600 + 1})
+    http.post("/sim/login")
+    http.get("/v1/api/iserver/accounts")
+    again = http.post("/v1/api/iserver/account/DU1234567/orders", json=body).json()
+    assert isinstance(again, list) and "order_id" in again[0], again

@@ -29,7 +29,9 @@ def add_status_responder(router: NatsRouter, subjects: Subjects, service: str, c
     except PackageNotFoundError:
         package_version = "unknown"
 
-    @router.subscriber(subjects.service_status(service), queue=queue)
+    @router.subscriber(subjects.service_status(service), queue=queue,
+                       description=f"Who answers for {service}: its version, start time and a few facts. "
+                                   "Answers at once (no other service is asked).")
     async def service_status(request: ServiceStatusRequest) -> dict[str, Any]:
         return ok(ServiceStatus(service=service, version=package_version, connection=subjects.conn,
                                 started_at=started_at, now=clock.now(), details=await details()))

@@ -28,13 +28,14 @@ class ErrorCode(StrEnum):
     ENVIRONMENT_MISMATCH = "ENVIRONMENT_MISMATCH"
     TRADING_HALTED = "TRADING_HALTED"
     TIMEOUT = "TIMEOUT"
+    STATE_UNAVAILABLE = "STATE_UNAVAILABLE"
     TOO_LARGE = "TOO_LARGE"
     INTERNAL = "INTERNAL"
 
 
 #: Codes whose answer does not stand by default: a dependency down or restarting, a limit, no answer in time.
 RETRYABLE_CODES = frozenset({ErrorCode.GATEWAY_UNAVAILABLE, ErrorCode.RATE_LIMITED, ErrorCode.TIMEOUT,
-                             ErrorCode.NOT_AUTHENTICATED})
+                             ErrorCode.NOT_AUTHENTICATED, ErrorCode.STATE_UNAVAILABLE})
 
 
 def is_retryable(code: ErrorCode | str) -> bool:

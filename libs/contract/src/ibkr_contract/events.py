@@ -73,6 +73,17 @@ class OrderSubmittedPayload(Payload):
     message: str | None = None
 
 
+class OrderResolvedPayload(Payload):
+    """`orders.resolved`: an uncertain send settled by its cOID at the gateway (`submitted`: found there;
+    `not_sent`: proved absent, so the same client_order_id may be sent again)."""
+
+    client_order_id: str
+    outcome: Literal["submitted", "not_sent"]
+    was: str = Field(description="The ledger status before the resolution (`unknown`, `pending`, ...).")
+    order_id: str | None = None
+    evidence: dict[str, Any] = Field(default_factory=dict, description="What the resolution rests on.")
+
+
 class DecisionPayload(Payload):
     """`compliance.allowed|warned|blocked`: one per decision (checks and submissions)."""
 
@@ -145,7 +156,8 @@ _BY_AREA: dict[str, type[Payload]] = {
     "trading": HaltPayload, "account": AccountPayload, "gateway": GatewayCallPayload,
 }
 _BY_TYPE: dict[str, type[BaseModel]] = {
-    "orders.submitted": OrderSubmittedPayload, "sync.problem": SyncProblemPayload,
+    "orders.submitted": OrderSubmittedPayload, "orders.resolved": OrderResolvedPayload,
+    "sync.problem": SyncProblemPayload,
     "sync.completed": SyncCompletedPayload,
 }
 

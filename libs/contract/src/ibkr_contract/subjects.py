@@ -18,7 +18,7 @@ SESSION_EVENTS: Final = (
     "maintenance_started", "maintenance_ended", "gateway_down", "gateway_up", "logged_out",
 )
 POSITION_EVENTS: Final = ("opened", "changed", "closed")
-ORDER_EVENTS: Final = ("submitted", "status_changed", "filled", "cancelled", "rejected")
+ORDER_EVENTS: Final = ("submitted", "status_changed", "filled", "cancelled", "rejected", "resolved")
 COMPLIANCE_EVENTS: Final = ("allowed", "warned", "blocked")
 TRADING_EVENTS: Final = ("halted", "resumed")
 SYNC_EVENTS: Final = ("problem", "completed")

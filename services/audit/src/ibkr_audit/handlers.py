@@ -17,6 +17,14 @@ if TYPE_CHECKING:
     from ibkr_audit.anchor import StreamAnchor
 
 QUEUE_GROUP = "audit"
+#: What each subject does and its answer time (the AsyncAPI description of the subject).
+ANSWERS = {
+    "audit_query": "A page of the audit log, newest first. Answers within 5 s (one indexed read of one page).",
+    "audit_verify": (
+        "Walks the hash chain from `from_seq` and says whether it holds. No fixed answer time: it answers when "
+        "the walk is done, which grows with the events walked; give `from_seq` to bound it, and allow 60 s."
+    ),
+}
 
 
 def build_router(
@@ -31,11 +39,11 @@ def build_router(
     """
     router = NatsRouter(middlewares=[reply_middleware()])
 
-    @router.subscriber(subjects.audit_query, queue=QUEUE_GROUP)
+    @router.subscriber(subjects.audit_query, queue=QUEUE_GROUP, description=ANSWERS["audit_query"])
     async def audit_query(request: AuditQueryRequest) -> dict[str, Any]:
         return ok(await store.query(request))
 
-    @router.subscriber(subjects.audit_verify, queue=QUEUE_GROUP)
+    @router.subscriber(subjects.audit_verify, queue=QUEUE_GROUP, description=ANSWERS["audit_verify"])
     async def audit_verify(request: AuditVerifyRequest) -> dict[str, Any]:
         result = await store.verify(request.from_seq, await anchor())
         if verified is not None:

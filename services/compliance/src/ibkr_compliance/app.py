@@ -1,4 +1,4 @@
-"""The compliance application: handlers, outbox relay and the resolution of unfinished orders."""
+"""The compliance application: handlers, outbox relay and the resolver of uncertain sends."""
 
 from __future__ import annotations
 
@@ -34,21 +34,25 @@ from ibkr_compliance.ledger import Ledger
 from ibkr_compliance.metrics import observe_compliance
 from ibkr_compliance.placement import Placement
 from ibkr_compliance.questions import QuestionPolicy
+from ibkr_compliance.reservations import Reservations
+from ibkr_compliance.resolver import Resolver
 from ibkr_compliance.service import ComplianceService
 from ibkr_compliance.settings import ComplianceSettings
 from ibkr_compliance.state import StateGatherer
 
 log = logging.getLogger("ibkr_compliance.app")
 SOURCE = "compliance"
-_WEEK = timedelta(days=7)
+#: Longer than the bridge can still be working on an order compliance stopped waiting for (its order
+#: budget, IBKR_BRIDGE_ORDER_BUDGET_S, is kept below compliance's wait, IBKR_COMPLIANCE_BRIDGE_TIMEOUT_S).
+IN_FLIGHT_MARGIN_S = 2.0
 
 
 #: Event areas that change what compliance caches (the account's state, the halt flag, the session).
 INVALIDATING_AREAS = ("positions", "orders", "account", "trading", "session")
 
 PUBLISHED_EVENTS = [
-    "compliance.allowed", "compliance.warned", "compliance.blocked", "orders.submitted", "trading.halted",
-    "trading.resumed",
+    "compliance.allowed", "compliance.warned", "compliance.blocked", "orders.submitted", "orders.resolved",
+    "trading.halted", "trading.resumed",
 ]
 
 def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> FastStream:
@@ -70,21 +74,24 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     bridge = BridgeClient(broker, subjects, timeout_s=settings.bridge_timeout_s)
     timeout_s = settings.state_timeout_ms / 1000
     instruments = Instruments(bridge, max(timeout_s, 5.0))
+    config = settings.rules_config()
+    max_age_s = float(config.max_snapshot_age_s)
     gatherer = StateGatherer(rpc, bridge, subjects, instruments, environment=environment,
                              live_accounts=settings.live_accounts, restrictions=settings.restrictions,
-                             timeout_s=timeout_s,
-                             cache_s=settings.state_cache_ms / 1000)
-    config = settings.rules_config()
+                             timeout_s=timeout_s, cache_s=settings.state_cache_ms / 1000, max_age_s=max_age_s)
     disclosures = DisclosureCatalogue(settings.disclosure_versions)
     policy = QuestionPolicy(settings.question_policy, environment)
     placement = Placement(bridge, ledger, publisher, policy, clock, timeout_s=settings.bridge_timeout_s,
                           max_rounds=settings.max_question_rounds)
+    resolver = Resolver(ledger, bridge, placement, clock, in_flight_s=settings.bridge_timeout_s + IN_FLIGHT_MARGIN_S,
+                        spacing_s=settings.resolve_spacing_s, timeout_s=settings.bridge_timeout_s)
     service = ComplianceService(
         subjects=subjects, environment=environment, rpc=rpc, bridge=bridge, ledger=ledger, controls=controls,
         gatherer=gatherer,
         instruments=instruments, placement=placement, publisher=publisher, clock=clock, config=config,
         regime=settings.regime, disclosures=disclosures, timeout_s=settings.bridge_timeout_s,
-        in_flight_s=settings.bridge_timeout_s + 5,
+        submit_budget_s=settings.submit_budget_s,
+        reservations=Reservations(timedelta(seconds=max_age_s + 60)), wake_resolver=resolver.wake,
     )
     admin = ComplianceAdmin(controls=controls, disclosures=disclosures, gatherer=gatherer, publisher=publisher,
                             clock=clock, config=config, regime=settings.regime, environment=environment)
@@ -107,7 +114,7 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
         await ensure_events_stream(broker, settings)
         relay.start()
         if settings.resolve_on_start:
-            tasks.append(asyncio.get_running_loop().create_task(_resolve(service)))
+            tasks.append(asyncio.get_running_loop().create_task(resolver.run()))
 
     @app.on_shutdown
     async def _stop() -> None:
@@ -143,21 +150,3 @@ def _invalidator(gatherer: StateGatherer, controls: Controls) -> Callable[[NatsM
             gatherer.forget_session()
 
     return on_event
-
-
-async def _resolve(service: ComplianceService) -> None:
-    """Resolve orders a crash or a lost answer left open (in the background: the bridge may come later)."""
-    for attempt in range(30):
-        try:
-            resolved = await service.resolve_unresolved()
-            left = len(await service.ledger.unresolved(service.clock.now(), _WEEK))
-        except Exception:
-            log.exception("resolving unfinished orders failed; retrying")
-            left = 1
-            resolved = 0
-        if resolved:
-            log.info("resolved %d unfinished orders by cOID", resolved)
-        if not left:
-            return
-        await asyncio.sleep(min(2.0 * (attempt + 1), 30.0))
-

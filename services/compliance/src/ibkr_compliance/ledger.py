@@ -39,6 +39,11 @@ OUTBOX = OutboxEvent.__table__
 INSERT_LEDGER, INSERT_DECISION, INSERT_OUTBOX = insert(LEDGER), insert(DECISIONS), insert(OUTBOX)
 #: Ledger statuses that still wait for the broker's word.
 UNRESOLVED = ("pending", "unknown", "answering")
+#: A send that certainly never reached the gateway (no bridge listened, the bridge refused before sending,
+#: or the resolution proved it absent): nothing final, the same id with the same body is decided and sent again.
+NOT_SENT = "not_sent"
+#: Statuses whose order is, or may be, at the gateway: it holds buying power until the synced state shows it.
+HOLDING = ("pending", "unknown", "answering", "confirmation_required", "submitted")
 #: Row Level Security on PostgreSQL: the transaction's user (as `ibkr_common.db.engine.user_transaction`).
 _SET_USER = text("SELECT set_config('app.user_id', :user_id, true)")
 
@@ -185,6 +190,25 @@ class Ledger:
         if relay_now:
             self._wake(events)
 
+    async def reopen(
+        self, record: DecisionRecord, *, status: str, request: dict[str, Any], result: dict[str, Any],
+        events: Sequence[EventEnvelope],
+    ) -> bool:
+        """A new attempt on a `not_sent` row (`pending` or `blocked`), with its decision row and events;
+        False, nothing written, when the row is no longer `not_sent` (another attempt took it first)."""
+        assert record.client_order_id is not None
+        values = {"status": status, "request": jsonable(request), "result": jsonable(result),
+                  "updated_at": record.decided_at, "order_id": None}
+        async with self._transaction() as connection:
+            changed = await connection.execute(update(LEDGER).where(
+                LEDGER.c.connection == self.connection, LEDGER.c.client_order_id == record.client_order_id,
+                LEDGER.c.status == NOT_SENT).values(values))
+            if not changed.rowcount:
+                return False
+            await self._write(connection, record, events)
+        self._wake(events)
+        return True
+
     async def record(
         self,
         client_order_id: str,
@@ -218,6 +242,17 @@ class Ledger:
             await self._write(connection, decision, events)
         self._wake(events)
         return True
+
+    async def holding(self, account_id: str, since: datetime) -> list[LedgerEntry]:
+        """Rows of an account opened since `since` whose order is or may be at the gateway (HOLDING)."""
+        async with self._transaction() as connection:
+            rows = (await connection.execute(
+                select(LEDGER).where(
+                    LEDGER.c.connection == self.connection, LEDGER.c.account_id == account_id,
+                    LEDGER.c.status.in_(HOLDING), LEDGER.c.created_at >= since,
+                )
+            )).all()
+        return [_entry(r) for r in rows]
 
     async def unresolved(self, now: datetime, max_age: timedelta) -> list[LedgerEntry]:
         """Rows left `pending` or `unknown` (a crash or a lost answer), younger than `max_age`."""

@@ -36,8 +36,6 @@ ORDER_TYPES: dict[str, Literal["market", "limit", "stop", "stop_limit"]] = {
 FINAL_STATUSES = frozenset({"filled", "cancelled", "inactive", "failed"})
 #: IBKR's conid for US stock/option combos (the spread conid of a `conidex`).
 US_COMBO_CONID = 28812380
-#: A snapshot age that always fails the freshness gate: the piece is missing.
-MISSING_AGE = Decimal("999999")
 
 
 def occ_symbol(root: str, expiry: date, right: str, strike: Decimal) -> str:
@@ -236,7 +234,7 @@ def account_state(
     lines: Lines | None = None,
     restrictions: Sequence[Restriction] = (),
 ) -> AccountState:
-    """The engine's account from the synced pieces; a missing piece fails the freshness gate.
+    """The engine's account from the synced pieces; with a piece missing it has no snapshot age.
 
     `lines`, when given, are `account_lines(positions, orders, symbols, exclude_order)` derived before.
     """
@@ -271,9 +269,8 @@ def account_state(
     data["open_orders"] = lines.open_orders
     data["today_executions"] = lines.executions
     stamps = [account.synced_at if account else None, positions_synced_at if positions is not None else None]
-    if orders is None or any(s is None for s in stamps):
-        data["snapshot_age_s"] = MISSING_AGE
-    else:
+    if orders is not None and all(s is not None for s in stamps):  # a missing piece has no age: the caller
+        # refuses to decide without it (STATE_UNAVAILABLE), never on a made-up age
         oldest = min(s for s in stamps if s is not None)
         data["synced_at"] = oldest
         data["snapshot_age_s"] = max(Decimal(str(round((now - oldest).total_seconds(), 3))), Decimal(0))

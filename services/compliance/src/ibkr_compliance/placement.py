@@ -1,7 +1,9 @@
 """Sending an order through the bridge and recording what came of it, questions included.
 
 Only compliance publishes `bridge.orders.*`. An order is sent at most once: a lost answer leaves
-the ledger row `unknown`, resolved later with `bridge.orders.lookup` by cOID, never by sending again.
+the ledger row `unknown`, resolved later by cOID (resolver.py), never by sending again. A send that
+certainly did not leave (no bridge listened, the bridge refused it before sending) is `not_sent`:
+nothing final, the same client_order_id is decided and sent again when the client retries.
 """
 
 from __future__ import annotations
@@ -18,19 +20,19 @@ from ibkr_common.clock import Clock
 from ibkr_common.envelope import EventEnvelope
 from ibkr_common.events import EventPublisher
 from ibkr_common.messages.bridge import (
-    LookupRequest,
     ModifyRequest,
     PlaceOrderRequest,
     PlaceOrderResult,
     ReplyRequest,
 )
 from ibkr_common.replies import ErrorCode, ServiceError
-from ibkr_compliance.ledger import DecisionRecord, Ledger, LedgerEntry
+from ibkr_compliance.ledger import NOT_SENT, DecisionRecord, Ledger, LedgerEntry
 from ibkr_compliance.questions import QuestionPolicy
 
-#: Bridge error codes that mean the order never left: safe to record as `failed`.
-NOT_SENT = frozenset({"VALIDATION_ERROR", "RATE_LIMITED", "NOT_AUTHENTICATED", "ENVIRONMENT_MISMATCH",
-                      "NOT_SUPPORTED", "TRADING_HALTED"})
+#: Bridge error codes that mean the order never left: the refusal stands (`failed`).
+REFUSED = frozenset({"VALIDATION_ERROR", "ENVIRONMENT_MISMATCH", "NOT_SUPPORTED", "TRADING_HALTED"})
+#: Bridge error codes that mean the order never left for now (`not_sent`, retryable).
+NOT_SENT_YET = frozenset({"RATE_LIMITED", "NOT_AUTHENTICATED", "GATEWAY_UNAVAILABLE"})
 #: Bridge error codes of a reply that could not be applied (the question is gone).
 REPLY_GONE = frozenset({"NOT_FOUND", "VALIDATION_ERROR", "CONFLICT"})
 
@@ -64,24 +66,32 @@ class Placement:
         self.timeout_s = timeout_s
         self.max_rounds = max_rounds
 
-    async def send(self, pending: Pending, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Call a placing operation (`orders.place`, `orders.modify`) and record its outcome."""
+    async def send(self, pending: Pending, operation: str, payload: dict[str, Any], *,
+                   timeout_s: float | None = None) -> dict[str, Any]:
+        """Call a placing operation (`orders.place`, `orders.modify`) and record its outcome.
+
+        An order not sent raises a ServiceError: retryable (`not_sent` recorded) when it may go later.
+        """
         model = PlaceOrderRequest if operation == "orders.place" else ModifyRequest
+        wait_s = timeout_s or self.timeout_s
+        if model is PlaceOrderRequest:  # the bridge sends nothing once compliance stopped waiting
+            payload = {**payload, "answer_by": self.clock.now() + timedelta(seconds=wait_s)}
         try:
             request = model.model_validate({**payload, "priority": "order"})
         except ValidationError as exc:  # never sent: what compliance built does not fit the bridge's model
             await self._finish(pending, "failed", message=str(exc)[:300], extra={"error_code": "VALIDATION_ERROR"})
             raise ServiceError(ErrorCode.VALIDATION_ERROR, f"{operation}: {exc.errors()[0]['msg']}") from None
         try:
-            placed = await self.bridge.call(operation, request, PlaceOrderResult, timeout_s=self.timeout_s)
+            placed = await self.bridge.call(operation, request, PlaceOrderResult, timeout_s=wait_s)
         except BridgeError as exc:
-            if not exc.sent and operation == "orders.place":
-                await self._finish(pending, "failed", message="the gateway-bridge is not running",
-                                   extra={"error_code": "GATEWAY_UNAVAILABLE"})
-                raise ServiceError(ErrorCode.GATEWAY_UNAVAILABLE, "the gateway-bridge is not running") from None
+            placing = operation == "orders.place"
+            if not exc.sent and placing:  # no bridge listened: certainly not sent
+                await self.not_sent(pending, ErrorCode.GATEWAY_UNAVAILABLE, "the gateway-bridge is not running")
             if exc.uncertain:
                 return await self._finish(pending, "unknown", message=f"no answer from the bridge ({exc.message})")
-            if exc.code in NOT_SENT and operation == "orders.place":
+            if exc.code in NOT_SENT_YET and placing:
+                await self.not_sent(pending, _code(exc.code), exc.message, exc.details)
+            if exc.code in REFUSED and placing:
                 await self._finish(pending, "failed", message=exc.message, extra={"error_code": exc.code})
                 raise ServiceError(_code(exc.code), exc.message, exc.details) from None
             if operation == "orders.modify":
@@ -96,10 +106,16 @@ class Placement:
         """Log an answer to IBKR's question, send it, and record what follows."""
         await self._log_answer(pending, reply_id, confirmed, answered_by, message_ids)
         request = ReplyRequest(reply_id=reply_id, confirmed=confirmed, account_id=pending.account_id,
-                               client_order_id=pending.client_order_id, priority="order")
+                               client_order_id=pending.client_order_id, priority="order",
+                               answer_by=self.clock.now() + timedelta(seconds=self.timeout_s))
         try:
             placed = await self.bridge.reply(request, timeout_s=self.timeout_s)
         except BridgeError as exc:
+            if not exc.sent or exc.code == "RATE_LIMITED":  # the answer did not leave: the question still waits
+                await self._finish(pending, "confirmation_required", message="IBKR asks: answer with orders.confirm",
+                                   extra={"confirmation": question_of(pending.result, reply_id)})
+                raise ServiceError(ErrorCode.GATEWAY_UNAVAILABLE, "the gateway-bridge is not running; nothing "
+                                   "was sent: answer again later", retryable=True) from None
             if not exc.answered:
                 if not confirmed:  # nobody answered: a declined question is declined whatever the bridge did
                     return await self._finish(pending, "rejected", message=f"declined by {answered_by}")
@@ -140,32 +156,41 @@ class Placement:
         return await self._finish(pending, "confirmation_required", extra={"confirmation": confirmation},
                                   message="IBKR asks: answer with orders.confirm")
 
-    async def resolve(self, entry: LedgerEntry, *, min_age_s: float) -> LedgerEntry:
-        """Ask the broker by cOID about a row left pending/unknown/answering; never sends the order."""
-        now = self.clock.now()
-        if entry.status != "unknown" and now - entry.updated_at < timedelta(seconds=min_age_s):
-            return entry  # still in flight in another request
-        try:
-            found = await self.bridge.lookup(
-                LookupRequest(account_id=entry.account_id, client_order_id=entry.client_order_id, priority="order"),
-                timeout_s=self.timeout_s,
-            )
-        except BridgeError:
-            return entry
+    async def not_sent(self, pending: Pending, code: ErrorCode, message: str, details: Any = None) -> None:
+        """Record that the order did not leave (`not_sent`, nothing final) and raise the retryable error."""
+        await self._finish(pending, NOT_SENT, message=message, extra={"error_code": str(code)})
+        raise ServiceError(code, f"{message}; nothing was sent: send the same client_order_id again later",
+                           details, retryable=True)
+
+    async def resolved(self, entry: LedgerEntry, outcome: str, *, order_id: str | None = None,
+                       order_status: str | None = None, evidence: dict[str, Any]) -> bool:
+        """Record the resolution of an uncertain send (`submitted`: found at the gateway; `not_sent`: proved
+        absent) with its `orders.resolved` event; False when the row changed meanwhile."""
         pending = Pending(entry.client_order_id, entry.account_id, str(entry.request.get("user_id") or ""),
-                          dict(entry.result), entry.status, entry.request)
-        if found.found:
-            await self._finish(pending, "submitted", order_id=found.order_id, submitted=True,
-                               message=f"resolved by cOID ({found.source})",
-                               extra={"order_status": found.status, "evidence": found.evidence})
-        elif entry.status != "unknown":
-            await self._finish(pending, "unknown", message="not found at the broker by cOID",
-                               extra={"evidence": found.evidence})
-        return await self.ledger.get(entry.client_order_id) or entry
+                          dict(entry.result), entry.status, dict(entry.result.get("order") or {}),
+                          entry.result.get("new_request"), announce=entry.result.get("new_request") is None)
+        resolution = {"outcome": outcome, "was": entry.status, "at": self.clock.now().isoformat(),
+                      "evidence": evidence}
+        event = self.publisher.build(
+            "orders.resolved",
+            {"client_order_id": entry.client_order_id, "outcome": outcome, "was": entry.status,
+             "order_id": order_id, "evidence": evidence},
+            account_id=entry.account_id, user_id=pending.user_id or None, correlation_id=entry.client_order_id,
+        )
+        if outcome == "submitted":
+            message = f"resolved by cOID: found at the gateway ({evidence.get('source')})"
+            result = await self._finish(pending, "submitted", order_id=order_id, submitted=True, message=message,
+                                        extra={"order_status": order_status, "resolution": resolution},
+                                        also=[event])
+        else:
+            result = await self._finish(pending, NOT_SENT, message="resolved by cOID: it never reached the gateway",
+                                        extra={"error_code": "GATEWAY_UNAVAILABLE", "resolution": resolution},
+                                        also=[event])
+        return result.get("resolution") == resolution
 
     async def _finish(
         self, pending: Pending, status: str, *, order_id: str | None = None, message: str | None = None,
-        extra: dict[str, Any] | None = None, submitted: bool = False,
+        extra: dict[str, Any] | None = None, submitted: bool = False, also: list[EventEnvelope] | None = None,
     ) -> dict[str, Any]:
         now = self.clock.now()
         result = {**pending.result, **(extra or {}), "status": status, "message": message}
@@ -173,7 +198,7 @@ class Placement:
             result["confirmation"] = None
         if order_id is not None:
             result["order_id"] = order_id
-        events: list[EventEnvelope] = []
+        events: list[EventEnvelope] = list(also or [])
         if submitted and pending.announce:
             events.append(self.publisher.build(
                 "orders.submitted",
@@ -214,6 +239,13 @@ class Placement:
         if not written:
             raise ServiceError(ErrorCode.CONFLICT, "the order was answered by another request")
         pending.result, pending.status = result, status
+
+
+def question_of(result: dict[str, Any], reply_id: str) -> dict[str, Any]:
+    """The open question `reply_id` as the result kept it (before it was answered)."""
+    question = result.get("confirmation") or {}
+    return question if question.get("reply_id") == reply_id else {"reply_id": reply_id, "messages": [],
+                                                                   "message_ids": []}
 
 
 def _code(code: str) -> ErrorCode:

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -32,31 +32,26 @@ from ibkr_common.tasks import gather_list
 from ibkr_compliance.controls import Controls
 from ibkr_compliance.disclosures import DisclosureCatalogue
 from ibkr_compliance.instruments import Instruments
-from ibkr_compliance.ledger import UNRESOLVED, DecisionRecord, DuplicateOrder, Ledger, LedgerEntry
+from ibkr_compliance.ledger import HOLDING, NOT_SENT, UNRESOLVED, DecisionRecord, DuplicateOrder, Ledger, LedgerEntry
 from ibkr_compliance.mapping import bridge_order, engine_order
+from ibkr_compliance.outcomes import (
+    account_environment,
+    blocked_error,
+    missing_error,
+    quotes_moved,
+    same_body,
+    uncertain_error,
+    unsettled_error,
+)
 from ibkr_compliance.placement import Pending, Placement
-from ibkr_compliance.rules import MarketData, RulesConfig, ServiceFlags, evaluate
+from ibkr_compliance.reservations import Reservations, reserve_of
+from ibkr_compliance.rules import RulesConfig, ServiceFlags, evaluate
 from ibkr_compliance.state import Gathered, StateGatherer
 
 EVENT_OF = {"allow": "compliance.allowed", "warn": "compliance.warned", "block": "compliance.blocked"}
 
-
-def account_environment(account_id: str) -> Literal["paper", "live"]:
-    """IBKR paper accounts start with D (`DU…`), live ones with U (RULES.md 7.8)."""
-    return "paper" if account_id.upper().startswith("D") else "live"
-
-
-def blocked_error(decision: Decision) -> ServiceError:
-    """The error reply of a blocked order: the most specific code, the Decision in `details`."""
-    codes = {r.code for r in decision.reasons}
-    code = ErrorCode.COMPLIANCE_BLOCKED
-    if "ENVIRONMENT_MISMATCH" in codes:
-        code = ErrorCode.ENVIRONMENT_MISMATCH
-    elif "TRADING_HALTED" in codes:
-        code = ErrorCode.TRADING_HALTED
-    blocking = decision.blocking() or [r for r in decision.reasons if r.code != "OK"]  # older rows: no severity
-    text = "; ".join(f"{r.code}: {r.message}" for r in blocking)
-    return ServiceError(code, f"order blocked: {text}", decision.model_dump(mode="json"))
+#: A send is not started with less than this left of the answer time.
+MIN_SEND_S = 2.0
 
 
 @dataclass
@@ -67,6 +62,8 @@ class Decided:
     gathered: Gathered | None
     latency_ms: Decimal
     flags: dict[str, Any]
+    #: What the order holds of buying power if it is sent (`reservations.reserve_of`).
+    reserve: dict[str, Any] | None = None
 
 
 class ComplianceService:
@@ -77,7 +74,8 @@ class ComplianceService:
         ledger: Ledger,
         controls: Controls, gatherer: StateGatherer, instruments: Instruments, placement: Placement,
         publisher: EventPublisher, clock: Clock, config: RulesConfig, regime: str,
-        disclosures: DisclosureCatalogue, timeout_s: float, in_flight_s: float,
+        disclosures: DisclosureCatalogue, timeout_s: float, submit_budget_s: float, reservations: Reservations,
+        wake_resolver: Callable[[], None] | None = None,
     ) -> None:
         self.subjects = subjects
         self.environment = environment
@@ -94,7 +92,9 @@ class ComplianceService:
         self.regime = None if regime == "auto" else regime
         self.disclosures = disclosures
         self.timeout_s = timeout_s
-        self.in_flight_s = in_flight_s
+        self.submit_budget_s = submit_budget_s
+        self.reservations = reservations
+        self.wake_resolver = wake_resolver or (lambda: None)
         #: Told of every decision recorded: (action, decision, milliseconds to decide); metrics.
         self.on_decision: Callable[[str, Decision, Decimal], None] | None = None
 
@@ -122,21 +122,33 @@ class ComplianceService:
                 gathering, self.controls.halted(),
                 self.controls.has_all(request.user_id, request.environment, required),
             )
+        if gathered.missing:
+            raise missing_error(gathered.missing)
         missing: list[str] = []
         if not complete:
             acknowledged = await self.controls.acknowledged(request.user_id, request.environment)
             missing = self.disclosures.missing(request.environment, acknowledged)
+        if self.reservations.needs_load(request.account_id):
+            await self.reservations.load(self.ledger, request.account_id, now)
+        # From here on nothing awaits: the orders held now are the ones this decision sees, and the
+        # caller holds this order before any other decision runs.
+        held = self.reservations.pending(request.account_id, now, gathered.shown, request.client_order_id)
+        if held:
+            gathered.account = gathered.account.model_copy(
+                update={"open_orders": gathered.account.open_orders + tuple(h.order for h in held)})
+            gathered.reserved = [{"client_order_id": h.client_order_id, **h.order.model_dump(mode="json")}
+                                 for h in held]
         flags = ServiceFlags(missing_disclosures=tuple(missing), requested_environment=request.environment,
                              trading_halted=halted)
-        outcome = evaluate(
-            engine_order(request, gathered.symbols), gathered.account, self.config, when,
-            market=quotes_moved(gathered.market, when - now), regime=self.regime, flags=flags,
-        )
+        spec = engine_order(request, gathered.symbols)
+        outcome = evaluate(spec, gathered.account, self.config, when,
+                           market=quotes_moved(gathered.market, when - now), regime=self.regime, flags=flags)
         reasons = [Reason(code=r.code, message=r.message, severity=r.severity) for r in outcome.reasons]
         decision = Decision(client_order_id=request.client_order_id, decision=outcome.decision, reasons=reasons,
                             regime=outcome.regime, computed=outcome.computed)
-        flag_info = {"halted": halted, "missing_disclosures": missing, "at": when.isoformat()}
-        return Decided(decision, gathered, _ms(started), flag_info)
+        flag_info = {"halted": halted, "missing_disclosures": missing, "at": when.isoformat(),
+                     "last_good": gathered.last_good}
+        return Decided(decision, gathered, _ms(started), flag_info, reserve_of(spec, outcome.computed.get("price")))
 
     def _record(self, request: OrderRequest, decided: Decided, action: str, now: datetime) -> DecisionRecord:
         if self.on_decision is not None:
@@ -150,13 +162,15 @@ class ComplianceService:
             latency_ms=decided.latency_ms, decided_at=now,
         )
 
-    def _event(self, request: OrderRequest, decided: Decided, action: str) -> EventEnvelope:
+    def _event(self, request: OrderRequest, decided: Decided, action: str, *, retryable: bool = False
+               ) -> EventEnvelope:
         d = decided.decision
         return self.publisher.build(
             EVENT_OF[d.decision],
             {"action": action, "client_order_id": request.client_order_id, "decision": d.decision,
              "reasons": [r.model_dump() for r in d.reasons], "regime": d.regime,
-             "latency_ms": decided.latency_ms, "symbol": (d.computed or {}).get("underlying")},
+             "latency_ms": decided.latency_ms, "symbol": (d.computed or {}).get("underlying"),
+             "retryable": retryable},
             account_id=request.account_id, user_id=request.user_id, correlation_id=request.client_order_id,
         )
 
@@ -170,64 +184,113 @@ class ComplianceService:
     # ---- submitting --------------------------------------------------------------------------
 
     async def submit(self, request: OrderRequest) -> OrderResult:
-        """`orders.submit`: decide, record before sending, place once, record the outcome."""
+        """`orders.submit`: decide, record before sending, place once, record the outcome; answered within
+        `submit_budget_s` (an uncertain send answers a retryable TIMEOUT and is resolved in the background)."""
         if request.at is not None:
             raise ServiceError(ErrorCode.VALIDATION_ERROR, "at: only orders.check evaluates at another time",
                                [{"field": "at", "message": "only for orders.check"}])
+        deadline = time.monotonic() + self.submit_budget_s
         # No lookup first: the ledger's unique key on client_order_id is the idempotency check. A repeat
         # is decided again (cheap, nothing is written), then `open` refuses it and the first result is replayed.
-        # When deciding fails (the bridge is down after a restart, say), a known order still gets its result.
+        # When deciding fails (a service down, state too old), a known order still gets its result.
         now = self.clock.now()
+        body = request.model_dump(mode="json")
         try:
             conids: list[int] = []
             if request.environment == self.environment:
                 instruments = [leg.instrument for leg in request.legs] if request.legs else [request.instrument]
                 conids = await gather_list(*(self.instruments.conid_of(i) for i in instruments if i))
             decided = await self.decide(request, now)
+            unsettled = unsettled_error(decided.decision)
         except ServiceError:
             known = await self.ledger.get(request.client_order_id)
-            if known is None:
+            if known is None or known.status == NOT_SENT:
                 raise
-            return await self.replay(known, wait=True)
+            same_body(known, body)
+            return await self.replay(known, deadline)
+        blocked = decided.decision.decision == "block"
+        # Held before anything awaits (see decide): the next decision sees this order.
+        held = not blocked and not unsettled and self.reservations.hold(
+            request.account_id, request.client_order_id, decided.reserve, now)
+        try:
+            if unsettled is not None:  # logged, nothing recorded for the id
+                await self.ledger.log(self._record(request, decided, "submit", now),
+                                      [self._event(request, decided, "submit", retryable=True)])
+                known = await self.ledger.get(request.client_order_id)
+                if known is None or known.status == NOT_SENT:
+                    raise unsettled
+                same_body(known, body)
+                return await self.replay(known, deadline)
+            outcome = await self._open_and_send(request, body, decided, conids, now, deadline)
+        except ServiceError as exc:
+            if held and not (isinstance(exc.details, dict) and exc.details.get("status") in UNRESOLVED):
+                self.reservations.release(request.account_id, request.client_order_id)
+            raise
+        except BaseException:
+            if held:
+                self.reservations.release(request.account_id, request.client_order_id)
+            raise
+        if held and outcome.status not in HOLDING:
+            self.reservations.release(request.account_id, request.client_order_id)
+        return outcome
+
+    async def _open_and_send(self, request: OrderRequest, body: dict[str, Any], decided: Decided,
+                             conids: list[int], now: datetime, deadline: float) -> OrderResult:
         blocked = decided.decision.decision == "block"
         status = "blocked" if blocked else "pending"
         result = OrderResult(**decided.decision.model_dump(), status=status).model_dump(mode="json")
         order = bridge_order(request, conids).model_dump(mode="json", exclude_none=True) if conids else {}
         result["order"] = order
+        if not blocked:
+            result["sent_at"], result["reserve"] = now.isoformat(), decided.reserve
+        record = self._record(request, decided, "submit", now)
+        events = [self._event(request, decided, "submit")]
         try:
-            await self.ledger.open(
-                self._record(request, decided, "submit", now), status=status,
-                request=request.model_dump(mode="json"), result=result,
-                events=[self._event(request, decided, "submit")], relay_now=blocked,
-            )
+            await self.ledger.open(record, status=status, request=body, result=result, events=events,
+                                   relay_now=blocked)
         except DuplicateOrder:
             again = await self.ledger.get(request.client_order_id)
             if again is None:
                 raise ServiceError(ErrorCode.CONFLICT, "client_order_id is already used") from None
-            return await self.replay(again, wait=True)
+            same_body(again, body)
+            if again.status != NOT_SENT:
+                return await self.replay(again, deadline)
+            # Nothing final was recorded for the id (its send never reached the gateway): a new attempt.
+            if not await self.ledger.reopen(record, status=status, request=body, result=result, events=events):
+                again = await self.ledger.get(request.client_order_id) or again
+                return await self.replay(again, deadline)
         if blocked:
             raise blocked_error(decided.decision)
         pending = Pending(request.client_order_id, request.account_id, request.user_id, result, "pending", order)
+        left = deadline - time.monotonic()
+        if left < MIN_SEND_S:
+            await self.placement.not_sent(pending, ErrorCode.TIMEOUT, "no time was left to send the order")
         outcome = await self.placement.send(pending, "orders.place",
-                                            {"account_id": request.account_id, "orders": [order]})
+                                            {"account_id": request.account_id, "orders": [order]},
+                                            timeout_s=min(self.timeout_s, left))
+        if outcome["status"] == "unknown":
+            self.wake_resolver()
+            raise uncertain_error(request.client_order_id, "unknown")
         return OrderResult.model_validate(outcome)
 
-    async def replay(self, entry: LedgerEntry, *, wait: bool = False) -> OrderResult:
-        """The recorded result of a known client_order_id; unresolved rows are asked about by cOID first."""
-        deadline = time.monotonic() + (self.in_flight_s if wait else 0)
-        while entry.status in UNRESOLVED:
-            entry = await self.placement.resolve(entry, min_age_s=self.in_flight_s)
-            if entry.status not in UNRESOLVED or entry.status == "unknown" or time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(0.1)
+    async def replay(self, entry: LedgerEntry, deadline: float | None = None) -> OrderResult:
+        """The recorded result of a known client_order_id; an open row is waited for until `deadline`
+        (monotonic), then a retryable TIMEOUT (the resolver gives it its outcome)."""
+        while entry.status in UNRESOLVED and deadline is not None and time.monotonic() < deadline:
+            if entry.status == "unknown":
+                self.wake_resolver()
+            await asyncio.sleep(min(0.2, max(deadline - time.monotonic(), 0)))
             entry = await self.ledger.get(entry.client_order_id) or entry
+        if entry.status in UNRESOLVED:
+            raise uncertain_error(entry.client_order_id, entry.status)
         result = {**entry.result, "status": entry.status, "order_id": entry.order_id or entry.result.get("order_id")}
         if entry.status == "blocked":
             raise blocked_error(Decision.model_validate(result))
-        if entry.status == "failed":
+        if entry.status in ("failed", NOT_SENT):
             code = str(result.get("error_code") or "INTERNAL")
             raise ServiceError(ErrorCode(code) if code in ErrorCode.__members__ else ErrorCode.INTERNAL,
-                               str(result.get("message") or "the order was not sent"))
+                               str(result.get("message") or "the order was not sent"),
+                               retryable=entry.status == NOT_SENT)
         return OrderResult.model_validate(result)
 
     async def confirm(self, request: ConfirmRequest) -> OrderResult:
@@ -338,23 +401,6 @@ class ComplianceService:
                           payload["order"], changed.model_dump(mode="json"), announce=False)
         outcome = await self.placement.send(pending, "orders.modify", payload)
         return OrderResult.model_validate(outcome)
-
-    async def resolve_unresolved(self, max_age: timedelta = timedelta(days=7)) -> int:
-        """Ledger rows left pending/unknown (crash, lost answer): ask the broker by cOID. Returns how many."""
-        resolved = 0
-        for entry in await self.ledger.unresolved(self.clock.now(), max_age):
-            after = await self.placement.resolve(entry, min_age_s=self.in_flight_s)
-            resolved += after.status not in UNRESOLVED
-        return resolved
-
-
-def quotes_moved(market: MarketData, by: timedelta) -> MarketData:
-    """The quotes as if taken `by` later (a what-if at another time keeps each quote's age)."""
-    if not by:
-        return market
-    quotes = {symbol: q.model_copy(update={"as_of": q.as_of + by}) if q.as_of else q
-              for symbol, q in market.quotes.items()}
-    return market.model_copy(update={"quotes": quotes})
 
 
 def _ms(started: float) -> Decimal:

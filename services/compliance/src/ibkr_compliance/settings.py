@@ -11,11 +11,15 @@
 - `IBKR_COMPLIANCE_STATE_TIMEOUT_MS`: wait for each piece of synced state before treating it as missing.
 - `IBKR_COMPLIANCE_STATE_CACHE_MS`: keep an account's synced pieces this long; its positions/orders/account
   events drop them at once (0: ask the sync-worker for every order).
-- `IBKR_COMPLIANCE_BRIDGE_TIMEOUT_S`: wait for the bridge to place / answer / modify an order.
+- `IBKR_COMPLIANCE_BRIDGE_TIMEOUT_S`: wait for the bridge to place / answer / modify an order (keep the
+  bridge's IBKR_BRIDGE_ORDER_BUDGET_S below it).
+- `IBKR_COMPLIANCE_SUBMIT_BUDGET_S`: `orders.submit` answers within this (the contract promises 30 s).
+- `IBKR_COMPLIANCE_RESOLVE_SPACING_S`: least time between the first and the last gateway read that prove an
+  uncertain send never arrived.
 - `IBKR_COMPLIANCE_MAX_QUESTION_ROUNDS`: IBKR questions answered by policy for one order.
 - `IBKR_COMPLIANCE_ACCOUNT_RESTRICTIONS`: restrictions the broker imposed on accounts, which Client Portal
   does not report, e.g. `U1234567=closing_only:2027-03-01;DU7654321=trading_blocked` (type[:last day]).
-- `IBKR_COMPLIANCE_RESOLVE_ON_START`: resolve `pending`/`unknown` ledger rows through the bridge at start.
+- `IBKR_COMPLIANCE_RESOLVE_ON_START`: run the resolver of `pending`/`unknown` ledger rows (from the start on).
 - `IBKR_MIGRATE_ON_START`: run the migrations at start (always on SQLite).
 """
 
@@ -70,8 +74,20 @@ class ComplianceSettings(DatabaseServiceSettings):
                      "orders.submit never waits for it. 0: a round after every write."),
     )
     bridge_timeout_s: float = Field(
-        40.0, validation_alias=env("IBKR_COMPLIANCE_BRIDGE_TIMEOUT_S"), gt=0, le=600,
-        description="Wait for the bridge's answer to a placement, reply or modify.",
+        20.0, validation_alias=env("IBKR_COMPLIANCE_BRIDGE_TIMEOUT_S"), gt=0, le=600,
+        description=("Wait for the bridge's answer to a placement, reply or modify (the bridge's own order budget, "
+                     "IBKR_BRIDGE_ORDER_BUDGET_S, 18, is kept below it); an order without an answer by then is "
+                     "`unknown` and resolved by its cOID."),
+    )
+    submit_budget_s: float = Field(
+        25.0, validation_alias=env("IBKR_COMPLIANCE_SUBMIT_BUDGET_S"), ge=3, le=120,
+        description=("orders.submit answers within this: deciding, recording and sending included (the send "
+                     "waits what is left, at most IBKR_COMPLIANCE_BRIDGE_TIMEOUT_S); the contract promises 30 s."),
+    )
+    resolve_spacing_s: float = Field(
+        6.0, validation_alias=env("IBKR_COMPLIANCE_RESOLVE_SPACING_S"), ge=0, le=300,
+        description=("An uncertain send is concluded not sent only after two complete gateway reads without it "
+                     "(live orders and trades), at least this far apart."),
     )
     max_question_rounds: int = Field(
         10, validation_alias=env("IBKR_COMPLIANCE_MAX_QUESTION_ROUNDS"), ge=1, le=20,
@@ -85,7 +101,8 @@ class ComplianceSettings(DatabaseServiceSettings):
     )
     resolve_on_start: bool = Field(
         True, validation_alias=env("IBKR_COMPLIANCE_RESOLVE_ON_START"),
-        description="Resolve ledger rows left pending/unknown by asking the bridge by cOID at start.",
+        description=("Run the resolver: ledger rows left pending/unknown get their outcome by cOID at the gateway, "
+                     "from the start and whenever a send goes uncertain."),
     )
 
     @field_validator("live_enabled_accounts", "question_policy", "disclosure_versions")

@@ -2,8 +2,13 @@
 
 account.get, positions.get and orders.get (sync-worker), session.status (session-keeper, the
 bridge's session.status when no keeper runs), quotes through `bridge.marketdata.snapshot` for
-market-like and multi-leg orders. A missing or late piece fails the engine's freshness or session
-gate (STALE_ACCOUNT_DATA, BROKER_SESSION_NOT_AUTHENTICATED); it never crashes the decision.
+market-like and multi-leg orders.
+
+When a service does not answer (down, restarting), the last good copy is used instead: the synced
+pieces of the account as last read complete (their real age, from the copy's `synced_at`, goes to the
+engine, whose freshness gate refuses a copy older than the rule allows), and the session as last read
+while younger than `max_age_s` (the rules' maximum snapshot age). With no copy at all the piece is
+`missing`, and the caller answers a retryable error rather than deciding.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -46,6 +52,12 @@ class Gathered:
     missing: list[str] = field(default_factory=list)
     account_view: AccountView | None = None
     lines: Lines | None = None
+    #: Client order ids the synced orders show (orders sent before that copy).
+    shown: frozenset[str] = frozenset()
+    #: The synced pieces are compliance's last good copy (a fresh read failed).
+    last_good: bool = False
+    #: Orders sent since the copy was read, holding buying power: `[{client_order_id, symbol, ...}]`.
+    reserved: list[dict[str, Any]] = field(default_factory=list)
 
     def snapshot(self, flags: dict[str, Any]) -> RawJson:
         """The state as used, with the decision's flags, for `trading_compliance_log.state_snapshot`
@@ -61,6 +73,8 @@ class Gathered:
                 for k, q in self.market.quotes.items()
             },
             "missing": self.missing,
+            "last_good": self.last_good,
+            "reserved": self.reserved,
             "restrictions": [r.model_dump(mode="json") for r in a.restrictions],
             "flags": flags,
         }
@@ -78,6 +92,17 @@ class _Pieces:
     symbols_known: bool = False
     #: Lines derived from these pieces, by (order left out, Instruments.version).
     lines: dict[tuple[str | None, int], Lines] = field(default_factory=dict)
+    #: Served in place of a fresh read that failed (the last good copy).
+    last_good: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return None not in (self.account, self.positions, self.orders)
+
+    @cached_property
+    def shown(self) -> frozenset[str]:
+        """The client order ids among the synced orders (any status)."""
+        return frozenset(o.client_order_id for o in (self.orders.orders if self.orders else ()) if o.client_order_id)
 
     def lines_for(self, symbols: Instruments, exclude_order: str | None) -> Lines:
         key = (exclude_order, symbols.version)
@@ -114,10 +139,14 @@ class StateGatherer:
         restrictions: Mapping[str, tuple[Restriction, ...]] | None = None,
         timeout_s: float,
         cache_s: float = 0.0,
+        max_age_s: float = 60.0,
     ) -> None:
         self.cache_s = cache_s
+        self.max_age_s = max_age_s
         self._cache: dict[str, _Pieces] = {}
+        self._last_good: dict[str, _Pieces] = {}
         self._session: tuple[float, SessionStatusResult] | None = None
+        self._last_session: tuple[float, SessionStatusResult] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.rpc = rpc
         self.bridge = bridge
@@ -129,24 +158,22 @@ class StateGatherer:
         self.timeout_s = timeout_s
 
     async def _get(self, subject: str, payload: dict[str, Any]) -> Any:
-        """The result, or None when the piece is unavailable (NOT_FOUND is raised)."""
+        """The result, or None when the piece is unavailable; NOT_FOUND (an account the sync-worker does not
+        know) is a ServiceError naming `account_id`."""
         try:
             return await self.rpc.call(subject, payload, self.timeout_s)
         except RpcUnavailable:
             return None
         except RpcError as exc:
             if exc.code == "NOT_FOUND":
-                raise
+                account = payload.get("account_id")
+                raise ServiceError(ErrorCode.NOT_FOUND, f"unknown account {account}",
+                                   [{"field": "account_id", "message": exc.message or "unknown account"}]) from None
             return None
 
     async def account_view(self, account_id: str) -> AccountView | None:
         """The synced account summary; NOT_FOUND for an account the sync-worker does not know."""
-        try:
-            raw = await self._get(self.subjects.account_get, {"account_id": account_id})
-        except RpcError as exc:
-            raise ServiceError(ErrorCode.NOT_FOUND, f"unknown account {account_id}",
-                               [{"field": "account_id", "message": exc.message or "unknown account"}]) from None
-        return _parse(AccountView, raw)
+        return _parse(AccountView, await self._get(self.subjects.account_get, {"account_id": account_id}))
 
     def forget_session(self) -> None:
         """Ask for the session again next time (a session event came)."""
@@ -159,8 +186,12 @@ class StateGatherer:
         if cached is not None and self._young(cached[0]):
             return cached[1]
         value = await self._ask_session()
-        if value is not None and self.cache_s > 0:
-            self._session = (time.monotonic(), value)
+        if value is None:  # nobody answered: the last good session while young enough
+            last = self._last_session
+            return last[1] if last is not None and time.monotonic() - last[0] < self.max_age_s else None
+        self._last_session = (time.monotonic(), value)
+        if self.cache_s > 0:
+            self._session = self._last_session
         return value
 
     async def _ask_session(self) -> SessionStatusResult | None:
@@ -217,7 +248,9 @@ class StateGatherer:
         except Exception:
             self._cache.pop(account_id, None)
             return
-        if self._cache.get(account_id) is entry and None not in (fresh.account, fresh.positions, fresh.orders):
+        if fresh.complete:
+            self._last_good[account_id] = fresh
+        if self._cache.get(account_id) is entry and fresh.complete:
             self._cache[account_id] = fresh
         else:
             entry.refreshing = False
@@ -233,8 +266,15 @@ class StateGatherer:
                 task.add_done_callback(self._tasks.discard)
             return entry
         fresh = await self._fetch(account_id)
-        if self.cache_s > 0 and None not in (fresh.account, fresh.positions, fresh.orders):
-            self._cache[account_id] = fresh
+        if fresh.complete:
+            self._last_good[account_id] = fresh
+            if self.cache_s > 0:
+                self._cache[account_id] = fresh
+            return fresh
+        last = self._last_good.get(account_id)
+        if last is not None:  # however old: the freshness gate judges it by its real age (synced_at)
+            last.last_good = True
+            return last
         return fresh
 
     async def _instruments(self, request: OrderRequest, quotes: bool) -> tuple[list[str], MarketData]:
@@ -302,7 +342,8 @@ class StateGatherer:
             exclude_order=exclude_order,
             lines=lines,
         )
-        return Gathered(state, market, symbols, _instruments_of(request), missing, account, lines)
+        return Gathered(state, market, symbols, _instruments_of(request), missing, account, lines,
+                        shown=pieces.shown, last_good=pieces.last_good)
 
 
 def _instruments_of(request: OrderRequest) -> list[Instrument]:

@@ -77,8 +77,18 @@ def _reply(result: BaseModel, op: str) -> bytes:
     return data
 
 
+def answer_time(op: str, deadline_s: float | None, order_budget_s: float) -> str:
+    """The AsyncAPI description of an operation: its answer time."""
+    if deadline_s is None:
+        return (f"`{op}`: answers within the order budget, {order_budget_s:g} s (IBKR_BRIDGE_ORDER_BUDGET_S), "
+                "a lost answer's lookup by cOID included; then `unknown` with the evidence, never a second send.")
+    return (f"`{op}`: answers within {deadline_s:g} s (IBKR_BRIDGE_DEADLINE_S"
+            f"{', doubled for the paced live orders and trades' if op in SLOW else ''}), else TIMEOUT.")
+
+
 def _register(router: NatsRouter, subject: str, op: str, model: type[BaseModel],
-              call: Callable[[Any, str], Awaitable[BaseModel]], deadline_s: float | None) -> None:
+              call: Callable[[Any, str], Awaitable[BaseModel]], deadline_s: float | None,
+              description: str) -> None:
     async def handler(body: model) -> bytes:  # type: ignore[valid-type]
         priority = priority_of(body, op)  # type: ignore[arg-type]
         if deadline_s is None:
@@ -91,19 +101,20 @@ def _register(router: NatsRouter, subject: str, op: str, model: type[BaseModel],
                                {"operation": op, "deadline_s": deadline_s}) from None
 
     handler.__name__ = handler.__qualname__ = "handle_" + subject.replace(".", "_").replace("-", "_")
-    router.subscriber(subject, queue=QUEUE, max_workers=MAX_WORKERS)(handler)
+    router.subscriber(subject, queue=QUEUE, max_workers=MAX_WORKERS, description=description)(handler)
 
 
 def build_router(service: BridgeService, subjects: Subjects, deadline_s: float) -> NatsRouter:
     """The bridge's router: `ibkr.<conn>.bridge.<op>` for every operation, and the public contracts subjects."""
     router = NatsRouter(middlewares=[reply_middleware()])
     ops = _operations(service)
+    budget = service.orders.budget_s
     for op, (model, call) in ops.items():
         limit = None if op in NO_DEADLINE else deadline_s * 2 if op in SLOW else deadline_s
-        _register(router, subjects.bridge(op), op, model, call, limit)
+        _register(router, subjects.bridge(op), op, model, call, limit, answer_time(op, limit, budget))
     _register(router, subjects.contracts_search, "contracts.search", c.ContractSearchRequest, service.search,
-              deadline_s)
+              deadline_s, answer_time("contracts.search", deadline_s, budget))
     _register(router, subjects.contracts_option_chain, "contracts.option_chain", c.OptionChainRequest,
-              service.option_chain, deadline_s)
+              service.option_chain, deadline_s, answer_time("contracts.option_chain", deadline_s, budget))
     add_status_responder(router, subjects, "gateway-bridge", service.clock, queue=QUEUE)
     return router

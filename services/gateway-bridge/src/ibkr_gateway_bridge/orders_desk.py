@@ -28,6 +28,8 @@ MIN_LOOKUP_S = 0.2
 MIN_SEND_SHARE = 0.4
 #: retry_after of an order refused because the order lock stayed busy for the whole budget.
 BUSY_RETRY_AFTER_S = 5.0
+#: An order is not started with less than this left before the caller's `answer_by`.
+MIN_BUDGET_S = 1.0
 
 T = TypeVar("T")
 
@@ -90,8 +92,20 @@ class OrderDesk:
 
     # ---- placement ---------------------------------------------------------------------------
 
+    def _budget(self, answer_by: datetime | None, op: str) -> Budget:
+        """The order budget, ending by the caller's `answer_by`; RATE_LIMITED (nothing sent) when too little
+        is left of it (the request waited in the queue while the caller gave up)."""
+        total = self.budget_s
+        if answer_by is not None:
+            total = min(total, (answer_by - self.now()).total_seconds())
+            if total < MIN_BUDGET_S:
+                raise ServiceError(ErrorCode.RATE_LIMITED,
+                                   f"{op}: the caller stops waiting in {max(total, 0):.1f} s, too soon to send; "
+                                   "nothing was sent", {"retry_after": BUSY_RETRY_AFTER_S, "sent": False})
+        return Budget.start(total)
+
     async def place(self, req: m.PlaceOrderRequest, priority: str) -> m.PlaceOrderResult:
-        budget = Budget.start(self.budget_s)
+        budget = self._budget(req.answer_by, "orders.place")
         async with self._turn(budget, "orders.place"):
             return await self._place(req, priority, budget)
 
@@ -106,17 +120,18 @@ class OrderDesk:
                 return await self._resolve(req.account_id, coid, exc, priority, budget)
             raise
         if result.status == "rejected" and coid and DUPLICATE_COID in (result.message or "").lower():
+            # IBKR refuses a cOID it saw in the last 24 hours: this order arrived before (compliance sends a cOID
+            # again only when it could not learn whether the first send arrived). Submitted, by whatever id.
             found = await self._lookup_within(m.LookupRequest(account_id=req.account_id, client_order_id=coid),
                                               priority, budget)
-            if found.found:
-                return m.PlaceOrderResult(
-                    status="submitted", client_order_id=coid, order_id=found.order_id, order_status=found.status,
-                    message=result.message, evidence={"duplicate_coid": True, **found.evidence},
-                )
+            return m.PlaceOrderResult(
+                status="submitted", client_order_id=coid, order_id=found.order_id, order_status=found.status,
+                message=result.message, evidence={"duplicate_coid": True, **found.evidence},
+            )
         return result
 
     async def reply(self, req: m.ReplyRequest, priority: str) -> m.PlaceOrderResult:
-        budget = Budget.start(self.budget_s)
+        budget = self._budget(req.answer_by, "orders.reply")
         async with self._turn(budget, "orders.reply"):
             return await self._reply(req, priority, budget)
 

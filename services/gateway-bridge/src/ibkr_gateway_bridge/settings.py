@@ -32,10 +32,10 @@ class BridgeSettings(CommonSettings):
         description="Every reply except the order operations comes within this (else TIMEOUT).",
     )
     order_budget_s: float = Field(
-        30.0, validation_alias=env("IBKR_BRIDGE_ORDER_BUDGET_S"), gt=0, le=600,
+        18.0, validation_alias=env("IBKR_BRIDGE_ORDER_BUDGET_S"), gt=0, le=600,
         description=("Longest an order placement, reply, modification, cancel or lookup takes, waiting for the "
                      "order lock and resolving a lost answer included (then `unknown` with the evidence, never "
-                     "a second send). Keep it below the callers' timeout (IBKR_COMPLIANCE_BRIDGE_TIMEOUT_S, 40)."),
+                     "a second send). Keep it below the callers' timeout (IBKR_COMPLIANCE_BRIDGE_TIMEOUT_S, 20)."),
     )
     max_connections: int = Field(4, validation_alias=env("IBKR_BRIDGE_MAX_CONNECTIONS"), ge=1, le=32)
     snapshot_preflight_delay_s: float = Field(

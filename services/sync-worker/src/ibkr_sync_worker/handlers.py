@@ -29,6 +29,22 @@ from ibkr_sync_worker.syncer import SyncAborted
 from ibkr_sync_worker.triggers import SyncScheduler
 
 QUEUE_GROUP = "sync-worker"
+#: What each subject does and its answer time (the AsyncAPI description of the subject).
+ANSWERS = {
+    "positions_get": "The synced positions, from the database. Answers within 5 s.",
+    "orders_get": "The synced orders, from the database. Answers within 5 s.",
+    "account_get": "The synced account summary, from the database. Answers within 5 s.",
+    "sync_trigger": (
+        "Syncs the account now and answers when done. Answers within 60 s with the default settings (the gateway "
+        "paces live orders, trades and portfolio reads at one call per 5 s; each bridge read waits at most "
+        "IBKR_SYNC_BRIDGE_TIMEOUT_S), else a retryable error."
+    ),
+    "positions_close": (
+        "Closes a position with an order sent through compliance's orders.submit. Answers within 35 s "
+        "(orders.submit's 30 s, waited IBKR_SYNC_SUBMIT_TIMEOUT_S, plus reading the position)."
+    ),
+    "positions_exercise": "Always NOT_SUPPORTED (Client Portal cannot exercise). Answers at once.",
+}
 EXERCISE_EXPLANATION = (
     "The Client Portal Web API documents no call to exercise an option (its REST reference has none; "
     "the websocket's `exercise` topic is an undocumented dialogue, not an API). Exercise in Client Portal "
@@ -149,27 +165,33 @@ def build_router(subjects: Subjects, handlers: Handlers) -> NatsRouter:
     """The router serving this connection's sync-worker subjects (queue group, so replicas share)."""
     router = NatsRouter(middlewares=[reply_middleware()])
 
-    @router.subscriber(subjects.positions_get, queue=QUEUE_GROUP, max_workers=4)
+    @router.subscriber(subjects.positions_get, queue=QUEUE_GROUP, max_workers=4,
+                       description=ANSWERS["positions_get"])
     async def positions_get(request: PositionsGetRequest) -> dict[str, Any]:
         return ok(await handlers.positions_get(request))
 
-    @router.subscriber(subjects.orders_get, queue=QUEUE_GROUP, max_workers=4)
+    @router.subscriber(subjects.orders_get, queue=QUEUE_GROUP, max_workers=4,
+                       description=ANSWERS["orders_get"])
     async def orders_get(request: OrdersGetRequest) -> dict[str, Any]:
         return ok(await handlers.orders_get(request))
 
-    @router.subscriber(subjects.account_get, queue=QUEUE_GROUP, max_workers=4)
+    @router.subscriber(subjects.account_get, queue=QUEUE_GROUP, max_workers=4,
+                       description=ANSWERS["account_get"])
     async def account_get(request: AccountGetRequest) -> dict[str, Any]:
         return ok(await handlers.account_get(request))
 
-    @router.subscriber(subjects.sync_trigger, queue=QUEUE_GROUP, max_workers=16)
+    @router.subscriber(subjects.sync_trigger, queue=QUEUE_GROUP, max_workers=16,
+                       description=ANSWERS["sync_trigger"])
     async def sync_trigger(request: SyncTriggerRequest) -> dict[str, Any]:
         return ok(await handlers.sync_trigger(request))
 
-    @router.subscriber(subjects.positions_close, queue=QUEUE_GROUP, max_workers=8)
+    @router.subscriber(subjects.positions_close, queue=QUEUE_GROUP, max_workers=8,
+                       description=ANSWERS["positions_close"])
     async def positions_close(request: PositionsCloseRequest) -> dict[str, Any]:
         return await handlers.positions_close(request)
 
-    @router.subscriber(subjects.positions_exercise, queue=QUEUE_GROUP)
+    @router.subscriber(subjects.positions_exercise, queue=QUEUE_GROUP,
+                       description=ANSWERS["positions_exercise"])
     async def positions_exercise(request: PositionsExerciseRequest) -> dict[str, Any]:
         return await handlers.positions_exercise(request)
 

@@ -69,14 +69,24 @@ class GatewayMiddleware:
         state = self.state
         method: str = scope["method"]
         now = state.clock.now()
-        status_box = [0]
 
         def log(status: int) -> None:
             state.requests.append({"t": now.isoformat(), "method": method, "path": path, "status": status})
 
         fault = state.take_fault(method, path) if state.faults else None
+        if fault is not None and fault.after:
+            await self._answer_lost(scope, receive, send, path, fault, log)
+            return
         if fault is not None and await self._fault(fault, send, log):
             return
+        await self._serve(scope, receive, send, path, log)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, path: str, log: Any) -> None:
+        """The call as the gateway serves it: 411, pacing, the session, then the route."""
+        state = self.state
+        method: str = scope["method"]
+        now = state.clock.now()
+        status_box = [0]
         if method == "POST":
             headers = dict(scope["headers"])
             if b"content-length" not in headers and b"transfer-encoding" not in headers:
@@ -102,6 +112,26 @@ class GatewayMiddleware:
 
         await self._guarded(scope, receive, send_wrapper)
         log(status_box[0] or 500)
+
+    async def _answer_lost(self, scope: Scope, receive: Receive, send: Send, path: str, fault: Fault,
+                           log: Any) -> None:
+        """Serve the call in full, then misbehave with its answer: hold it `delay_ms`, then drop the
+        connection (`drop_connection`) or send it late."""
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        await self._serve(scope, receive, hold, path, log)
+        if fault.delay_ms:
+            await asyncio.sleep(fault.delay_ms / 1000)
+        if fault.drop_connection:
+            log(0)
+            if _drop(send):
+                return
+            raise ConnectionAbortedError("cpsim: connection dropped by a fault, after the call was served")
+        for message in held:
+            await send(message)
 
     async def _fault(self, fault: Fault, send: Send, log: Any) -> bool:
         """Misbehave as armed; True when the call is fully answered (or dropped)."""

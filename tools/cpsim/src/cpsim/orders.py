@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+#: A client order id (cOID) may be used again this long after its order.
+COID_REUSE_AFTER = timedelta(hours=24)
 WORKING = frozenset({"PendingSubmit", "PreSubmitted", "Submitted"})
 TERMINAL = frozenset({"Filled", "Cancelled", "Inactive"})
 FILTERS: dict[str, str] = {
@@ -101,6 +103,12 @@ class OrderBook:
         """Next order id (IBKR's are 9-10 digit integers)."""
         self.next_id += 7
         return self.next_id
+
+    def coid_taken(self, coid: str, now: datetime) -> bool:
+        """IBKR refuses a cOID used in the last 24 hours (REFERENCE.md 7.4: "unique per 24 h"), whatever
+        became of that order: `Order couldn't be submitted: Local order ID=... is already registered.`"""
+        earlier = self.by_coid.get(coid)
+        return earlier is not None and now - earlier.created_at < COID_REUSE_AFTER
 
     def add(self, order: Order) -> None:
         """Register an accepted order."""

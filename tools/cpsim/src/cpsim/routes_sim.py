@@ -151,6 +151,7 @@ def _fault(spec: Any, where: str) -> Fault:
         sim_bool(spec.get("drop_connection", False), where + "drop_connection"),
         sim_bool(spec.get("html", False), where + "html"),
         method,
+        sim_bool(spec.get("after", False), where + "after"),
     )
 
 

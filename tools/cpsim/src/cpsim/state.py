@@ -34,6 +34,9 @@ class Fault:
     drop_connection: bool = False
     html: bool = False
     method: str | None = None
+    #: The call is served first and the fault applies to its answer (delay, drop): the gateway acted and the
+    #: client never learns it, the lost answer of an order that was accepted.
+    after: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         """Glob match on the full path or on the path relative to /v1/api."""

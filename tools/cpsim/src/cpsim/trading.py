@@ -154,7 +154,7 @@ def place(state: SimState, account: str, raw_orders: list[Any]) -> Reply:
     try:
         drafts = [_draft(state, raw, account) for raw in raw_orders]
         for d in drafts:
-            if d["coid"] and d["coid"] in book.by_coid:
+            if d["coid"] and book.coid_taken(d["coid"], now):
                 raise OrderError(f"Order couldn't be submitted: Local order ID={d['coid']} is already registered.")
         _check_funds(state, state.accounts[account], drafts[0])
     except OrderError as err:
@@ -223,7 +223,7 @@ def reply(state: SimState, reply_id: str, confirmed: Any) -> Reply:
 
         return apply_modify(state, state.book.orders[pending.modify_of], pending.drafts[0])
     for d in pending.drafts:
-        if d["coid"] and d["coid"] in state.book.by_coid:
+        if d["coid"] and state.book.coid_taken(d["coid"], now):
             _mark_received(state, len(pending.drafts), "rejected", None)
             return 200, {"error": f"Order couldn't be submitted: Local order ID={d['coid']} is already registered."}
     return _accept(state, pending.drafts, pending.account)

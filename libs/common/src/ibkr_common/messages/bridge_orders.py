@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from ibkr_common.messages.bridge_base import ACCOUNT_PATTERN, AccountRequest, BridgeRequest, OrderStatus
 from ibkr_contract.types import PlainDecimal
@@ -46,10 +46,17 @@ class OrderSpec(BaseModel):
         return self
 
 
+#: What `answer_by` means to the bridge.
+ANSWER_BY = ("When the caller stops waiting (UTC): the bridge's order budget ends by then, and an order that "
+             "waited so long in the bridge's queue that no budget is left is refused (RATE_LIMITED, nothing "
+             "sent), so nothing goes out after the caller gave up.")
+
+
 class PlaceOrderRequest(AccountRequest):
     """`bridge.orders.place` (only compliance may publish it). `orders[0].cOID` is required."""
 
     orders: list[OrderSpec] = Field(min_length=1, max_length=10)
+    answer_by: AwareDatetime | None = Field(None, description=ANSWER_BY)
 
     @model_validator(mode="after")
     def _parent_coid(self) -> PlaceOrderRequest:
@@ -77,9 +84,10 @@ class PlacedOrder(BaseModel):
 class PlaceOrderResult(BaseModel):
     """Outcome of a placement, reply or modify.
 
-    submitted: IBKR took it (`order_id`); confirmation_required: answer `confirmation` with
-    orders.reply; rejected: IBKR refused (`message`); unknown: the answer was lost and no order
-    with the cOID was found (`evidence`); never sent twice.
+    submitted: IBKR took it (`order_id`), or refused its cOID as one seen in the last 24 hours, so it
+    took it before (`evidence.duplicate_coid`; `order_id` when a lookup found it); confirmation_required:
+    answer `confirmation` with orders.reply; rejected: IBKR refused (`message`); unknown: the answer
+    was lost and no order with the cOID was found (`evidence`); never sent twice.
     """
 
     status: Literal["submitted", "confirmation_required", "rejected", "unknown"]
@@ -101,6 +109,7 @@ class ReplyRequest(BridgeRequest):
     confirmed: bool
     account_id: str | None = Field(None, pattern=ACCOUNT_PATTERN)
     client_order_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    answer_by: AwareDatetime | None = Field(None, description="As for bridge.orders.place.")
 
 
 class CancelRequest(AccountRequest):
