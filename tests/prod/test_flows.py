@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ibkr_devstack.prod import ProdStack, serves_http
+from ibkr_devstack.prod import ProdStack
 
 from .prodkit import ACCOUNT, SERVICES, TEST_CONNECTION, connected
 
@@ -103,7 +103,6 @@ def test_no_service_met_a_permission_violation(prod: ProdStack) -> None:
         assert re.search(r"permissions violation", prod.log(service), re.IGNORECASE) is None, service
 
 
-@pytest.mark.skipif(not serves_http(), reason="the services serve /readyz once IBKR_HTTP_PORT exists")
 def test_every_service_is_ready_on_its_operator_endpoint(prod: ProdStack) -> None:
     for service, url in prod.http_urls().items():
         ready = httpx.get(f"{url}/readyz", timeout=5)

@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ibkr_common.settings import CommonSettings, variable_name
 from ibkr_devstack.compose import Compose, Service, load_compose, required_variables, start_order
 from ibkr_devstack.config import CPSIM_OPTIONS_LEVELS
 from ibkr_devstack.processes import Child, pid_alive
@@ -64,11 +63,6 @@ def generated_variables(compose_text: str) -> dict[str, str]:
     variables.update(zip(PORT_VARIABLES, map(str, free_ports(len(PORT_VARIABLES))), strict=True))
     variables["IBKR_OPTIONS_LEVELS"] = CPSIM_OPTIONS_LEVELS  # the simulator's account, as it grants it
     return variables
-
-
-def serves_http() -> bool:
-    """Whether the services serve /readyz yet (IBKR_HTTP_PORT): until then, health is their ready line."""
-    return any(variable_name(CommonSettings, field) == "IBKR_HTTP_PORT" for field in CommonSettings.model_fields)
 
 
 class ProdStack:
@@ -193,8 +187,6 @@ class ProdStack:
     def _healthy_now(self, service: Service, child: Child, env: dict[str, str], rundir: Path) -> bool:
         check = service.healthcheck
         assert check is not None
-        if "IBKR_HTTP_PORT" in " ".join(check.test) and not serves_http():
-            return any(f"{service.name} ready" in line for line in list(child.lines))
         return probe(check, env, rundir)
 
     def _until_healthy(self, service: Service, child: Child, env: dict[str, str], rundir: Path) -> None:
