@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from ibkr_compliance.rules import (
@@ -217,3 +217,47 @@ def test_call_ratio_spread_covered_by_shares_costs_only_its_debit(
     assert decision.computed["strategy"] == "covered_combo" and decision.computed["required_level"] == 2
     assert decision.decision == "allow", decision.reason_codes
     assert decision.computed["requirement"] < Decimal("60")  # the 0.50 debit per share, plus fees
+
+
+def test_a_held_sale_to_open_spends_the_buying_power_its_decision_computed(
+    ibkr_account: Callable[..., AccountState], config: RulesConfig, order: Callable[..., OrderSpec],
+    at: Callable[[str], datetime],
+) -> None:
+    """Orders sent since the snapshot hold what their decisions required, not only opening buys' cost."""
+    from ibkr_compliance.reservations import HOLD_SYMBOL, Reservations, reserve_of
+
+    account = ibkr_account(options_level=3, option_buying_power=Decimal("1500"))
+    market = MarketData(underlying_prices={"": Decimal("100")})
+    put = order("WMT261218P00090000", "sell", limit_price=Decimal("1.50"), position_effect="open")
+    first = evaluate(put, account, config, at(NOW), market=market)
+    assert first.decision != "block" and first.computed["buying_power_reduction"] == Decimal("1001.00")
+
+    reserve = reserve_of(put, first.computed)
+    assert reserve is not None and reserve["buying_power"] == "1001.00" and reserve["side"] == "sell"
+    holds = Reservations(timedelta(minutes=5))
+    assert holds.hold(account.account_id, "put-1", reserve, at(NOW))
+    held = holds.pending(account.account_id, at(NOW), shown=(), exclude="put-2")
+    orders = tuple(o for h in held for o in h.orders)
+    assert [o.symbol for o in orders] == ["WMT261218P00090000", HOLD_SYMBOL]
+
+    second = evaluate(put, account.model_copy(update={"open_orders": account.open_orders + orders}), config,
+                      at(NOW), market=market)
+    assert second.decision == "block" and "INSUFFICIENT_BUYING_POWER" in second.reason_codes
+
+
+def test_a_spread_is_held_by_its_requirement_and_an_opening_buy_by_its_cost_alone(
+    ibkr_account: Callable[..., AccountState], config: RulesConfig, order: Callable[..., OrderSpec],
+    at: Callable[[str], datetime],
+) -> None:
+    from ibkr_compliance.reservations import reserve_of
+
+    account = ibkr_account(options_level=3, option_buying_power=Decimal("5000"))
+    spread = _combo([_leg("WMT261218P00090000", "sell"), _leg("WMT261218P00085000", "buy")], "1", "1.00")
+    decided = evaluate(spread, account, config, at(NOW), market=MarketData(underlying_prices={"": Decimal("100")}))
+    reduction = decided.computed["buying_power_reduction"]
+    assert reduction > 0
+    assert reserve_of(spread, decided.computed) == {"buying_power": str(reduction)}
+
+    call = order("WMT261218C00100000", "buy", limit_price=Decimal("2.00"), position_effect="open")
+    bought = evaluate(call, account, config, at(NOW), market=MarketData(underlying_prices={"": Decimal("100")}))
+    assert "buying_power" not in (reserve_of(call, bought.computed) or {})

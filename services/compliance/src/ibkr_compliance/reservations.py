@@ -21,27 +21,52 @@ from typing import Any
 from ibkr_compliance.ledger import Ledger
 from ibkr_compliance.rules import OrderSpec, WorkingOrder
 
+#: The symbol of a hold that stands for an order's buying power requirement, not for a contract.
+HOLD_SYMBOL = "BUYING-POWER-HOLD"
+
 
 @dataclass(frozen=True)
 class Held:
-    """One order holding buying power."""
+    """One order holding buying power: as a working order the rules see, and/or as its requirement."""
 
     client_order_id: str
     opened_at: datetime
-    order: WorkingOrder
+    orders: tuple[WorkingOrder, ...]
 
 
-def reserve_of(spec: OrderSpec, price: Any) -> dict[str, Any] | None:
-    """What the ledger keeps to hold an order again after a restart (None: a multi-leg order, or no price)."""
-    if spec.symbol is None or spec.legs:
-        return None
-    limit = spec.limit_price if spec.limit_price is not None else spec.stop_price
-    if limit is None and price is not None:
-        limit = Decimal(str(price))
-    if limit is None:
-        return None
-    return {"symbol": spec.symbol, "side": spec.side, "qty": str(spec.qty), "order_type": spec.order_type,
-            "limit_price": str(limit), "position_effect": spec.position_effect}
+def reserve_of(spec: OrderSpec, computed: dict[str, Any]) -> dict[str, Any] | None:
+    """What the ledger keeps to hold an order again after a restart (None: nothing to hold).
+
+    A single-leg order is held as the working order it is (the rules charge an opening buy its limit
+    times its quantity, and see a working sell's pledged shares). An opening order the working-order
+    model does not charge (a multi-leg order, a sale to open) also holds the requirement the decision
+    computed for it (`buying_power`), as an opening buy of `HOLD_SYMBOL` at that amount.
+    """
+    reserve: dict[str, Any] = {}
+    price = computed.get("price")
+    if spec.symbol is not None and not spec.legs:
+        limit = spec.limit_price if spec.limit_price is not None else spec.stop_price
+        if limit is None and price is not None:
+            limit = Decimal(str(price))
+        if limit is not None:
+            reserve = {"symbol": spec.symbol, "side": spec.side, "qty": str(spec.qty), "order_type": spec.order_type,
+                       "limit_price": str(limit), "position_effect": spec.position_effect}
+    charged = bool(reserve) and spec.side == "buy" and spec.position_effect != "close"
+    reduction = computed.get("buying_power_reduction")
+    if not charged and computed.get("opening") and reduction is not None and Decimal(str(reduction)) > 0:
+        reserve["buying_power"] = str(reduction)
+    return reserve or None
+
+
+def held_orders(reserve: dict[str, Any]) -> tuple[WorkingOrder, ...]:
+    """The working orders a `reserve_of` stands for."""
+    orders = []
+    if "symbol" in reserve:
+        orders.append(WorkingOrder.model_validate({k: v for k, v in reserve.items() if k != "buying_power"}))
+    if "buying_power" in reserve:
+        orders.append(WorkingOrder(symbol=HOLD_SYMBOL, side="buy", qty=Decimal(1), position_effect="open",
+                                   limit_price=Decimal(str(reserve["buying_power"]))))
+    return tuple(orders)
 
 
 class Reservations:
@@ -70,7 +95,7 @@ class Reservations:
         held = self._held.setdefault(account_id, {})
         if reserve is None or client_order_id in held:
             return False
-        held[client_order_id] = Held(client_order_id, now, WorkingOrder.model_validate(reserve))
+        held[client_order_id] = Held(client_order_id, now, held_orders(reserve))
         return True
 
     def release(self, account_id: str, client_order_id: str) -> None:

@@ -135,9 +135,9 @@ class ComplianceService:
         held = self.reservations.pending(request.account_id, now, gathered.shown, request.client_order_id)
         if held:
             gathered.account = gathered.account.model_copy(
-                update={"open_orders": gathered.account.open_orders + tuple(h.order for h in held)})
-            gathered.reserved = [{"client_order_id": h.client_order_id, **h.order.model_dump(mode="json")}
-                                 for h in held]
+                update={"open_orders": gathered.account.open_orders + tuple(o for h in held for o in h.orders)})
+            gathered.reserved = [{"client_order_id": h.client_order_id, **o.model_dump(mode="json")}
+                                 for h in held for o in h.orders]
         flags = ServiceFlags(missing_disclosures=tuple(missing), requested_environment=request.environment,
                              trading_halted=halted)
         spec = engine_order(request, gathered.symbols)
@@ -148,7 +148,7 @@ class ComplianceService:
                             regime=outcome.regime, computed=outcome.computed)
         flag_info = {"halted": halted, "missing_disclosures": missing, "at": when.isoformat(),
                      "last_good": gathered.last_good}
-        return Decided(decision, gathered, _ms(started), flag_info, reserve_of(spec, outcome.computed.get("price")))
+        return Decided(decision, gathered, _ms(started), flag_info, reserve_of(spec, outcome.computed))
 
     def _record(self, request: OrderRequest, decided: Decided, action: str, now: datetime) -> DecisionRecord:
         if self.on_decision is not None:
