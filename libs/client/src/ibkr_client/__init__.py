@@ -27,6 +27,7 @@ from ibkr_client.errors import (
     ServiceNotRunning,
     StackNotFound,
     StackUnavailable,
+    StateUnavailable,
     TooLarge,
     TradingHalted,
     ValidationFailed,
@@ -38,6 +39,7 @@ from ibkr_client.stack import StackInfo, find_stack_file, read_stack
 __all__ = [
     "ComplianceBlocked", "Conflict", "EnvironmentMismatch", "EventStream", "GatewayUnavailable", "IbkrClient",
     "IbkrError", "InternalError", "NoReply", "NotAuthenticated", "NotFound", "NotSupported", "RateLimited",
-    "RequestTimeout", "ServiceNotRunning", "StackInfo", "StackNotFound", "StackUnavailable", "TooLarge",
+    "RequestTimeout", "ServiceNotRunning", "StackInfo", "StackNotFound", "StackUnavailable", "StateUnavailable",
+    "TooLarge",
     "TradingHalted", "ValidationFailed", "find_stack_file", "new_client_order_id", "read_stack",
 ]

@@ -112,6 +112,13 @@ class RequestTimeout(IbkrError):
     code = ErrorCode.TIMEOUT
 
 
+class StateUnavailable(IbkrError):
+    """`STATE_UNAVAILABLE`: compliance could not get state fresh enough to decide; nothing was recorded,
+    so the same request (the same client_order_id) may be sent again later."""
+
+    code = ErrorCode.STATE_UNAVAILABLE
+
+
 class TooLarge(IbkrError):
     """`TOO_LARGE`: the answer would exceed the NATS message size; ask for less."""
 
@@ -149,7 +156,8 @@ class NoReply(RequestTimeout):
 ERRORS_BY_CODE: dict[str, type[IbkrError]] = {
     cls.code: cls for cls in (
         ValidationFailed, NotAuthenticated, GatewayUnavailable, RateLimited, ComplianceBlocked, NotFound,
-        NotSupported, Conflict, EnvironmentMismatch, TradingHalted, RequestTimeout, TooLarge, InternalError,
+        NotSupported, Conflict, EnvironmentMismatch, TradingHalted, RequestTimeout, StateUnavailable, TooLarge,
+        InternalError,
     )
 }
 
