@@ -304,4 +304,6 @@ async def test_compliance_killed_during_a_burst(running: Services, compliance_db
     clients = await burst(running, nats_client, fault)
     # requests compliance held when it died get no answer (the caller's own timeout); every answer came in time
     await assert_definite(clients, running.stack, compliance_db, lost_ok=True)
-    assert sum(c.lost for c in clients) <= BURST - 8  # only those in flight at the kill
+    # only requests compliance held at the kill are lost: 8 orders had reached cpsim by then, but their answers
+    # may still have been on the way (the outcome's commit), so the bound is "not all", not "at most 32"
+    assert sum(c.lost for c in clients) < BURST
