@@ -12,6 +12,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from ibkr_contract.connections import ConnectionPayload
 from ibkr_contract.envelope import EventEnvelope
 from ibkr_contract.orders import Reason
 from ibkr_contract.subjects import EVENT_TYPES
@@ -155,6 +156,7 @@ _BY_AREA: dict[str, type[Payload]] = {
     "session": SessionPayload, "positions": PositionPayload, "compliance": DecisionPayload,
     "trading": HaltPayload, "account": AccountPayload, "gateway": GatewayCallPayload,
 }
+_BY_AREA_MODEL: dict[str, type[BaseModel]] = {"connection": ConnectionPayload}
 _BY_TYPE: dict[str, type[BaseModel]] = {
     "orders.submitted": OrderSubmittedPayload, "orders.resolved": OrderResolvedPayload,
     "sync.problem": SyncProblemPayload,
@@ -169,6 +171,8 @@ def payload_model(event_type: str) -> type[BaseModel]:
     if event_type in _BY_TYPE:
         return _BY_TYPE[event_type]
     area = event_type.split(".", 1)[0]
+    if area in _BY_AREA_MODEL:
+        return _BY_AREA_MODEL[area]
     return _BY_AREA.get(area, OrderPayload)
 
 

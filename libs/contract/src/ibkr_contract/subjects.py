@@ -23,6 +23,8 @@ COMPLIANCE_EVENTS: Final = ("allowed", "warned", "blocked")
 TRADING_EVENTS: Final = ("halted", "resumed")
 SYNC_EVENTS: Final = ("problem", "completed")
 ACCOUNT_EVENTS: Final = ("updated",)
+#: A connection's lifecycle in the registry (`ibkr_contract.connections`).
+CONNECTION_EVENTS: Final = ("registered", "updated", "verified", "enabled", "disabled", "removed")
 
 #: Event types whose subject carries the account id as a token after the area.
 ACCOUNT_SCOPED_AREAS: Final = frozenset({"account", "positions", "orders"})
@@ -35,6 +37,7 @@ EVENT_TYPES: Final = frozenset(
     + [f"trading.{k}" for k in TRADING_EVENTS]
     + [f"sync.{k}" for k in SYNC_EVENTS]
     + [f"account.{k}" for k in ACCOUNT_EVENTS]
+    + [f"connection.{k}" for k in CONNECTION_EVENTS]
     + ["gateway.call"]
 )
 #: The first part of every event type.
@@ -230,6 +233,13 @@ COMMANDS: Final = (
     "audit.query", "audit.verify",
     *(f"status.{service}" for service in SERVICES),
 )
+
+
+def all_connections_event(area: str) -> str:
+    """Every event of one area on every connection (`ibkr.*.events.<area>.>`), e.g. the registry's `connection`."""
+    if area not in EVENT_AREAS:
+        raise ValueError(f"unknown event area {area!r}")
+    return f"{ROOT}.*.events.{area}.>"
 
 
 def all_connections_events() -> str:
