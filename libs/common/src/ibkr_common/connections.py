@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from faststream.nats import NatsBroker
 
+from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_common.rpc import Rpc, RpcError, RpcUnavailable
 from ibkr_common.settings import CommonSettings
 from ibkr_common.tasks import stop_task
@@ -76,6 +77,15 @@ class Connection:
 Listener = Callable[[Connection | None, Connection | None], Awaitable[None]]
 
 
+def connection_of_subject(subject: str) -> str:
+    """The `<conn>` token of a subject under `ibkr.<conn>.…` (a handler subscribed to `ibkr.*.…` learns its
+    connection from the subject it was called on)."""
+    parts = subject.split(".")
+    if len(parts) < 3:
+        raise ValueError(f"not a connection subject: {subject!r}")
+    return parts[1]
+
+
 class ConnectionDirectory:
     """The connections this service serves, kept current from the registry's list and events."""
 
@@ -83,6 +93,7 @@ class ConnectionDirectory:
         self.broker = broker
         self.refresh_s = refresh_s
         self.bootstrap = Connection.bootstrap_of(settings)
+        self.enforce_ownership = settings.enforce_ownership
         self._connections: dict[str, Connection] = {self.bootstrap.id: self.bootstrap}
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
@@ -102,6 +113,22 @@ class ConnectionDirectory:
 
     def __contains__(self, conn: object) -> bool:
         return conn in self._connections
+
+    def require(self, conn: str, user_id: str | None = None) -> Connection:
+        """The connection a request is for, checked against who asks.
+
+        Raises ServiceError NOT_FOUND (field `connection`) when it is not registered, and FORBIDDEN when
+        `user_id` is given and is not its owner: always for a registry connection, and for the bootstrap
+        connection when `IBKR_ENFORCE_OWNERSHIP` is on (its owner is `IBKR_USER_ID`)."""
+        connection = self._connections.get(conn)
+        if connection is None:
+            raise ServiceError(ErrorCode.NOT_FOUND, f"connection {conn!r} is not registered",
+                               [{"field": "connection", "message": "not registered"}])
+        checked = not connection.bootstrap or self.enforce_ownership
+        if user_id is not None and checked and user_id != connection.user_id:
+            raise ServiceError(ErrorCode.FORBIDDEN, f"user_id {user_id!r} does not own connection {conn!r}",
+                               [{"field": "user_id", "message": "not the connection's owner"}])
+        return connection
 
     # wiring
     def on_change(self, listener: Listener) -> None:

@@ -106,6 +106,11 @@ class CommonSettings(BaseSettings):
         max_length=64,
         description="The user who owns this connection; rows are written under this user_id (RLS).",
     )
+    enforce_ownership: bool = Field(
+        False, validation_alias=env("IBKR_ENFORCE_OWNERSHIP"),
+        description="Check the user_id of every request to the bootstrap connection against its owner "
+        "(IBKR_USER_ID), FORBIDDEN otherwise. Connections from the registry are always checked.",
+    )
     events_stream: str = Field(
         "IBKR_EVENTS", validation_alias=env("IBKR_EVENTS_STREAM"), pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="JetStream stream of events.",
