@@ -246,7 +246,7 @@ async def test_reads_positions_account_sync_session_and_audit(ib: IbkrClient):
     for _ in range(4):  # four decisions: four compliance events for audit to store
         await ib.orders.check(account_id=ACCOUNT, user_id=USER, symbol="AAPL", side="BUY", quantity=1,
                               order_type="MKT")
-    for _ in range(100):
+    for _ in range(300):  # audit stores asynchronously; a loaded machine takes seconds
         if len((await ib.audit.query(type_prefix="compliance", limit=4)).events) == 4:
             break
         await asyncio.sleep(0.1)

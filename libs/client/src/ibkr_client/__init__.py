@@ -15,6 +15,7 @@ from ibkr_client.errors import (
     ComplianceBlocked,
     Conflict,
     EnvironmentMismatch,
+    Forbidden,
     GatewayUnavailable,
     IbkrError,
     InternalError,
@@ -37,7 +38,8 @@ from ibkr_client.sections import new_client_order_id
 from ibkr_client.stack import StackInfo, find_stack_file, read_stack
 
 __all__ = [
-    "ComplianceBlocked", "Conflict", "EnvironmentMismatch", "EventStream", "GatewayUnavailable", "IbkrClient",
+    "ComplianceBlocked", "Conflict", "EnvironmentMismatch", "EventStream", "Forbidden", "GatewayUnavailable",
+    "IbkrClient",
     "IbkrError", "InternalError", "NoReply", "NotAuthenticated", "NotFound", "NotSupported", "RateLimited",
     "RequestTimeout", "ServiceNotRunning", "StackInfo", "StackNotFound", "StackUnavailable", "StateUnavailable",
     "TooLarge",

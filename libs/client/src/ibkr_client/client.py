@@ -23,12 +23,14 @@ import nats.errors
 from nats.aio.client import Client
 from pydantic import BaseModel, ValidationError
 
+from ibkr_client.connections import Connections
 from ibkr_client.errors import IbkrError, InternalError, NoReply, ServiceNotRunning, StackUnavailable, error_from_reply
 from ibkr_client.events import EventStream
 from ibkr_client.sections import Account, Audit, Compliance, Contracts, Orders, Positions, Session, Sync, Trading
 from ibkr_client.stack import read_stack
+from ibkr_contract.connections import AdminSubjects
 from ibkr_contract.errors import ErrorBody
-from ibkr_contract.requests import COMMAND_TABLE
+from ibkr_contract.requests import ADMIN_COMMAND_TABLE, COMMAND_TABLE
 from ibkr_contract.status import ServiceStatus
 from ibkr_contract.subjects import SERVICES, Subjects
 
@@ -91,6 +93,7 @@ class IbkrClient:
         self.trading = Trading(self)
         self.audit = Audit(self)
         self.contracts = Contracts(self)
+        self.connections = Connections(self)
 
     # ---- connecting --------------------------------------------------------------------------------
 
@@ -150,15 +153,29 @@ class IbkrClient:
         Raises the exception of the reply's error code, `NoReply` after `timeout` seconds, `ServiceNotRunning`
         when nobody serves the subject.
         """
+        subjects = self.subjects or Subjects(self.connection or "paper")
+        return await self._send(command, subjects.command(command), COMMAND_TABLE[command].service, body,
+                                timeout)
+
+    async def admin_request(self, command: str, body: BaseModel | dict[str, Any], *,
+                            timeout: float | None = None) -> Any:
+        """Send one registry command (`connections.create`, ... under `ibkr_admin.`); as `request()`."""
+        return await self._send(command, AdminSubjects().command(command), ADMIN_COMMAND_TABLE[command].service,
+                                body, timeout)
+
+    async def admin_call(self, command: str, body: BaseModel | dict[str, Any], result: type[M], *,
+                         timeout: float | None = None) -> M:
+        """`admin_request()`, with the result read as `result`."""
+        return _read_result(command, await self.admin_request(command, body, timeout=timeout), result)
+
+    async def _send(self, command: str, subject: str, service: str, body: BaseModel | dict[str, Any],
+                    timeout: float | None) -> Any:
         nc = self.nats
-        assert self.subjects is not None
-        subject = self.subjects.command(command)
         if isinstance(body, BaseModel):
             data = body.model_dump_json(exclude_none=True).encode()
         else:
             data = json.dumps(body).encode()
         wait = timeout if timeout is not None else self.timeout
-        service = COMMAND_TABLE[command].service
         try:
             message = await nc.request(subject, data, timeout=wait)
         except nats.errors.NoRespondersError:
@@ -173,12 +190,7 @@ class IbkrClient:
     async def call(self, command: str, body: BaseModel | dict[str, Any], result: type[M], *,
                    timeout: float | None = None) -> M:
         """`request()`, with the result read as `result`."""
-        raw = await self.request(command, body, timeout=timeout)
-        try:
-            return result.model_validate(raw)
-        except ValidationError as exc:
-            raise InternalError(f"{command} answered a result this client cannot read: {exc.errors()[0]['msg']}",
-                                details={"result": raw}) from None
+        return _read_result(command, await self.request(command, body, timeout=timeout), result)
 
     async def service_status(self, service: str, *, timeout: float | None = None) -> ServiceStatus:
         """`status.<service>`: the service's version, start time and a few facts."""
@@ -219,6 +231,14 @@ class IbkrClient:
         """
         return EventStream(self, types=types, account=account, durable=durable, start=start, stream=stream,
                            idle_timeout=idle_timeout)
+
+
+def _read_result(command: str, raw: Any, result: type[M]) -> M:
+    try:
+        return result.model_validate(raw)
+    except ValidationError as exc:
+        raise InternalError(f"{command} answered a result this client cannot read: {exc.errors()[0]['msg']}",
+                            details={"result": raw}) from None
 
 
 def _result_of(command: str, data: bytes) -> Any:

@@ -106,6 +106,12 @@ class TradingHalted(ComplianceBlocked):
     code = ErrorCode.TRADING_HALTED
 
 
+class Forbidden(IbkrError):
+    """`FORBIDDEN`: the user the request acts for does not own the connection (or may not do this)."""
+
+    code = ErrorCode.FORBIDDEN
+
+
 class RequestTimeout(IbkrError):
     """`TIMEOUT`: the work did not finish in its budget; the outcome may still arrive as an event."""
 
@@ -157,7 +163,7 @@ ERRORS_BY_CODE: dict[str, type[IbkrError]] = {
     cls.code: cls for cls in (
         ValidationFailed, NotAuthenticated, GatewayUnavailable, RateLimited, ComplianceBlocked, NotFound,
         NotSupported, Conflict, EnvironmentMismatch, TradingHalted, RequestTimeout, StateUnavailable, TooLarge,
-        InternalError,
+        Forbidden, InternalError,
     )
 }
 

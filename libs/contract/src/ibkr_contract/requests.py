@@ -10,7 +10,7 @@ from typing import Final
 
 from pydantic import BaseModel
 
-from ibkr_contract import audit, compliance, contracts, orders, session, status, sync
+from ibkr_contract import audit, compliance, connections, contracts, orders, session, status, sync
 from ibkr_contract.subjects import SERVICES
 
 
@@ -77,3 +77,33 @@ def _commands() -> dict[str, Command]:
 
 #: Every public command by name.
 COMMAND_TABLE: Final = _commands()
+
+
+def _admin_commands() -> dict[str, Command]:
+    c = connections
+    table = [
+        Command("connections.create", "registry", c.CreateConnectionRequest, c.ConnectionView,
+                "Steps 1-2 of the setup: register a connection (environment, gateway, username); it starts disabled."),
+        Command("connections.verify", "registry", c.ConnectionRef, c.VerifyResult,
+                "Step 3: gateway reachable, authenticated, accounts and summaries read back."),
+        Command("connections.settings", "registry", c.SettingsRequest, c.ConnectionView,
+                "Per-account settings (options level, live enablement) of verified accounts."),
+        Command("connections.acknowledge", "registry", c.AcknowledgeConnectionRequest, c.ConnectionView,
+                "Step 4: acknowledge the disclosures the environment needs; enables a verified connection."),
+        Command("connections.list", "registry", c.ListConnectionsRequest, c.ConnectionList,
+                "The connections a user owns."),
+        Command("connections.get", "registry", c.ConnectionRef, c.ConnectionView, "One connection of its owner."),
+        Command("connections.update", "registry", c.UpdateConnectionRequest, c.ConnectionView,
+                "Change the gateway or username (the connection needs verifying again)."),
+        Command("connections.delete", "registry", c.ConnectionRef, c.DeleteResult,
+                "Remove a connection; the services drop it."),
+        Command("connections.rotate_key", "registry", c.RotateKeyRequest, c.RotateKeyResult,
+                "Re-encrypt every stored credential under the current key (operators only)."),
+        Command("connections.directory", "registry", c.DirectoryRequest, c.ConnectionList,
+                "Internal: every connection, for the services that serve them."),
+    ]
+    return {command.name: command for command in table}
+
+
+#: The registry's commands by name under `ibkr_admin.` (`ibkr_contract.connections.ADMIN_COMMANDS`).
+ADMIN_COMMAND_TABLE: Final = _admin_commands()

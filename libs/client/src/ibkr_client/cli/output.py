@@ -16,6 +16,7 @@ from rich.text import Text
 
 from ibkr_client.errors import (
     ComplianceBlocked,
+    Forbidden,
     IbkrError,
     NoReply,
     NotFound,
@@ -38,12 +39,13 @@ EXIT_REFUSED = 5  # the order was refused: blocked, halted, wrong environment, r
 EXIT_UNANSWERED = 6  # IBKR asked a question nobody answered (not a terminal and no --confirm for it)
 EXIT_BROKEN = 7  # `audit verify` found the chain broken
 EXIT_NOT_FOUND = 8  # the account, order or position is not known
+EXIT_FORBIDDEN = 9  # the user does not own the connection (FORBIDDEN)
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 the stack answered with another error; 2 bad argument; 3 no stack (or a service not "
     "running); 4 timeout; 5 order refused (blocked, halted, rejected, question declined); 6 an IBKR question left "
-    "unanswered; 7 audit chain broken; 8 not found; 130 interrupted."
+    "unanswered; 7 audit chain broken; 8 not found; 9 forbidden (not your connection); 130 interrupted."
 )
 
 SEVERITY_STYLE = {"block": "bold red", "warn": "yellow", "allow": "green"}
@@ -87,6 +89,8 @@ def exit_code_of(exc: IbkrError) -> int:
         return EXIT_USAGE
     if isinstance(exc, NotFound):
         return EXIT_NOT_FOUND
+    if isinstance(exc, Forbidden):
+        return EXIT_FORBIDDEN
     return EXIT_ERROR
 
 
