@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ibkr_common.bridge_client import BridgeClient, BridgeError
-from ibkr_common.messages.bridge import Empty
+from ibkr_common.messages.bridge import AccountsList, Empty
 from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_common.rpc import Rpc, RpcError, RpcUnavailable
 from ibkr_common.subjects import Subjects
@@ -71,31 +71,38 @@ async def verify_gateway(broker: Any, conn: str, environment: str, timeout_s: fl
                      "brokerage session authenticated" if status.authenticated else
                      f"not authenticated: log in at the gateway{f' ({status.message})' if status.message else ''}"):
         return found
-    await _environment(bridge, found, environment, conn)
     found.add("username", True, USERNAME_NOT_EXPOSED, skipped=True)
-    await _accounts(bridge, found, conn)
-    return found
-
-
-async def _environment(bridge: BridgeClient, found: Verification, environment: str, conn: str) -> None:
-    try:
-        validated = await bridge.validate()
-    except BridgeError as exc:
-        found.add("environment", False, f"sso/validate failed: {_bridge_failure(exc, conn)}")
-        return
-    if validated.environment is None:
-        found.add("environment", True, "the gateway did not say paper or live", skipped=True)
-        return
-    found.add("environment", validated.environment == environment,
-              f"the gateway's login is {validated.environment}; the connection is {environment}")
-
-
-async def _accounts(bridge: BridgeClient, found: Verification, conn: str) -> None:
     try:
         listed = await bridge.accounts()
     except BridgeError as exc:
         found.add("accounts", False, _bridge_failure(exc, conn))
-        return
+        return found
+    if await _environment(bridge, found, environment, conn, listed.is_paper):
+        await _accounts(bridge, found, conn, listed)
+    return found
+
+
+async def _environment(bridge: BridgeClient, found: Verification, environment: str, conn: str,
+                       is_paper: bool | None) -> bool:
+    """The login's environment: /iserver/accounts' isPaper, else sso/validate (paced by the gateway)."""
+    if is_paper is not None:
+        actual, source = ("paper" if is_paper else "live"), "/iserver/accounts"
+    else:
+        try:
+            validated = await bridge.validate()
+        except BridgeError as exc:
+            found.add("environment", False, f"sso/validate failed: {_bridge_failure(exc, conn)}",
+                      skipped=exc.code == ErrorCode.RATE_LIMITED)
+            return True
+        if validated.environment is None:
+            found.add("environment", True, "the gateway did not say paper or live", skipped=True)
+            return True
+        actual, source = validated.environment, "sso/validate"
+    return found.add("environment", actual == environment,
+                     f"the gateway's login is {actual} ({source}); the connection is {environment}")
+
+
+async def _accounts(bridge: BridgeClient, found: Verification, conn: str, listed: AccountsList) -> None:
     if not found.add("accounts", bool(listed.accounts),
                      f"{len(listed.accounts)} account(s): {', '.join(listed.accounts)}" if listed.accounts
                      else "the login holds no brokerage account"):
