@@ -131,7 +131,8 @@ async def test_four_step_setup_enables_the_connection_and_leaks_no_secret(flow, 
     assert (moved["result"]["state"], moved["result"]["enabled"]) == ("unverified", False)
     await events.wait_for("connection.disabled", names.conn)
     again = await flow.ask(nats_client, "connections.verify", ref)
-    assert again["result"]["connection"]["enabled"] is True, [c for c in again["result"]["checks"] if not c["ok"]]  # still acknowledged: enabled on verification
+    failed = [c for c in again["result"]["checks"] if not c["ok"]]
+    assert again["result"]["connection"]["enabled"] is True, failed  # still acknowledged: enabled once verified
     await events.wait_for("connection.verified", names.conn)
 
     stored = await _audit_has(flow.db("audit"), names.conn, len(events.types(names.conn)))

@@ -10,7 +10,7 @@ from faststream.nats import NatsBroker
 from ibkr_common.clock import Clock, SystemClock
 from ibkr_common.db.engine import make_engine, make_sessionmaker
 from ibkr_common.events import EventPublisher
-from ibkr_common.ops import observe
+from ibkr_common.ops import Observability, observe
 from ibkr_common.outbox import OutboxRelay
 from ibkr_common.replies import ServiceError
 from ibkr_common.service import ensure_events_stream, make_broker, migrate_at_start
@@ -79,6 +79,24 @@ def document_connection_events(broker: NatsBroker, settings: RegistrySettings) -
         )
 
 
+def registry_figures(ops: Observability, store: RegistryStore) -> None:
+    """`ibkr_registry_connections{state}`: the registered connections by state, counted at each scrape."""
+    counts: dict[tuple[str, ...], float] = {}
+
+    async def sample() -> None:
+        views = await store.directory()
+        states = ("unverified", "verified", "enabled", "disabled")
+        fresh: dict[tuple[str, ...], float] = {(state,): 0.0 for state in states}
+        for view in views:
+            fresh[(view.state,)] += 1
+        counts.clear()
+        counts.update(fresh)
+
+    ops.sampler(sample)
+    ops.gauge("ibkr_registry_connections", "Registered connections by state (the bootstrap one included).",
+              lambda: dict(counts), labels=("state",))
+
+
 def build_app(settings: RegistrySettings, *, clock: Clock | None = None) -> FastStream:
     """Build the registry; nothing connects until the app starts."""
     clock = clock or SystemClock()
@@ -117,6 +135,7 @@ def build_app(settings: RegistrySettings, *, clock: Clock | None = None) -> Fast
     ops = observe(app, broker, settings, "registry", database=engine)
     ops.outbox(relay)
     ops.publisher(relay.publisher)
+    registry_figures(ops, store)
     app.context.set_global("registry_store", store)
     app.context.set_global("registry_engine", engine)
     return app
