@@ -3,6 +3,7 @@ each error code, the bootstrap connection, the outbox and its events, the encryp
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -181,3 +182,37 @@ async def test_username_is_encrypted_at_rest_bound_to_its_row(any_database, name
         cipher.decrypt(value, associated_data(OTHER, names.conn))
     if "postgresql" in any_database:
         assert hidden == []
+
+
+async def test_the_services_connection_directory_follows_the_registry(sqlite_url, names, nats_url, nats_client,
+                                                                       start_registry):
+    from faststream import FastStream, TestApp
+    from faststream.nats import NatsBroker
+
+    from ibkr_common.connections import ConnectionDirectory
+    from ibkr_common.settings import CommonSettings
+
+    broker = NatsBroker(nats_url)
+    directory = ConnectionDirectory(broker, CommonSettings(nats_url=nats_url, connection=names.boot,
+                                                           user_id="operator"), refresh_s=3600)
+    heard: list[tuple[str | None, str | None]] = []
+
+    async def listener(before, after) -> None:
+        if names.conn in (getattr(before, "id", None), getattr(after, "id", None)):
+            heard.append((before and before.id, after and after.id))
+
+    directory.on_change(listener)
+    directory.subscribe()
+    async with start_registry(sqlite_url), TestApp(FastStream(broker)):
+        assert (await admin(nats_client, "connections.create", create_body(names)))["ok"]
+        assert await directory.refresh()
+        held = directory.get(names.conn)
+        assert held is not None and (held.user_id, held.enabled, held.bootstrap) == (OWNER, False, False)
+        assert directory.get(names.boot).bootstrap is True
+        assert (await admin(nats_client, "connections.delete", {"user_id": OWNER, "connection": names.conn}))["ok"]
+        for _ in range(100):  # the `removed` event reaches it without a refresh
+            if directory.get(names.conn) is None:
+                break
+            await asyncio.sleep(0.05)
+    assert directory.get(names.conn) is None
+    assert heard[0] == (None, names.conn) and heard[-1] == (names.conn, None)

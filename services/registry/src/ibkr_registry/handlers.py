@@ -178,7 +178,7 @@ class Handlers:
         found = await verify_gateway(self.broker, request.connection, before.environment,
                                      self.settings.bridge_timeout_s)
         account = found.accounts[0].account_id if found.accounts else None
-        disclosures = await read_disclosures(self.broker, request.connection, request.user_id, account,
+        disclosures = await read_disclosures(self.broker, request.connection, owner, account,
                                              self.settings.compliance_timeout_s)
         found.add("disclosures", disclosures.missing == [], _disclosure_detail(disclosures),
                   skipped=disclosures.missing is None)
@@ -207,7 +207,8 @@ class Handlers:
         await acknowledge(self.broker, request.connection, request.user_id, before.environment,
                           request.disclosures, self.settings.compliance_timeout_s)
         account = before.accounts[0].account_id if before.accounts else None
-        disclosures = await read_disclosures(self.broker, request.connection, request.user_id, account,
+        # what is missing is the owner's: their acknowledgments decide whether the connection is enabled
+        disclosures = await read_disclosures(self.broker, request.connection, owner, account,
                                              self.settings.compliance_timeout_s)
 
         async def apply(row: Credential, accounts: list[ConnectionAccount], session: AsyncSession) -> list[str]:
