@@ -50,9 +50,9 @@ def names(run_names: Any) -> Names:
 
 
 def registry_settings(names: Names, nats_url: str, database_url: str, **extra: Any) -> RegistrySettings:
-    values: dict[str, Any] = {"encryption_key": KEY_NEW, "user_id": "operator", **extra}
-    return RegistrySettings(nats_url=nats_url, database_url=database_url, connection=names.boot,
-                            events_stream=names.stream, events_subjects=names.subjects, **values)
+    values: dict[str, Any] = {"encryption_key": KEY_NEW, "user_id": "operator", "connection": names.boot, **extra}
+    return RegistrySettings(nats_url=nats_url, database_url=database_url, events_stream=names.stream,
+                            events_subjects=names.subjects, **values)
 
 
 @pytest.fixture

@@ -74,3 +74,21 @@ async def test_live_settings_need_a_live_login(sqlite_url, names, nats_client, s
         assert "accounts" not in checks or checks["accounts"]["ok"]  # listed, but not read further
         assert wrong["result"]["connection"]["state"] == "unverified"
         assert wrong["result"]["connection"]["accounts"] == []
+
+
+async def test_the_bootstrap_connection_takes_per_account_settings_once_verified(sqlite_url, names, nats_client,
+                                                                                 start_registry, bridges):
+    async with start_registry(sqlite_url, connection=names.conn, user_id=OWNER, default_environment="live"):
+        ref = {"user_id": OWNER, "connection": names.conn}
+        before = await admin(nats_client, "connections.settings", {**ref, "accounts": [{"account_id": LIVE_ACCOUNT}]})
+        assert before["error"]["details"][0]["field"] == "accounts.0.account_id"  # verify it first
+        verified = await admin(nats_client, "connections.verify", ref)
+        assert verified["result"]["ok"] is True
+        assert (verified["result"]["connection"]["bootstrap"], verified["result"]["connection"]["enabled"]) == (
+            True, True)
+        levelled = await admin(nats_client, "connections.settings", {
+            **ref, "accounts": [{"account_id": LIVE_ACCOUNT, "options_level": 2, "live_enabled": True}]})
+        assert levelled["ok"], levelled
+        assert levelled["result"]["accounts"][0]["options_level"] == 2
+        moved = await admin(nats_client, "connections.update", {**ref, "gateway": {"host": "elsewhere", "port": 1}})
+        assert moved["error"]["code"] == "CONFLICT"
