@@ -1,4 +1,4 @@
-"""No secret reaches the logs: the five services run with passwords in NATS_URL and DATABASE_URL and the
+"""No secret reaches the logs: the six services run with passwords in NATS_URL and DATABASE_URL and the
 encryption passphrases set, serve requests (good and bad), stop, and one of them dies on a dead database;
 the whole output is searched for each secret value, raw and percent-encoded."""
 
@@ -15,11 +15,15 @@ import nats
 import pytest
 from sqlalchemy.engine import make_url
 
+from ibkr_contract.connections import AdminSubjects
 from ibkr_testkit.processes import ServiceProcess, service_env, start_service
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.connected]
 ACCOUNT = "DU1234567"
-SERVICES = ("ibkr_gateway_bridge", "ibkr_session_keeper", "ibkr_sync_worker", "ibkr_audit", "ibkr_compliance")
+SERVICES = ("ibkr_registry", "ibkr_gateway_bridge", "ibkr_session_keeper", "ibkr_sync_worker", "ibkr_audit",
+            "ibkr_compliance")
+#: The IBKR username the registry is given (stored encrypted; never in a log).
+USERNAME = "secretive" + secrets.token_hex(4)
 
 
 def _with_credentials(url: str, user: str, password: str) -> str:
@@ -48,6 +52,22 @@ async def _traffic(nats_url: str, conn: str) -> None:
         for subject in ("orders.submit", "sync.trigger", "bridge.session.tickle", "audit.query"):
             reply = json.loads((await nc.request(f"{root}.{subject}", b"{not json", timeout=30)).data)
             assert reply["ok"] is False, (subject, reply)
+        admin = AdminSubjects()
+        second = f"{conn}-2"
+        for command, body in [
+            ("connections.create", {"user_id": "alice", "connection": second, "environment": "paper",
+                                    "gateway": {"host": "127.0.0.1", "port": 1}, "username": USERNAME}),
+            ("connections.update", {"user_id": "alice", "connection": second, "username": USERNAME + "x"}),
+            ("connections.verify", {"user_id": "alice", "connection": second}),
+            ("connections.verify", {"user_id": "local", "connection": conn}),
+            ("connections.rotate_key", {}),
+            ("connections.create", {"user_id": "alice", "connection": second, "username": USERNAME}),
+            ("connections.delete", {"user_id": "alice", "connection": second}),
+        ]:
+            reply = json.loads((await nc.request(admin.command(command), json.dumps(body).encode(), timeout=60)).data)
+            assert "ok" in reply and USERNAME not in json.dumps(reply), (command, reply)
+        reply = json.loads((await nc.request(admin.command("connections.create"), b"{not json", timeout=30)).data)
+        assert reply["ok"] is False
     finally:
         await nc.close()
 
@@ -59,7 +79,7 @@ async def test_no_secret_in_the_logs_of_a_whole_run(nats_url, cpsim_url, run_nam
     db_password = make_url(database_url).password
     assert db_password
     key, old_one, old_two = (secrets.token_urlsafe(32) for _ in range(3))
-    secret_values = [nats_password, str(db_password), key, old_one, old_two]
+    secret_values = [nats_password, str(db_password), key, old_one, old_two, USERNAME]
     env = service_env(
         nats_url=_with_credentials(nats_url, "ibkr", quote(nats_password, safe="")), database_url=database_url,
         conn=conn, stream=f"{run_names.stream}_SEC", stream_subjects=f"ibkr.{conn}.events.>", gateway_url=cpsim_url,
@@ -95,7 +115,7 @@ async def test_no_secret_in_the_logs_of_a_whole_run(nats_url, cpsim_url, run_nam
             assert form not in output, f"a secret ({value[:4]}...) is in the logs"
     records = [json.loads(line) for line in lines if line.strip()]  # every line is a JSON object
     assert {r["service"] for r in records} == {"gateway-bridge", "session-keeper", "sync-worker", "audit",
-                                               "compliance"}
+                                               "compliance", "registry"}
     assert any(f"nats nats://ibkr:***@{nats_url.split('://', 1)[1]}" in r["msg"] for r in records)
     assert any("postgresql+psycopg" in r.get("exc", "") or "connection failed" in r.get("exc", "")
                for r in records), "the crash's traceback is logged"

@@ -21,7 +21,7 @@ from .prodkit import CONN, SERVICES, connected
 pytestmark = [pytest.mark.connected, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
 STREAM = "IBKR_EVENTS"
 AUDIT = "audit"
-USERS = [*SERVICES, "client", "provision"]
+USERS = [*SERVICES, "client", "provision", "operator"]
 ORDER_CHANGING = ["orders.place", "orders.reply", "orders.cancel", "orders.modify"]
 
 

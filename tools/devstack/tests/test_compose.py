@@ -19,8 +19,8 @@ from ibkr_devstack.prodparts import Mount, translate
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
-SERVICES = ["gateway-bridge", "session-keeper", "sync-worker", "compliance", "audit"]
-DATABASE_SERVICES = ["session-keeper", "sync-worker", "compliance", "audit"]
+SERVICES = ["gateway-bridge", "session-keeper", "sync-worker", "compliance", "audit", "registry"]
+DATABASE_SERVICES = ["session-keeper", "sync-worker", "compliance", "audit", "registry"]
 
 
 @pytest.mark.parametrize(("text", "variables", "expected"), [
@@ -110,20 +110,20 @@ def test_compose_runs_the_jobs_first_and_each_service_as_its_own_nats_user():
     assert "cpsim" not in compose.active(set())
 
 
-def test_only_the_bridge_gets_the_gateway_and_the_encryption_key():
+def test_only_the_registry_gets_the_encryption_key_and_only_it_and_the_bridge_the_gateway():
     compose = load_compose(COMPOSE, generated_variables(COMPOSE.read_text()))
     for service in SERVICES:
         env = compose.services[service].environment
-        has = {"IBKR_ENCRYPTION_KEY" in env, "IBKR_GATEWAY_HOST" in env}
-        assert has == ({True} if service == "gateway-bridge" else {False}), service
+        assert ("IBKR_ENCRYPTION_KEY" in env) == (service == "registry"), service
+        assert ("IBKR_GATEWAY_HOST" in env) == (service in ("gateway-bridge", "registry")), service
         assert not any(name.endswith("_PASSWORD") for name in env), service
 
 
-def test_a_vite_encryption_key_in_dotenv_reaches_the_bridge_under_its_name():
+def test_a_vite_encryption_key_in_dotenv_reaches_the_registry_under_its_name():
     variables = generated_variables(COMPOSE.read_text())
     key = variables.pop("IBKR_ENCRYPTION_KEY")
     compose = load_compose(COMPOSE, {**variables, "VITE_ENCRYPTION_KEY": key})
-    assert compose.services["gateway-bridge"].environment["IBKR_ENCRYPTION_KEY"] == key
+    assert compose.services["registry"].environment["IBKR_ENCRYPTION_KEY"] == key
     with pytest.raises(MissingVariable) as info:
         load_compose(COMPOSE, variables)
     assert info.value.name == "VITE_ENCRYPTION_KEY" and "32 characters" in str(info.value)
@@ -157,7 +157,7 @@ def test_compose_runs_the_nats_version_the_tests_run():
 def test_every_image_built_here_runs_as_an_unprivileged_user():
     compose = load_compose(COMPOSE, generated_variables(COMPOSE.read_text()))
     dockerfiles = {spec.build["dockerfile"] for spec in compose.services.values() if spec.build}
-    assert len(dockerfiles) == 6, dockerfiles
+    assert len(dockerfiles) == 7, dockerfiles
     for dockerfile in dockerfiles:
         final_stage = (ROOT / dockerfile).read_text().rsplit("\nFROM ", 1)[-1]
         users = [line.split()[1] for line in final_stage.splitlines() if line.startswith("USER ")]

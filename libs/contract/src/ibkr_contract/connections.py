@@ -106,10 +106,14 @@ class CreateConnectionRequest(ConnectionRef):
 
 
 class UpdateConnectionRequest(ConnectionRef):
-    """Change the gateway or username; either change needs a new verification (the connection is disabled)."""
+    """Change the gateway or username; either change needs a new verification (the connection is disabled).
+
+    `enabled: false` switches a connection off (state `disabled`); `enabled: true` switches it back on,
+    which needs it verified with nothing left to acknowledge."""
 
     gateway: GatewaySettings | None = None
     username: str | None = Field(None, min_length=1, max_length=64)
+    enabled: bool | None = None
 
 
 class SettingsRequest(ConnectionRef):
@@ -141,9 +145,11 @@ class RotateKeyRequest(_Strict):
 class CheckResult(BaseModel):
     """One step of a verification."""
 
-    check: Literal["reachable", "authenticated", "username", "accounts", "summaries"]
+    check: Literal["reachable", "authenticated", "environment", "username", "accounts", "summaries", "disclosures"]
     ok: bool
     detail: str = ""
+    skipped: bool = Field(False, description="The check could not be made (`detail` says why); it does not fail "
+                                             "the verification.")
 
 
 class AccountView(BaseModel):
@@ -181,7 +187,8 @@ class ConnectionView(BaseModel):
 class VerifyResult(BaseModel):
     """The outcome of `connections.verify`: each check, and the connection afterwards."""
 
-    ok: bool
+    ok: bool = Field(description="Every check of the gateway passed: the connection is verified. `disclosures` is "
+                                 "reported but does not count: what is still to acknowledge keeps it disabled.")
     checks: list[CheckResult]
     connection: ConnectionView
 
@@ -215,3 +222,22 @@ class ConnectionPayload(BaseModel):
 
     connection: ConnectionView
     changes: list[str] = Field([], description="Names of the fields that changed (`gateway`, `accounts`, ...).")
+
+
+#: What each registry command answers with (its `result`), by command name; `ibkr_admin.status.<service>`
+#: answers with `ibkr_contract.status.ServiceStatus`.
+ADMIN_RESULTS: Final[dict[str, type[BaseModel]]] = {
+    "connections.create": ConnectionView, "connections.verify": VerifyResult,
+    "connections.settings": ConnectionView, "connections.acknowledge": ConnectionView,
+    "connections.list": ConnectionList, "connections.get": ConnectionView, "connections.update": ConnectionView,
+    "connections.delete": DeleteResult, "connections.rotate_key": RotateKeyResult,
+    "connections.directory": ConnectionList,
+}
+#: What each registry command takes, by command name.
+ADMIN_REQUESTS: Final[dict[str, type[BaseModel]]] = {
+    "connections.create": CreateConnectionRequest, "connections.verify": ConnectionRef,
+    "connections.settings": SettingsRequest, "connections.acknowledge": AcknowledgeConnectionRequest,
+    "connections.list": ListConnectionsRequest, "connections.get": ConnectionRef,
+    "connections.update": UpdateConnectionRequest, "connections.delete": ConnectionRef,
+    "connections.rotate_key": RotateKeyRequest, "connections.directory": DirectoryRequest,
+}

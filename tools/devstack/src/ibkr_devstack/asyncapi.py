@@ -20,6 +20,8 @@ from ibkr_devstack.asyncapi_replies import complete
 from ibkr_devstack.stack import SERVICES, service_exists
 
 _ENV_PREFIXES = ("IBKR_", "VITE_", "NATS_URL", "DATABASE_URL")
+#: The registry requires a key to build; the documents built from defaults never hold any setting's value.
+DOCUMENTATION_KEY = "documentation-only-key-never-used-to-encrypt-anything"
 
 
 @contextmanager
@@ -28,12 +30,14 @@ def clean_environment() -> Iterator[None]:
     saved = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
     for key in saved:
         del os.environ[key]
+    os.environ["IBKR_ENCRYPTION_KEY"] = DOCUMENTATION_KEY
     cwd = os.getcwd()
     os.chdir("/")  # no .env file is read
     try:
         yield
     finally:
         os.chdir(cwd)
+        del os.environ["IBKR_ENCRYPTION_KEY"]
         os.environ.update(saved)
 
 

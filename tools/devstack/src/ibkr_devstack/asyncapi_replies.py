@@ -19,9 +19,11 @@ from pydantic.json_schema import models_json_schema
 
 from ibkr_common.messages.bridge_results import BRIDGE_RESULTS
 from ibkr_common.subjects import Subjects
+from ibkr_contract.connections import ADMIN_RESULTS, AdminSubjects
 from ibkr_contract.errors import ErrorReply, OkReply
 from ibkr_contract.events import envelope_model
 from ibkr_contract.requests import COMMAND_TABLE
+from ibkr_contract.status import ServiceStatus
 
 REF = "#/components/schemas/{model}"
 
@@ -33,6 +35,9 @@ def reply_results(connection: str) -> dict[str, tuple[str, type[BaseModel] | Non
         subjects.command(name): (name, command.result) for name, command in COMMAND_TABLE.items()
     }
     table.update({subjects.bridge(op): (f"bridge.{op}", result) for op, result in BRIDGE_RESULTS.items()})
+    admin = AdminSubjects()
+    table.update({admin.command(name): (name, result) for name, result in ADMIN_RESULTS.items()})
+    table[admin.status("registry")] = ("status.registry", ServiceStatus)
     return table
 
 

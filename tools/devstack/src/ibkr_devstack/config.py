@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 from pydantic import Field
@@ -30,11 +31,13 @@ class DevstackSettings(CommonSettings):
     )
 
 
-def load_stack_settings(root: Path, services: list[str]) -> DevstackSettings:
+def load_stack_settings(root: Path, services: list[str], given: dict[str, dict[str, Any]] | None = None
+                        ) -> DevstackSettings:
     """The settings `make run` starts the stack with, from the environment and `root/.env`.
 
-    Each service's own settings class is checked too, so a bad value stops `make run` before anything
-    starts, with the message the service would print. Raises SettingsError.
+    Each service's own settings class is checked too (with the values `given[service]` the devstack hands
+    it, such as the registry's generated key), so a bad value stops `make run` before anything starts, with
+    the message the service would print. Raises SettingsError.
     """
     dotenv = root / ".env"
     settings = load_settings(DevstackSettings, _env_file=dotenv)
@@ -43,7 +46,7 @@ def load_stack_settings(root: Path, services: list[str]) -> DevstackSettings:
     for service in services:
         cls = settings_class(f"ibkr_{service.replace('-', '_')}")
         try:
-            load_settings(cls, _env_file=dotenv)
+            load_settings(cls, _env_file=dotenv, **(given or {}).get(service, {}))
         except SettingsError as exc:
             raise SettingsError(f"{exc.message}\n  (checked for {service})") from None
     return settings

@@ -36,7 +36,8 @@ PROFILES = frozenset({"cpsim"})
 #: Variables of docker-compose.yml that exist for this harness: one host, so loopback and free ports.
 LOOPBACK_VARIABLES = ("BIND_ADDRESS", "NATS_HOST", "POSTGRES_HOST", "GATEWAY_HOST")
 PORT_VARIABLES = ("NATS_PORT", "NATS_HTTP_PORT", "POSTGRES_PORT", "GATEWAY_PORT", "BRIDGE_HTTP_PORT",
-                  "SESSION_HTTP_PORT", "SYNC_HTTP_PORT", "COMPLIANCE_HTTP_PORT", "AUDIT_HTTP_PORT")
+                  "SESSION_HTTP_PORT", "SYNC_HTTP_PORT", "COMPLIANCE_HTTP_PORT", "AUDIT_HTTP_PORT",
+                  "REGISTRY_HTTP_PORT")
 RESTARTING = ("always", "unless-stopped", "on-failure")
 
 

@@ -16,10 +16,12 @@ from typing import Any
 from ibkr_common.logs import mask_urls
 from ibkr_common.settings import SettingsError
 from ibkr_devstack.config import CPSIM_OPTIONS_LEVELS, DevstackSettings, configured, explicitly_set, load_stack_settings
+from ibkr_devstack.keys import registry_key, without_keys
 from ibkr_devstack.processes import Child, pid_alive, python_module
 from ibkr_devstack.state import PREVIOUS, set_aside_previous_run
 
-SERVICES = ("gateway-bridge", "session-keeper", "sync-worker", "audit", "compliance")
+#: In start order: the registry first, so the others find the registered connections when they start.
+SERVICES = ("registry", "gateway-bridge", "session-keeper", "sync-worker", "audit", "compliance")
 READY_TIMEOUT_S = 90.0
 
 
@@ -107,8 +109,10 @@ class LocalStack:
             print(f"devstack: ibkr-stack is already running here (pid {other}); stop it with Ctrl-C in its "
                   f"terminal or `kill {other}`, then run `make run` again.", file=sys.stderr)
             return 1
+        key = registry_key(self.root, self.var) if service_exists("registry") else None
+        given = {"registry": {"encryption_key": key}} if key else {}
         try:
-            settings = load_stack_settings(self.root, [s for s in SERVICES if service_exists(s)])
+            settings = load_stack_settings(self.root, [s for s in SERVICES if service_exists(s)], given)
         except SettingsError as exc:
             print(f"devstack: {exc.message}", file=sys.stderr)
             return 2
@@ -118,7 +122,7 @@ class LocalStack:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         try:
-            code = self._start_all(settings)
+            code = self._start_all(settings, key)
             if code or self.stopping:
                 return code
             return self._watch()
@@ -139,7 +143,7 @@ class LocalStack:
             print(f"devstack: port {preferred} is taken; {what} listens on {port} instead", file=sys.stderr)
         return port
 
-    def _start_all(self, settings: DevstackSettings) -> int:
+    def _start_all(self, settings: DevstackSettings, key: str | None = None) -> int:
         """Start every part with the configured values; only NATS (and cpsim, when used) are the devstack's."""
         env = dict(os.environ)
         if settings.use_cpsim and not explicitly_set(settings, "database_url") and set_aside_previous_run(self.var):
@@ -180,6 +184,10 @@ class LocalStack:
                 continue
             http_port = pick_port(0)  # the operators' endpoints: /healthz, /readyz, /metrics
             own_env = {**service_env, "IBKR_HTTP_HOST": "127.0.0.1", "IBKR_HTTP_PORT": str(http_port)}
+            if service != "registry":
+                own_env = without_keys(own_env)  # only the registry holds the encryption key
+            elif key:
+                own_env["IBKR_ENCRYPTION_KEY"] = key
             child = self._start(Child(service, python_module(f"ibkr_{service.replace('-', '_')}"), own_env,
                                       cwd=self.root))
             if not child.wait_for(f"{service} ready", READY_TIMEOUT_S, self.stop_requested):

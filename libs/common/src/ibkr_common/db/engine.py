@@ -89,3 +89,15 @@ async def user_transaction(
         if session.get_bind().dialect.name == "postgresql":
             await session.execute(text("SELECT set_config('app.user_id', :user_id, true)"), {"user_id": user_id})
         yield session
+
+
+@asynccontextmanager
+async def all_users_read_transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A transaction that may read every user's rows of the registry's tables (and no other table's):
+    the registry's directory and key rotation. Writes still need `user_transaction`."""
+    from ibkr_common.db.rls import SCAN_SETTING
+
+    async with sessions() as session, session.begin():
+        if session.get_bind().dialect.name == "postgresql":
+            await session.execute(text(f"SELECT set_config('{SCAN_SETTING}', 'read', true)"))
+        yield session

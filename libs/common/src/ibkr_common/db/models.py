@@ -31,7 +31,11 @@ class Base(DeclarativeBase):
 
 
 class Credential(Base):
-    """Connection details of a Client Portal login, secrets encrypted (writer: gateway-bridge)."""
+    """One connection (a Client Portal login) of a user: gateway, environment, the username encrypted
+    (`ibkr_common.crypto`, key id per row), and where its setup stands (writer: registry).
+
+    The registry (services/registry) is the only service that reads or writes this table; the others learn
+    connections from its commands and events (`ibkr_common.connections.ConnectionDirectory`)."""
 
     __tablename__ = "ibkr_credentials"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -40,12 +44,40 @@ class Credential(Base):
     environment: Mapped[str] = mapped_column(String(8))
     gateway_host: Mapped[str] = mapped_column(String(255))
     gateway_port: Mapped[int] = mapped_column(Integer)
+    gateway_ssl: Mapped[bool] = mapped_column(Boolean, default=True)
+    gateway_ca_pem: Mapped[str | None] = mapped_column(Text)
     username_encrypted: Mapped[str | None] = mapped_column(Text)
     password_encrypted: Mapped[str | None] = mapped_column(Text)
-    key_id: Mapped[str] = mapped_column(String(32))
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="unverified")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    bootstrap: Mapped[bool] = mapped_column(Boolean, default=False)
+    acknowledged: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    missing_disclosures: Mapped[list[Any] | None] = mapped_column(JSON)
+    verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    __table_args__ = (UniqueConstraint("user_id", "connection", name="uq_credentials_user_connection"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "connection", name="uq_credentials_user_connection"),
+        UniqueConstraint("connection", name="uq_credentials_connection"),
+    )
+
+
+class ConnectionAccount(Base):
+    """One account of a connection: the owner's settings and what verification read back (writer: registry)."""
+
+    __tablename__ = "ibkr_connection_accounts"
+    connection: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    options_level: Mapped[int] = mapped_column(Integer, default=0)
+    live_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    title: Mapped[str | None] = mapped_column(String(255))
+    account_type: Mapped[str | None] = mapped_column(String(32))
+    currency: Mapped[str | None] = mapped_column(String(8))
+    net_liquidation: Mapped[Decimal | None] = mapped_column(Money())
+    verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class AccountInfo(Base):
@@ -294,6 +326,7 @@ USER_OWNED_TABLES = (
     "trading_compliance_log",
     "ibkr_order_ledger",
     "ibkr_trading_controls",
+    "ibkr_connection_accounts",
 )
 #: Tables that only grow: no UPDATE or DELETE (enforced by triggers).
 APPEND_ONLY_TABLES = ("ibkr_trading_activity_log",)

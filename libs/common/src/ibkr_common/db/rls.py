@@ -8,11 +8,36 @@ from sqlalchemy.engine import Connection
 from ibkr_common.db.models import APPEND_ONLY_TABLES, USER_OWNED_TABLES
 
 APP_ROLE = "ibkr_app"
+#: The user-owned tables of the first schema (0001); later migrations enable RLS on the tables they add.
+INITIAL_USER_OWNED_TABLES = (
+    "ibkr_credentials", "ibkr_account_info", "ibkr_positions", "ibkr_orders", "ibkr_session_tracking",
+    "ibkr_compliance_acknowledgments", "trading_compliance_log", "ibkr_order_ledger",
+)
+#: The transaction setting with which the registry reads every user's connections (`connections.directory`,
+#: `connections.rotate_key`): see `enable_registry_scan`.
+SCAN_SETTING = "app.all_users"
 
 
 def enable_rls(conn: Connection) -> None:
     """On PostgreSQL: each user-owned table of the first schema admits only rows of `app.user_id`."""
-    enable_rls_on(conn, [t for t in USER_OWNED_TABLES if t != "ibkr_trading_controls"])
+    enable_rls_on(conn, [t for t in INITIAL_USER_OWNED_TABLES if t in USER_OWNED_TABLES])
+
+
+def enable_registry_scan(conn: Connection, tables: list[str]) -> None:
+    """On PostgreSQL: a second, read-only policy on the registry's tables admitting every row in a
+    transaction that set `app.all_users` to `read` (the registry's directory and key rotation, which serve
+    every user). Writes stay bound to `app.user_id`; a transaction that sets only `app.user_id` still sees
+    only that user's rows."""
+    if conn.dialect.name != "postgresql":
+        return
+    for table in tables:
+        conn.execute(text(f"DROP POLICY IF EXISTS {table}_registry_scan ON {table}"))
+        conn.execute(
+            text(
+                f"CREATE POLICY {table}_registry_scan ON {table} FOR SELECT "
+                f"USING (current_setting('{SCAN_SETTING}', true) = 'read')"
+            )
+        )
 
 
 def enable_rls_on(conn: Connection, tables: list[str]) -> None:
