@@ -11,8 +11,8 @@ from faststream.nats import NatsRouter
 from faststream.nats.annotations import NatsMessage
 
 from ibkr_common.clock import Clock
-from ibkr_common.replies import ok
 from ibkr_common.connections import connection_of_subject
+from ibkr_common.replies import ok
 from ibkr_common.subjects import Subjects, all_connections_command
 from ibkr_contract.status import ServiceStatus, ServiceStatusRequest
 

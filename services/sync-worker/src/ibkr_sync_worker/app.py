@@ -16,8 +16,8 @@ from ibkr_common.service import document_events, ensure_events_stream, make_brok
 from ibkr_common.subjects import Subjects
 from ibkr_sync_worker.handlers import Handlers, build_router
 from ibkr_sync_worker.metrics import observe_sync_worker
-from ibkr_sync_worker.settings import SyncSettings
 from ibkr_sync_worker.schedules import Schedules
+from ibkr_sync_worker.settings import SyncSettings
 from ibkr_sync_worker.triggers import subscribe_events
 
 SOURCE = "sync-worker"

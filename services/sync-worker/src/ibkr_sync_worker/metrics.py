@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ibkr_common.ops import Observability, observe
 from ibkr_common.outbox import OutboxRelay
-from ibkr_sync_worker.settings import SyncSettings
 from ibkr_sync_worker.schedules import Schedules
+from ibkr_sync_worker.settings import SyncSettings
 
 
 def sync_figures(ops: Observability, schedules: Schedules) -> None:
