@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -109,6 +110,7 @@ class Stack:
             "events_stream": self.stream, "events_subjects": self.stream_subjects,
             "tickle_interval_ms": 1000, "gateway_region": self.region, "reauth_backoff_s": 1.0,
             "reauth_backoff_max_s": 30.0,
+            "serve_connections": re.escape(self.conn),  # not the connections other runs announce on this NATS
         }
         return SessionKeeperSettings(**(values | extra))
 
@@ -155,7 +157,8 @@ def make_stack(nats_url: str, run_names: Any, nats_client: Any) -> Iterator[Call
         stack.start_gateway()
         stack.sim_url = stack.cpsim.url
         env = service_env(nats_url=nats_url, database_url=None, conn=conn, stream=stack.stream,
-                          stream_subjects=stream_subjects, gateway_url=stack.cpsim.url)
+                          stream_subjects=stream_subjects, gateway_url=stack.cpsim.url,
+                          ibkr_serve_connections=re.escape(conn))
         stack.bridge = start_service("ibkr_gateway_bridge", env)
         stack.clock_to(start_at)  # a quiet weekday noon in every region unless a test says otherwise
         stack.sim("POST", "/login")

@@ -91,7 +91,7 @@ async def worker(names: Names, nats_url: str, database_url: str, run_prefix: str
     """The sync-worker in-process: bootstrap connection `names.conn` owned by alice, serving this run's others."""
     values: dict[str, Any] = {"user_id": "alice", "serve_connections": f"{run_prefix}-.*",
                               "events_subjects": stream_subjects(names)} | extra
-    settings = worker_settings(names, nats_url, database_url).model_copy(update=values)
+    settings = worker_settings(names, nats_url, database_url, **values)
     async with TestApp(build_app(settings)) as app:
         yield app
 
