@@ -9,6 +9,8 @@ removed, `(a, b)` changed.
 
 The connection of the environment (`IBKR_CONNECTION`, owned by `IBKR_USER_ID`) is always present, so
 a stack with no registry (or one that is down) serves exactly that connection, as before.
+`IBKR_SERVE_CONNECTIONS` (a regular expression over connection ids) leaves the others that do not match
+out of the directory (test runs sharing one NATS server keep to their own connections with it).
 """
 
 from __future__ import annotations

@@ -115,8 +115,9 @@ class CommonSettings(BaseSettings):
     serve_connections: str = Field(
         "", validation_alias=env("IBKR_SERVE_CONNECTIONS"), max_length=256,
         description="Regular expression a registered connection's id must match in full for this instance to "
-        "serve it (empty: every connection); the bootstrap connection is always served. Splits connections "
-        "across instances; test runs sharing one NATS server keep to their own connections with it.",
+        "serve it (empty: every connection); the bootstrap connection is always served. Test runs sharing one "
+        "NATS server keep to their own connections with it. Not a way to shard: the instances of a service on "
+        "one NATS server share its queue group, so they must all be replicas of one configuration.",
     )
     events_stream: str = Field(
         "IBKR_EVENTS", validation_alias=env("IBKR_EVENTS_STREAM"), pattern=r"^[A-Za-z0-9_-]{1,64}$",
