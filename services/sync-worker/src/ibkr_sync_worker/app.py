@@ -31,7 +31,7 @@ PUBLISHED_EVENTS = [
 
 def build_app(settings: SyncSettings, *, clock: Clock | None = None) -> FastStream:
     """Build the sync-worker (one schedule per connection of its directory); nothing connects until the app
-    starts. `app.context` holds `sync_schedules`, and `sync_scheduler` (the bootstrap connection's) once started."""
+    starts. `app.context` holds `sync_schedules` and `sync_scheduler` (the bootstrap connection's)."""
     clock = clock or SystemClock()
     broker = make_broker(settings, SOURCE)
     engine = make_engine(settings.database_url)
@@ -49,11 +49,11 @@ def build_app(settings: SyncSettings, *, clock: Clock | None = None) -> FastStre
     document_events(broker, settings, PUBLISHED_EVENTS, SOURCE)
     app = FastStream(broker, logger=logging.getLogger("ibkr_sync_worker.faststream"))
 
+    bootstrap = schedules.serve(directory.bootstrap)
+
     @app.on_startup
     async def _migrate() -> None:
         await migrate_at_start(settings)
-        bootstrap = await schedules.add(directory.bootstrap)
-        app.context.set_global("sync_scheduler", bootstrap.scheduler)
 
     @app.after_startup
     async def _start() -> None:
@@ -75,6 +75,7 @@ def build_app(settings: SyncSettings, *, clock: Clock | None = None) -> FastStre
 
     observe_sync_worker(app, broker, settings, engine=engine, schedules=schedules, relay=relay)
     # for tests and the benchmark: the parts, reachable from the app
+    app.context.set_global("sync_scheduler", bootstrap.scheduler)  # the bootstrap connection's
     app.context.set_global("sync_schedules", schedules)
     app.context.set_global("sync_directory", directory)
     app.context.set_global("sync_engine", engine)

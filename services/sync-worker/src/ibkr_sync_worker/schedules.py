@@ -115,9 +115,11 @@ class Schedules:
     async def add(self, connection: Connection) -> ConnectionSync:
         """Serve a connection: once the service runs, its schedule starts (a full sync at once)."""
         async with self._lock:
-            return self._add(connection)
+            return self.serve(connection)
 
-    def _add(self, connection: Connection) -> ConnectionSync:
+    def serve(self, connection: Connection) -> ConnectionSync:
+        """Serve a connection now (before the service starts: the bootstrap one; later, `add` and the
+        directory's changes go through the lock)."""
         found = self.build(connection)
         self._syncs[connection.id] = found
         if self.running:
@@ -149,7 +151,7 @@ class Schedules:
                 return
             if held is not None:
                 await self._remove(after.id)
-            self._add(after)
+            self.serve(after)
 
     def start(self) -> None:
         """Start the schedules served so far, and each one added from now on."""
