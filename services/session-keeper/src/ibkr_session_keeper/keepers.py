@@ -49,6 +49,7 @@ class Keepers:
         self._serving: dict[str, Connection] = {}
         self._lock = asyncio.Lock()
         self.running = False
+        self.closed = False  # stopped for good: later changes are ignored
 
     # ---- reading -----------------------------------------------------------------------------
 
@@ -117,6 +118,8 @@ class Keepers:
         """A `ConnectionDirectory` listener: added, removed, or changed where the keeper cares (owner,
         environment: the keeper is replaced, resuming from its row)."""
         async with self._lock:
+            if self.closed:
+                return
             if after is None:
                 if before is not None:
                     await self._remove(before.id)
@@ -140,5 +143,6 @@ class Keepers:
         """Stop every loop (each writes what it had not written)."""
         self.running = False
         async with self._lock:
+            self.closed = True
             for conn in list(self._keepers):
                 await self._remove(conn)

@@ -71,6 +71,7 @@ class Schedules:
         self._syncs: dict[str, ConnectionSync] = {}
         self._lock = asyncio.Lock()
         self.running = False
+        self.closed = False  # stopped for good: later changes are ignored
 
     # ---- reading -----------------------------------------------------------------------------
 
@@ -140,6 +141,8 @@ class Schedules:
         """A `ConnectionDirectory` listener: added, removed, or changed. A new owner or environment replaces
         the schedule (rows and events change hands); other changes (accounts' settings) are taken as they are."""
         async with self._lock:
+            if self.closed:
+                return
             if after is None:
                 if before is not None:
                     await self._remove(before.id)
@@ -164,5 +167,6 @@ class Schedules:
         """Stop every schedule (a sync waited for is answered UNAVAILABLE)."""
         self.running = False
         async with self._lock:
+            self.closed = True
             for conn in list(self._syncs):
                 await self._remove(conn)
