@@ -30,7 +30,7 @@ def test_every_service_serves_health_readiness_and_metrics(prod: ProdStack) -> N
     audit = httpx.get(f"{urls['audit']}/metrics", timeout=10).text
     assert re.search(r"^ibkr_audit_lag_events \d", audit, re.MULTILINE), "audit may read its consumer's info"
     keeper = httpx.get(f"{urls['session-keeper']}/metrics", timeout=10).text
-    assert re.search(r'^ibkr_session_state\{state="\w+"\} 1\.0', keeper, re.MULTILINE)
+    assert re.search(r'^ibkr_session_state\{connection="[a-z0-9-]+",state="\w+"\} 1\.0', keeper, re.MULTILINE)
     refused = [line for line in prod.log("nats").splitlines() if "Violation" in line and TEST_CONNECTION not in line]
     assert refused == [], "\n".join(refused)  # the scrapes asked NATS nothing a service may not
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -76,6 +77,7 @@ class Stack:
     cpsim: Any = None
     bridge: Any = None
     idle_timeout: float = 300.0
+    stream_subjects: str = ""
 
     def sim(self, method: str, path: str, body: Any = None) -> Any:
         response = httpx.request(method, f"{self.sim_url}/sim{path}", json=body, verify=False, timeout=10)
@@ -105,9 +107,10 @@ class Stack:
     def settings(self, database_url: str, **extra: Any) -> SessionKeeperSettings:
         values: dict[str, Any] = {
             "nats_url": self.nats_url, "database_url": database_url, "connection": self.conn,
-            "events_stream": self.stream, "events_subjects": f"ibkr.{self.conn}.events.>",
+            "events_stream": self.stream, "events_subjects": self.stream_subjects,
             "tickle_interval_ms": 1000, "gateway_region": self.region, "reauth_backoff_s": 1.0,
             "reauth_backoff_max_s": 30.0,
+            "serve_connections": re.escape(self.conn),  # not the connections other runs announce on this NATS
         }
         return SessionKeeperSettings(**(values | extra))
 
@@ -135,21 +138,27 @@ def make_stack(nats_url: str, run_names: Any, nats_client: Any) -> Iterator[Call
 
     stacks: list[Stack] = []
 
-    async def make(region: str = "us", idle_timeout: float = 300.0, start_at: datetime = NOON) -> Stack:
+    async def make(region: str = "us", idle_timeout: float = 300.0, start_at: datetime = NOON, *,
+                   conn: str | None = None, stream: str | None = None, stream_subjects: str | None = None) -> Stack:
+        """`conn`, `stream`, `stream_subjects`: a second connection's gateway and bridge on a stream shared with
+        the first (default: a connection and stream of its own)."""
         n = next(_counter)
-        conn = f"{run_names.conn}-sk{n}"
+        conn = conn or f"{run_names.conn}-sk{n}"
+        stream = stream or f"{run_names.stream}_SK{n}"
+        stream_subjects = stream_subjects or f"ibkr.{conn}.events.>"
         events = Events()
 
         async def collect(msg: Any) -> None:
             events.items.append(json.loads(msg.data))
 
         await nats_client.subscribe(f"ibkr.{conn}.events.session.>", cb=collect)
-        stack = Stack(conn=conn, stream=f"{run_names.stream}_SK{n}", nats_url=nats_url, sim_url="",
-                      port=free_port(), region=region, nc=nats_client, events=events, idle_timeout=idle_timeout)
+        stack = Stack(conn=conn, stream=stream, nats_url=nats_url, sim_url="", port=free_port(), region=region,
+                      nc=nats_client, events=events, idle_timeout=idle_timeout, stream_subjects=stream_subjects)
         stack.start_gateway()
         stack.sim_url = stack.cpsim.url
         env = service_env(nats_url=nats_url, database_url=None, conn=conn, stream=stack.stream,
-                          stream_subjects=f"ibkr.{conn}.events.>", gateway_url=stack.cpsim.url)
+                          stream_subjects=stream_subjects, gateway_url=stack.cpsim.url,
+                          ibkr_serve_connections=re.escape(conn))
         stack.bridge = start_service("ibkr_gateway_bridge", env)
         stack.clock_to(start_at)  # a quiet weekday noon in every region unless a test says otherwise
         stack.sim("POST", "/login")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,9 +103,11 @@ async def events(nats_client: Any, names: Names) -> AsyncIterator[Events]:
 
 
 def worker_settings(names: Names, nats_url: str, database_url: str, **extra: Any) -> SyncSettings:
-    values: dict[str, Any] = {"sync_interval_ms": 600_000, "fill_resync_delay_ms": 200, **extra}
+    values: dict[str, Any] = {"sync_interval_ms": 600_000, "fill_resync_delay_ms": 200,
+                              "serve_connections": re.escape(names.conn),  # not other runs' connections
+                              "events_subjects": names.subjects, **extra}
     return SyncSettings(nats_url=nats_url, database_url=database_url, connection=names.conn,
-                        events_stream=names.stream, events_subjects=names.subjects, **values)
+                        events_stream=names.stream, **values)
 
 
 @pytest.fixture

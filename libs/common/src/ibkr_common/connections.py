@@ -9,12 +9,15 @@ removed, `(a, b)` changed.
 
 The connection of the environment (`IBKR_CONNECTION`, owned by `IBKR_USER_ID`) is always present, so
 a stack with no registry (or one that is down) serves exactly that connection, as before.
+`IBKR_SERVE_CONNECTIONS` (a regular expression over connection ids) leaves the others that do not match
+out of the directory (test runs sharing one NATS server keep to their own connections with it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -94,6 +97,7 @@ class ConnectionDirectory:
         self.refresh_s = refresh_s
         self.bootstrap = Connection.bootstrap_of(settings)
         self.enforce_ownership = settings.enforce_ownership
+        self._serves = re.compile(settings.serve_connections) if settings.serve_connections else None
         self._connections: dict[str, Connection] = {self.bootstrap.id: self.bootstrap}
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
@@ -101,6 +105,11 @@ class ConnectionDirectory:
         self.registry_seen = False
 
     # reading
+    def serves(self, conn: str) -> bool:
+        """Whether this instance serves `conn`: the bootstrap connection always, another one when its id
+        matches `IBKR_SERVE_CONNECTIONS` in full (empty: every one). Others are left out of the directory."""
+        return conn == self.bootstrap.id or self._serves is None or self._serves.fullmatch(conn) is not None
+
     def get(self, conn: str) -> Connection | None:
         """The connection `conn`, or None when it is not registered."""
         return self._connections.get(conn)
@@ -165,7 +174,8 @@ class ConnectionDirectory:
         except (RpcUnavailable, RpcError) as exc:
             log.debug("connection registry not available: %s", exc)
             return False
-        listed = {v.connection: Connection.from_view(v) for v in ConnectionList.model_validate(result).connections}
+        listed = {v.connection: Connection.from_view(v) for v in ConnectionList.model_validate(result).connections
+                  if self.serves(v.connection)}
         self.registry_seen = True
         async with self._lock:
             for conn in [c for c in self._connections if c not in listed and c != self.bootstrap.id]:
@@ -179,6 +189,8 @@ class ConnectionDirectory:
     async def apply_event(self, envelope: EventEnvelope) -> None:
         """Apply one `connection.*` event (newer than what is held, else ignored)."""
         view = ConnectionView.model_validate(envelope.payload.get("connection"))
+        if not self.serves(view.connection):
+            return
         async with self._lock:
             held = self._connections.get(view.connection)
             if envelope.type == "connection.removed":

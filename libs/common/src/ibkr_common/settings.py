@@ -7,6 +7,7 @@ A bad value stops the service at start with a message naming the variable and th
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -111,6 +112,13 @@ class CommonSettings(BaseSettings):
         description="Check the user_id of every request to the bootstrap connection against its owner "
         "(IBKR_USER_ID), FORBIDDEN otherwise. Connections from the registry are always checked.",
     )
+    serve_connections: str = Field(
+        "", validation_alias=env("IBKR_SERVE_CONNECTIONS"), max_length=256,
+        description="Regular expression a registered connection's id must match in full for this instance to "
+        "serve it (empty: every connection); the bootstrap connection is always served. Test runs sharing one "
+        "NATS server keep to their own connections with it. Not a way to shard: the instances of a service on "
+        "one NATS server share its queue group, so they must all be replicas of one configuration.",
+    )
     events_stream: str = Field(
         "IBKR_EVENTS", validation_alias=env("IBKR_EVENTS_STREAM"), pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="JetStream stream of events.",
@@ -169,6 +177,15 @@ class CommonSettings(BaseSettings):
                 f"each comma-separated passphrase must be at least {MIN_KEY_LENGTH} characters "
                 f"(entry {', '.join(short)} of {len(keys)} is shorter)"
             )
+        return value
+
+    @field_validator("serve_connections")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
         return value
 
     @field_validator("gateway_ca_file", mode="before")

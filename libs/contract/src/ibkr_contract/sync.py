@@ -28,9 +28,15 @@ OPEN_STATUSES = frozenset({"pending_submit", "pre_submitted", "submitted", "pend
 
 
 class SyncRequest(BaseModel):
-    """Base of the sync-worker's requests: unknown fields are refused."""
+    """Base of the sync-worker's requests: unknown fields are refused.
+
+    `user_id`, when given, is the user a trusted caller acts for: it must own the connection (FORBIDDEN
+    otherwise; for the bootstrap connection only with IBKR_ENFORCE_OWNERSHIP=true)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    user_id: str | None = Field(None, min_length=1, max_length=64,
+                                description="The user the caller acts for; checked against the connection's owner.")
 
 
 class AccountScoped(SyncRequest):
@@ -71,7 +77,8 @@ class PositionsCloseRequest(AccountScoped):
     """`ibkr.<conn>.positions.close`: close (part of) a position through compliance's `orders.submit`."""
 
     conid: int = Field(gt=0)
-    user_id: str = Field(min_length=1, max_length=64)
+    user_id: str = Field(min_length=1, max_length=64,  # type: ignore[assignment]
+                         description="The user the order is for; checked against the connection's owner.")
     client_order_id: str | None = Field(None, pattern=CLIENT_ORDER_ID_PATTERN)
     order_type: Literal["MKT", "LMT", "STP", "STP_LMT"] = "MKT"
     limit_price: PlainDecimal | None = Field(None, gt=0)

@@ -1,4 +1,5 @@
-"""build_app(settings) -> FastStream: the session-keeper's broker, database, loop and outbox relay."""
+"""build_app(settings) -> FastStream: the session-keeper's broker, database, keepers (one per connection) and
+outbox relay."""
 
 from __future__ import annotations
 
@@ -7,20 +8,18 @@ from datetime import timedelta
 
 from faststream import FastStream
 
-from ibkr_common.bridge_client import BridgeClient
 from ibkr_common.clock import Clock, SystemClock
+from ibkr_common.connections import ConnectionDirectory
 from ibkr_common.db.engine import make_engine, make_sessionmaker
 from ibkr_common.events import EventPublisher
 from ibkr_common.outbox import OutboxRelay
 from ibkr_common.service import document_events, ensure_events_stream, make_broker, migrate_at_start
 from ibkr_common.subjects import SESSION_EVENTS, Subjects
-from ibkr_session_keeper.gateway import SessionGateway
 from ibkr_session_keeper.handlers import build_router
-from ibkr_session_keeper.keeper import Keeper
+from ibkr_session_keeper.keepers import Keepers
 from ibkr_session_keeper.metrics import observe_session_keeper
 from ibkr_session_keeper.settings import SessionKeeperSettings
 from ibkr_session_keeper.state import Policy
-from ibkr_session_keeper.store import TrackingStore
 
 log = logging.getLogger("ibkr_session_keeper.app")
 SERVICE = "session-keeper"
@@ -42,50 +41,51 @@ def policy_of(settings: SessionKeeperSettings) -> Policy:
 
 
 def build_app(settings: SessionKeeperSettings, *, clock: Clock | None = None) -> FastStream:
-    """The session-keeper app; its keeper is reachable as `app.keeper` (tests)."""
+    """The session-keeper app: one keeper per connection of its directory. `app.keepers` holds them and
+    `app.keeper` is the bootstrap connection's, once started (tests)."""
     clock = clock or SystemClock()
-    subjects = Subjects(settings.connection)
     broker = make_broker(settings, SERVICE)
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    publisher = EventPublisher(broker, subjects=subjects, stream=settings.events_stream, source=SERVICE,
-                               environment=settings.default_environment, clock=clock)
-    relay = OutboxRelay(sessions, publisher, clock=clock)
-
-    bridge = BridgeClient(broker, subjects, timeout_s=settings.bridge_timeout_s)
-    keeper = Keeper(
-        policy=policy_of(settings), bridge=SessionGateway(bridge),
-        store=TrackingStore(sessions, connection=settings.connection, user_id=settings.user_id, clock=clock),
-        publisher=publisher, relay=relay, clock=clock, tickle_interval_s=settings.tickle_interval_ms / 1000,
-        region=settings.gateway_region,
-    )
-    broker.include_router(build_router(subjects, keeper))
+    # the relay publishes outbox rows to the subject each row carries, whatever its connection
+    relay_publisher = EventPublisher(broker, subjects=Subjects(settings.connection), stream=settings.events_stream,
+                                     source=SERVICE, environment=settings.default_environment, clock=clock)
+    relay = OutboxRelay(sessions, relay_publisher, clock=clock)
+    keepers = Keepers(broker=broker, settings=settings, sessions=sessions, relay=relay, clock=clock,
+                      policy=lambda: policy_of(settings))
+    directory = ConnectionDirectory(broker, settings)
+    directory.on_change(keepers.on_change)
+    directory.subscribe()
+    broker.include_router(build_router(keepers, clock))
     document_events(broker, settings, [f"session.{kind}" for kind in SESSION_EVENTS], SERVICE)
     app = FastStream(broker, logger=logging.getLogger("ibkr_session_keeper.faststream"))
 
     @app.on_startup
     async def _prepare() -> None:
         await migrate_at_start(settings)
-        await keeper.load()
+        app.keeper = await keepers.add(directory.bootstrap)  # type: ignore[attr-defined]
 
     @app.after_startup
     async def _start() -> None:
         await ensure_events_stream(broker, settings)
         relay.start()
-        keeper.start()
-        log.info("keeping session of %s (tickle every %.1f s, region %s, on competing: %s)",
-                 settings.connection, keeper.tickle_interval_s, settings.gateway_region, settings.on_competing)
+        keepers.start()
+        await directory.start()
+        log.info("keeping the sessions of %d connection(s) (tickle every %.1f s, region %s, on competing: %s)",
+                 len(keepers), settings.tickle_interval_ms / 1000, settings.gateway_region, settings.on_competing)
 
     @app.on_shutdown
     async def _stop() -> None:
-        await keeper.stop()
+        await directory.stop()
+        await keepers.stop()
         await relay.stop()
-        await publisher.close()
+        await relay_publisher.close()
 
     @app.after_shutdown
     async def _dispose() -> None:
         await engine.dispose()
 
-    observe_session_keeper(app, broker, settings, engine=engine, keeper=keeper, relay=relay)
-    app.keeper = keeper  # type: ignore[attr-defined]
+    observe_session_keeper(app, broker, settings, engine=engine, keepers=keepers, relay=relay)
+    app.keepers = keepers  # type: ignore[attr-defined]
+    app.directory = directory  # type: ignore[attr-defined]
     return app

@@ -1,16 +1,24 @@
-"""Request/reply handlers of the session-keeper: `session.status`, `session.logout`, `session.reauthenticate`."""
+"""Request/reply handlers of the session-keeper: `session.status`, `session.logout`, `session.reauthenticate`.
+
+One subscriber per command serves every connection (`ibkr.*.session.<command>`): the connection is the
+subject's `<conn>` token, and one the service does not serve is answered NOT_FOUND.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from faststream.nats import NatsRouter
+from faststream.nats.annotations import NatsMessage
 
+from ibkr_common.clock import Clock
+from ibkr_common.connections import connection_of_subject
 from ibkr_common.messages.session import SessionLogoutResult, SessionRequest
 from ibkr_common.replies import ok, reply_middleware
-from ibkr_common.status import add_status_responder
-from ibkr_common.subjects import Subjects
+from ibkr_common.status import add_connections_status_responder
+from ibkr_common.subjects import all_connections_command
 from ibkr_session_keeper.keeper import Keeper
+from ibkr_session_keeper.keepers import Keepers
 
 QUEUE_GROUP = "session-keeper"
 #: What each subject does and its answer time (the AsyncAPI description of the subject).
@@ -25,28 +33,34 @@ ANSWERS = {
         "each waited IBKR_SESSION_BRIDGE_TIMEOUT_S, 15 s)."
     ),
 }
+UNKNOWN = " A connection the service does not serve is answered NOT_FOUND."
 
 
-def build_router(subjects: Subjects, keeper: Keeper) -> NatsRouter:
-    """The router of this connection's session subjects; `status` answers from memory."""
+def build_router(keepers: Keepers, clock: Clock) -> NatsRouter:
+    """The router of the session subjects of every connection; `status` answers from memory."""
     router = NatsRouter(middlewares=[reply_middleware()])
 
-    @router.subscriber(subjects.session_status, queue=QUEUE_GROUP, description=ANSWERS["session_status"])
-    async def session_status(request: SessionRequest) -> dict[str, Any]:
-        return ok(keeper.status())
+    def keeper_of(message: NatsMessage) -> Keeper:
+        return keepers.require(connection_of_subject(message.raw_message.subject))
 
-    @router.subscriber(subjects.session_logout, queue=QUEUE_GROUP, description=ANSWERS["session_logout"])
-    async def session_logout(request: SessionRequest) -> dict[str, Any]:
-        return ok(SessionLogoutResult(logged_out=await keeper.logout()))
+    @router.subscriber(all_connections_command("session.status"), queue=QUEUE_GROUP,
+                       description=ANSWERS["session_status"] + UNKNOWN)
+    async def session_status(request: SessionRequest, message: NatsMessage) -> dict[str, Any]:
+        return ok(keeper_of(message).status())
 
-    @router.subscriber(subjects.session_reauthenticate, queue=QUEUE_GROUP,
-                       description=ANSWERS["session_reauthenticate"])
-    async def session_reauthenticate(request: SessionRequest) -> dict[str, Any]:
-        return ok(await keeper.reauthenticate())
+    @router.subscriber(all_connections_command("session.logout"), queue=QUEUE_GROUP,
+                       description=ANSWERS["session_logout"] + UNKNOWN)
+    async def session_logout(request: SessionRequest, message: NatsMessage) -> dict[str, Any]:
+        return ok(SessionLogoutResult(logged_out=await keeper_of(message).logout()))
 
-    async def status_details() -> dict[str, Any]:
-        status = keeper.status()
+    @router.subscriber(all_connections_command("session.reauthenticate"), queue=QUEUE_GROUP,
+                       description=ANSWERS["session_reauthenticate"] + UNKNOWN)
+    async def session_reauthenticate(request: SessionRequest, message: NatsMessage) -> dict[str, Any]:
+        return ok(await keeper_of(message).reauthenticate())
+
+    async def status_details(conn: str) -> dict[str, Any]:
+        status = keepers.require(conn).status()
         return {"status": status.status, "authenticated": status.authenticated}
 
-    add_status_responder(router, subjects, "session-keeper", keeper.clock, queue=QUEUE_GROUP, details=status_details)
+    add_connections_status_responder(router, "session-keeper", clock, queue=QUEUE_GROUP, details=status_details)
     return router

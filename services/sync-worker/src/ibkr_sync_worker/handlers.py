@@ -1,4 +1,4 @@
-"""Request/reply handlers of the sync-worker (thin; reads come from the database)."""
+"""Request/reply handlers of the sync-worker (thin; reads come from the database), for every connection it serves."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import uuid
 from typing import Any
 
 from faststream.nats import NatsRouter
+from faststream.nats.annotations import NatsMessage
 
 from ibkr_common.clock import Clock
+from ibkr_common.connections import ConnectionDirectory, connection_of_subject
 from ibkr_common.messages.sync import (
     AccountGetRequest,
     OrdersGetRequest,
@@ -17,16 +19,17 @@ from ibkr_common.messages.sync import (
     PositionsExerciseRequest,
     PositionsGetRequest,
     PositionsResult,
+    SyncRequest,
     SyncTriggerRequest,
     SyncTriggerResult,
 )
 from ibkr_common.replies import ErrorCode, ServiceError, ok, reply_middleware
 from ibkr_common.rpc import Rpc, RpcUnavailable
-from ibkr_common.status import add_status_responder
-from ibkr_common.subjects import Subjects
+from ibkr_common.status import add_connections_status_responder
+from ibkr_common.subjects import all_connections_command
+from ibkr_sync_worker.schedules import ConnectionSync, Schedules
 from ibkr_sync_worker.settings import SyncSettings
 from ibkr_sync_worker.syncer import SyncAborted
-from ibkr_sync_worker.triggers import SyncScheduler
 
 QUEUE_GROUP = "sync-worker"
 #: What each subject does and its answer time (the AsyncAPI description of the subject).
@@ -51,44 +54,53 @@ EXERCISE_EXPLANATION = (
     "or TWS, or close the position with positions.close."
 )
 ABORT_CODES = {c.value for c in ErrorCode}
+UNKNOWN = (" A connection the service does not serve is answered NOT_FOUND; a `user_id` that does not own the "
+           "connection, FORBIDDEN.")
 
 
 class Handlers:
-    """What the handlers need: the scheduler (and its syncer/store), settings, requests to compliance, a clock."""
+    """What the handlers need: each connection's schedule (scheduler, syncer, store), who owns which connection,
+    settings, requests to compliance, a clock. Every method takes the connection's schedule first."""
 
-    def __init__(self, settings: SyncSettings, scheduler: SyncScheduler, rpc: Rpc, clock: Clock) -> None:
+    def __init__(self, settings: SyncSettings, schedules: Schedules, directory: ConnectionDirectory, rpc: Rpc,
+                 clock: Clock) -> None:
         self.settings = settings
-        self.scheduler = scheduler
-        self.syncer = scheduler.syncer
-        self.store = scheduler.syncer.store
-        self.subjects = Subjects(settings.connection)
+        self.schedules = schedules
+        self.directory = directory
         self.rpc = rpc
         self.clock = clock
 
-    async def positions_get(self, request: PositionsGetRequest) -> PositionsResult:
-        synced_at = await self.syncer.synced_at(request.account_id, "positions")
-        positions = await self.store.positions(request.account_id)
+    def serving(self, subject: str, user_id: str | None) -> ConnectionSync:
+        """The schedule of the subject's connection, for `user_id` when the request names one: NOT_FOUND when
+        the connection is not served, FORBIDDEN when the user does not own it (`ConnectionDirectory.require`)."""
+        conn = connection_of_subject(subject)
+        self.directory.require(conn, user_id)
+        return self.schedules.require(conn)
+
+    async def positions_get(self, cs: ConnectionSync, request: PositionsGetRequest) -> PositionsResult:
+        synced_at = await cs.syncer.synced_at(request.account_id, "positions")
+        positions = await cs.store.positions(request.account_id)
         if synced_at is None and not positions:
             raise ServiceError(ErrorCode.NOT_FOUND, f"no positions synced for account {request.account_id} yet")
         return PositionsResult(account_id=request.account_id, positions=positions, synced_at=synced_at)
 
-    async def orders_get(self, request: OrdersGetRequest) -> OrdersResult:
-        orders = await self.store.orders(request.account_id, request.statuses(), request.limit)
-        synced_at = await self.syncer.synced_at(request.account_id, "orders")
+    async def orders_get(self, cs: ConnectionSync, request: OrdersGetRequest) -> OrdersResult:
+        orders = await cs.store.orders(request.account_id, request.statuses(), request.limit)
+        synced_at = await cs.syncer.synced_at(request.account_id, "orders")
         return OrdersResult(account_id=request.account_id, orders=orders, synced_at=synced_at)
 
-    async def account_get(self, request: AccountGetRequest) -> dict[str, Any]:
-        view = await self.store.account(request.account_id)
+    async def account_get(self, cs: ConnectionSync, request: AccountGetRequest) -> dict[str, Any]:
+        view = await cs.store.account(request.account_id)
         if view is None:
             raise ServiceError(ErrorCode.NOT_FOUND, f"no account summary synced for {request.account_id} yet")
-        synced_at = await self.syncer.synced_at(request.account_id, "account")
+        synced_at = await cs.syncer.synced_at(request.account_id, "account")
         if synced_at is not None:
             view = view.model_copy(update={"synced_at": synced_at})
         return view.model_dump(mode="json")
 
-    async def sync_trigger(self, request: SyncTriggerRequest) -> SyncTriggerResult:
+    async def sync_trigger(self, cs: ConnectionSync, request: SyncTriggerRequest) -> SyncTriggerResult:
         try:
-            result = await self.scheduler.request(request.account_id)
+            result = await cs.scheduler.request(request.account_id)
         except SyncAborted as exc:
             code = exc.code if exc.code in ABORT_CODES else ErrorCode.GATEWAY_UNAVAILABLE
             raise ServiceError(ErrorCode(code), exc.message) from None
@@ -97,17 +109,17 @@ class Handlers:
             events=result.events, rows_written=result.rows_written, problems=result.problems,
         )
 
-    async def positions_close(self, request: PositionsCloseRequest) -> dict[str, Any]:
-        position = await self.store.position(request.account_id, request.conid)
-        synced_at = await self.syncer.synced_at(request.account_id, "positions")
+    async def positions_close(self, cs: ConnectionSync, request: PositionsCloseRequest) -> dict[str, Any]:
+        position = await cs.store.position(request.account_id, request.conid)
+        synced_at = await cs.syncer.synced_at(request.account_id, "positions")
         max_age_s = 2 * self.settings.sync_interval_ms / 1000
         stale = synced_at is None or (self.clock.now() - synced_at).total_seconds() > max_age_s
-        if stale and not self.syncer.paused:
+        if stale and not cs.syncer.paused:
             try:
-                await self.scheduler.request(request.account_id)
+                await cs.scheduler.request(request.account_id)
             except SyncAborted:
                 pass  # close on what is stored; compliance checks again
-            position = await self.store.position(request.account_id, request.conid)
+            position = await cs.store.position(request.account_id, request.conid)
         if position is None or position.quantity == 0:
             raise ServiceError(ErrorCode.NOT_FOUND, f"no position in conid {request.conid} on {request.account_id}")
         held = abs(position.quantity)
@@ -119,7 +131,7 @@ class Handlers:
             "client_order_id": request.client_order_id or f"close-{uuid.uuid4().hex[:20]}",
             "user_id": request.user_id,
             "account_id": request.account_id,
-            "environment": self.settings.default_environment,
+            "environment": cs.connection.environment,
             "instrument": {"conid": request.conid},
             "side": "SELL" if position.quantity > 0 else "BUY",
             "quantity": format(quantity.normalize(), "f"),
@@ -132,7 +144,7 @@ class Handlers:
         if request.stop_price is not None:
             order["stop_price"] = format(request.stop_price, "f")
         try:
-            raw = await self.rpc.request(self.subjects.orders_submit, json.dumps(order).encode(),
+            raw = await self.rpc.request(cs.subjects.orders_submit, json.dumps(order).encode(),
                                          self.settings.submit_timeout_s)
         except RpcUnavailable as exc:
             if not exc.sent:
@@ -149,52 +161,58 @@ class Handlers:
             reply["result"] = {**reply["result"], "order_request": order}
         return reply if isinstance(reply, dict) else ok({"reply": reply, "order_request": order})
 
-    async def status_details(self) -> dict[str, Any]:
-        """For `status.sync-worker`: the accounts synced, the newest complete read, and whether syncs run."""
-        accounts = await self.store.known_accounts()
-        marks = [await self.syncer.synced_at(account, "positions") for account in accounts]
+    async def status_details(self, conn: str) -> dict[str, Any]:
+        """For `status.sync-worker` of a connection: the accounts synced, the newest complete read, and whether
+        syncs run (NOT_FOUND for a connection not served)."""
+        cs = self.schedules.require(conn)
+        accounts = await cs.store.known_accounts()
+        marks = [await cs.syncer.synced_at(account, "positions") for account in accounts]
         return {"accounts": accounts, "last_sync_at": max((m for m in marks if m), default=None),
-                "paused": self.scheduler.paused, "last_failed": self.scheduler.last_failed}
+                "paused": cs.scheduler.paused, "last_failed": cs.scheduler.last_failed}
 
-    async def positions_exercise(self, request: PositionsExerciseRequest) -> dict[str, Any]:
+    async def positions_exercise(self, cs: ConnectionSync, request: PositionsExerciseRequest) -> dict[str, Any]:
         raise ServiceError(ErrorCode.NOT_SUPPORTED, EXERCISE_EXPLANATION,
                            {"account_id": request.account_id, "conid": request.conid, "alternative": "positions.close"})
 
 
-def build_router(subjects: Subjects, handlers: Handlers) -> NatsRouter:
-    """The router serving this connection's sync-worker subjects (queue group, so replicas share)."""
+def build_router(handlers: Handlers) -> NatsRouter:
+    """The router serving the sync-worker subjects of every connection (`ibkr.*.<command>`, queue group, so
+    replicas share); each handler finds its connection in the subject it was called on."""
     router = NatsRouter(middlewares=[reply_middleware()])
 
-    @router.subscriber(subjects.positions_get, queue=QUEUE_GROUP, max_workers=4,
-                       description=ANSWERS["positions_get"])
-    async def positions_get(request: PositionsGetRequest) -> dict[str, Any]:
-        return ok(await handlers.positions_get(request))
+    def on(message: NatsMessage, request: SyncRequest) -> ConnectionSync:
+        return handlers.serving(message.raw_message.subject, request.user_id)
 
-    @router.subscriber(subjects.orders_get, queue=QUEUE_GROUP, max_workers=4,
-                       description=ANSWERS["orders_get"])
-    async def orders_get(request: OrdersGetRequest) -> dict[str, Any]:
-        return ok(await handlers.orders_get(request))
+    @router.subscriber(all_connections_command("positions.get"), queue=QUEUE_GROUP, max_workers=4,
+                       description=ANSWERS["positions_get"] + UNKNOWN)
+    async def positions_get(request: PositionsGetRequest, message: NatsMessage) -> dict[str, Any]:
+        return ok(await handlers.positions_get(on(message, request), request))
 
-    @router.subscriber(subjects.account_get, queue=QUEUE_GROUP, max_workers=4,
-                       description=ANSWERS["account_get"])
-    async def account_get(request: AccountGetRequest) -> dict[str, Any]:
-        return ok(await handlers.account_get(request))
+    @router.subscriber(all_connections_command("orders.get"), queue=QUEUE_GROUP, max_workers=4,
+                       description=ANSWERS["orders_get"] + UNKNOWN)
+    async def orders_get(request: OrdersGetRequest, message: NatsMessage) -> dict[str, Any]:
+        return ok(await handlers.orders_get(on(message, request), request))
 
-    @router.subscriber(subjects.sync_trigger, queue=QUEUE_GROUP, max_workers=16,
-                       description=ANSWERS["sync_trigger"])
-    async def sync_trigger(request: SyncTriggerRequest) -> dict[str, Any]:
-        return ok(await handlers.sync_trigger(request))
+    @router.subscriber(all_connections_command("account.get"), queue=QUEUE_GROUP, max_workers=4,
+                       description=ANSWERS["account_get"] + UNKNOWN)
+    async def account_get(request: AccountGetRequest, message: NatsMessage) -> dict[str, Any]:
+        return ok(await handlers.account_get(on(message, request), request))
 
-    @router.subscriber(subjects.positions_close, queue=QUEUE_GROUP, max_workers=8,
-                       description=ANSWERS["positions_close"])
-    async def positions_close(request: PositionsCloseRequest) -> dict[str, Any]:
-        return await handlers.positions_close(request)
+    @router.subscriber(all_connections_command("sync.trigger"), queue=QUEUE_GROUP, max_workers=16,
+                       description=ANSWERS["sync_trigger"] + UNKNOWN)
+    async def sync_trigger(request: SyncTriggerRequest, message: NatsMessage) -> dict[str, Any]:
+        return ok(await handlers.sync_trigger(on(message, request), request))
 
-    @router.subscriber(subjects.positions_exercise, queue=QUEUE_GROUP,
-                       description=ANSWERS["positions_exercise"])
-    async def positions_exercise(request: PositionsExerciseRequest) -> dict[str, Any]:
-        return await handlers.positions_exercise(request)
+    @router.subscriber(all_connections_command("positions.close"), queue=QUEUE_GROUP, max_workers=8,
+                       description=ANSWERS["positions_close"] + UNKNOWN)
+    async def positions_close(request: PositionsCloseRequest, message: NatsMessage) -> dict[str, Any]:
+        return await handlers.positions_close(on(message, request), request)
 
-    add_status_responder(router, subjects, "sync-worker", handlers.clock, queue=QUEUE_GROUP,
-                         details=handlers.status_details)
+    @router.subscriber(all_connections_command("positions.exercise"), queue=QUEUE_GROUP,
+                       description=ANSWERS["positions_exercise"] + UNKNOWN)
+    async def positions_exercise(request: PositionsExerciseRequest, message: NatsMessage) -> dict[str, Any]:
+        return await handlers.positions_exercise(on(message, request), request)
+
+    add_connections_status_responder(router, "sync-worker", handlers.clock, queue=QUEUE_GROUP,
+                                     details=handlers.status_details)
     return router

@@ -97,6 +97,8 @@ class Syncer:
         self.settings = settings
         self.clock = clock
         self.on_committed = on_committed
+        #: An account's option level (None: unknown); the schedule of a connection sets the registry's.
+        self.options_level_of: Callable[[str], int | None] = settings.options_level_of
         self.paused = False
         self.marks: dict[str, dict[str, datetime]] = {}
         self._open_problems: dict[str | None, set[str]] = {}
@@ -148,7 +150,7 @@ class Syncer:
         acct = snap.account_id
         try:
             summary = await self.bridge.summary(acct)
-            snap.account = account_from_summary(summary, self.settings.options_level_of(acct))
+            snap.account = account_from_summary(summary, self.options_level_of(acct))
             snap.account_raw = summary.model_dump(mode="json")
             self._mark(acct, "account")
         except BridgeError as exc:

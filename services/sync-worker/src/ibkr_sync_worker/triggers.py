@@ -10,13 +10,15 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 
 from ibkr_common.bridge_client import BridgeError
-from ibkr_common.subjects import Subjects
+from ibkr_common.connections import connection_of_subject
+from ibkr_common.subjects import all_connections_event
 from ibkr_common.tasks import stop_tasks
 from ibkr_sync_worker.syncer import SyncAborted, Syncer, SyncResult
 
@@ -193,21 +195,37 @@ class SyncScheduler:
             self.soon(envelope.get("account_id"))
 
 
-def subscribe_events(broker: NatsBroker, subjects: Subjects, scheduler: SyncScheduler, source: str) -> None:
-    """Core-NATS subscribers to session and order events (no queue group: every replica hears them)."""
+def subscribe_events(broker: NatsBroker, scheduler_of: Callable[[str], SyncScheduler | None], source: str) -> None:
+    """Core-NATS subscribers to the session and order events of every connection (`ibkr.*.events.session.>`,
+    `ibkr.*.events.orders.>`), each event handed to its connection's scheduler (`scheduler_of(conn)`; None: a
+    connection not served, ignored).
+
+    Core NATS rather than a JetStream consumer, and no queue group: every replica hears every event and
+    drives its own schedule of that connection, as each replica runs one; a trigger is a hint (the interval
+    and the session probe catch up on a missed one), so nothing needs the stream's delivery guarantees. Two
+    wildcard subscriptions cover every connection, present and future: nothing is created or deleted when a
+    connection comes or goes, and replicas share no consumer state."""
 
     async def on_session(message: NatsMessage) -> None:
         with contextlib.suppress(Exception):
-            await scheduler.on_session_event(message.raw_message.subject, message.body)
+            subject = message.raw_message.subject
+            scheduler = scheduler_of(connection_of_subject(subject))
+            if scheduler is not None:
+                await scheduler.on_session_event(subject, message.body)
 
     async def on_order(message: NatsMessage) -> None:
         with contextlib.suppress(Exception):
-            await scheduler.on_order_event(message.raw_message.subject, message.body, source)
+            subject = message.raw_message.subject
+            scheduler = scheduler_of(connection_of_subject(subject))
+            if scheduler is not None:
+                await scheduler.on_order_event(subject, message.body, source)
 
-    broker.subscriber(subjects.event_pattern("session"), title="sync-on-session-events",
-                      description="Pauses syncs while the session is down; a full sync when it is back.")(on_session)
-    broker.subscriber(subjects.event_pattern("orders"), title="sync-on-order-events",
-                      description="Looks at an account again shortly after compliance submitted an order.")(on_order)
+    broker.subscriber(all_connections_event("session"), title="sync-on-session-events",
+                      description="Pauses a connection's syncs while its session is down; a full sync when it "
+                                  "is back.")(on_session)
+    broker.subscriber(all_connections_event("orders"), title="sync-on-order-events",
+                      description="Looks at an account again shortly after compliance submitted an order on its "
+                                  "connection.")(on_order)
 
 
 def _consume(future: asyncio.Future[SyncResult]) -> None:

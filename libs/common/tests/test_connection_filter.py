@@ -1,0 +1,67 @@
+"""`IBKR_SERVE_CONNECTIONS`: the connections a ConnectionDirectory keeps, and the wildcard command subjects."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from faststream.nats import NatsBroker
+
+from ibkr_common.connections import ConnectionDirectory
+from ibkr_common.settings import CommonSettings, SettingsError, load_settings
+from ibkr_common.subjects import all_connections_command
+from ibkr_testkit.connections import announce_connection, connection_view
+
+
+def test_a_bad_pattern_is_refused_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("IBKR_SERVE_CONNECTIONS", "paper-(")
+    with pytest.raises(SettingsError) as info:
+        load_settings(CommonSettings, _env_file=None)
+    assert "IBKR_SERVE_CONNECTIONS" in info.value.message
+
+
+def test_the_wildcard_of_a_command_covers_every_connection():
+    assert all_connections_command("session.status") == "ibkr.*.session.status"
+    assert all_connections_command("status.sync-worker") == "ibkr.*.status.sync-worker"
+    with pytest.raises(ValueError):
+        all_connections_command("session.nothing")
+
+
+@pytest.mark.connected
+async def test_the_directory_keeps_only_the_connections_it_serves(nats_url, nats_client, run_names):
+    ours, theirs = f"{run_names.conn}-dfa", f"{run_names.conn}-dfb"
+    stream = f"{run_names.stream}_DF"
+    js = nats_client.jetstream()
+    await js.add_stream(name=stream, subjects=[f"ibkr.{ours}.events.>", f"ibkr.{theirs}.events.>"])
+    settings = CommonSettings(nats_url=nats_url, connection=f"{run_names.conn}-dfboot",
+                              serve_connections=f"{run_names.conn}-dfa")
+    broker = NatsBroker(nats_url)
+    directory = ConnectionDirectory(broker, settings)
+    changes: list[tuple[str | None, str | None]] = []
+
+    async def heard(before, after):
+        changes.append((before.id if before else None, after.id if after else None))
+
+    directory.on_change(heard)
+    directory.subscribe()
+    await broker.start()
+    try:
+        for conn in (theirs, ours):
+            await announce_connection(nats_client, connection_view(conn, user_id="bob",
+                                                                   gateway_url="https://127.0.0.1:5999"))
+        deadline = asyncio.get_running_loop().time() + 5
+        while ours not in directory and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # the other event, had it been kept, would be in by now
+        assert ours in directory and theirs not in directory
+        assert directory.serves(settings.connection) and not directory.serves(theirs)
+        assert changes == [(None, ours)]
+        await announce_connection(nats_client, connection_view(ours, user_id="bob",
+                                                               gateway_url="https://127.0.0.1:5999"), kind="removed")
+        while ours in directory and asyncio.get_running_loop().time() < deadline + 5:
+            await asyncio.sleep(0.05)
+        assert changes == [(None, ours), (ours, None)]
+        assert [c.id for c in directory] == [settings.connection]
+    finally:
+        await broker.stop()
+        await js.delete_stream(stream)
