@@ -222,22 +222,3 @@ class ConnectionPayload(BaseModel):
 
     connection: ConnectionView
     changes: list[str] = Field([], description="Names of the fields that changed (`gateway`, `accounts`, ...).")
-
-
-#: What each registry command answers with (its `result`), by command name; `ibkr_admin.status.<service>`
-#: answers with `ibkr_contract.status.ServiceStatus`.
-ADMIN_RESULTS: Final[dict[str, type[BaseModel]]] = {
-    "connections.create": ConnectionView, "connections.verify": VerifyResult,
-    "connections.settings": ConnectionView, "connections.acknowledge": ConnectionView,
-    "connections.list": ConnectionList, "connections.get": ConnectionView, "connections.update": ConnectionView,
-    "connections.delete": DeleteResult, "connections.rotate_key": RotateKeyResult,
-    "connections.directory": ConnectionList,
-}
-#: What each registry command takes, by command name.
-ADMIN_REQUESTS: Final[dict[str, type[BaseModel]]] = {
-    "connections.create": CreateConnectionRequest, "connections.verify": ConnectionRef,
-    "connections.settings": SettingsRequest, "connections.acknowledge": AcknowledgeConnectionRequest,
-    "connections.list": ListConnectionsRequest, "connections.get": ConnectionRef,
-    "connections.update": UpdateConnectionRequest, "connections.delete": ConnectionRef,
-    "connections.rotate_key": RotateKeyRequest, "connections.directory": DirectoryRequest,
-}

@@ -20,10 +20,10 @@ from pydantic.json_schema import models_json_schema
 
 from ibkr_common.messages.bridge_results import BRIDGE_RESULTS
 from ibkr_common.subjects import Subjects
-from ibkr_contract.connections import ADMIN_RESULTS, AdminSubjects
+from ibkr_contract.connections import AdminSubjects
 from ibkr_contract.errors import ErrorReply, OkReply
 from ibkr_contract.events import envelope_model
-from ibkr_contract.requests import COMMAND_TABLE
+from ibkr_contract.requests import ADMIN_COMMAND_TABLE, COMMAND_TABLE
 from ibkr_contract.status import ServiceStatus
 
 REF = "#/components/schemas/{model}"
@@ -39,7 +39,7 @@ def reply_results(connection: str) -> dict[str, tuple[str, type[BaseModel] | Non
     table.update({subjects.bridge(op): (f"bridge.{op}", result) for op, result in BRIDGE_RESULTS.items()})
     table.update({_every_connection(subject): answer for subject, answer in list(table.items())})
     admin = AdminSubjects()
-    table.update({admin.command(name): (name, result) for name, result in ADMIN_RESULTS.items()})
+    table.update({admin.command(name): (name, command.result) for name, command in ADMIN_COMMAND_TABLE.items()})
     table[admin.status("registry")] = ("status.registry", ServiceStatus)
     return table
 
