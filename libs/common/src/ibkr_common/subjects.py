@@ -23,6 +23,8 @@ from ibkr_contract.subjects import (
     SYNC_EVENTS,
     TOKEN_PATTERN,
     TRADING_EVENTS,
+    all_connections_command,
+    all_connections_event,
     all_connections_events,
     event_type_of,
 )
@@ -30,7 +32,8 @@ from ibkr_contract.subjects import (
 __all__ = [
     "ACCOUNT_EVENTS", "ACCOUNT_SCOPED_AREAS", "BRIDGE_OPERATIONS", "COMPLIANCE_EVENTS", "CONNECTION_PATTERN",
     "EVENT_AREAS", "EVENT_TYPES", "ORDER_EVENTS", "POSITION_EVENTS", "ROOT", "SERVICES", "SESSION_EVENTS",
-    "SYNC_EVENTS", "TOKEN_PATTERN", "TRADING_EVENTS", "Subjects", "all_connections_events", "event_type_of",
+    "SYNC_EVENTS", "TOKEN_PATTERN", "TRADING_EVENTS", "Subjects", "all_connections_command", "all_connections_event",
+    "all_connections_events", "event_type_of",
 ]
 
 #: Operations the gateway-bridge serves under `ibkr.<conn>.bridge.<op>`; only the bridge talks to IBKR.
@@ -60,3 +63,7 @@ class Subjects(public.Subjects):
     @property
     def bridge_all(self) -> str:
         return f"{self.root}.bridge.>"
+
+
+#: NATS's auth callout: the server asks here who a connecting client is (services/authz answers).
+AUTH_CALLOUT: Final = "$SYS.REQ.USER.AUTH"

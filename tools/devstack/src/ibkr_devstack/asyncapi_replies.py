@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
@@ -27,13 +28,22 @@ REF = "#/components/schemas/{model}"
 
 
 def reply_results(connection: str) -> dict[str, tuple[str, type[BaseModel] | None]]:
-    """Subject -> (name, result model or None when the command only ever fails) of every request."""
+    """Subject -> (name, result model or None when the command only ever fails) of every request, on
+    `connection` and on every connection (`ibkr.*.…`, as a service serving them all subscribes)."""
     subjects = Subjects(connection)
     table: dict[str, tuple[str, type[BaseModel] | None]] = {
         subjects.command(name): (name, command.result) for name, command in COMMAND_TABLE.items()
     }
     table.update({subjects.bridge(op): (f"bridge.{op}", result) for op, result in BRIDGE_RESULTS.items()})
+    table.update({_every_connection(subject): answer for subject, answer in list(table.items())})
     return table
+
+
+def _every_connection(subject: str) -> str:
+    """The subject as a subscriber of every connection spells it (`ibkr.*.<command>`)."""
+    parts = subject.split(".")
+    parts[1] = "*"
+    return ".".join(parts)
 
 
 def _schema_name(model: type[BaseModel]) -> str:
@@ -71,7 +81,7 @@ def add_replies(doc: dict[str, Any], connection: str) -> None:
     operations = doc.get("operations", {})
     wanted: dict[str, tuple[str, str, type[BaseModel] | None]] = {}
     for op_key, operation in operations.items():
-        channel_key = operation["channel"]["$ref"].rsplit("/", 1)[1]
+        channel_key = unquote(operation["channel"]["$ref"].rsplit("/", 1)[1])  # `*` and `>` come escaped
         address = doc["channels"][channel_key].get("address")
         if operation.get("action") == "receive" and address in table:
             name, result = table[address]
