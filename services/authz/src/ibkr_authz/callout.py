@@ -37,7 +37,7 @@ class CalloutService(BaseAuthCalloutService):
         self.encoder.json_loads = dict
         self.users = users
         self.connections = connections
-        self.granted: list[Grant] = []  # the last grants, newest last (tests and the status read them)
+        self.granted: list[Grant] = []  # the last 100 grants, newest last (for tests and diagnosis)
 
     async def _handle_auth_request_data(self, auth_request_data: AuthRequestData) -> UserData:
         opts = auth_request_data.connect_opts
