@@ -32,7 +32,8 @@ from ibkr_testkit.connections import announce_connection, connection_view
 from ibkr_testkit.servers import ManagedProcess, free_port, nats_server_binary, wait_for_port
 
 pytestmark = [pytest.mark.connected]
-PASSWORDS = {"alice": "alice-" + secrets.token_hex(8), "bob": "bob-" + secrets.token_hex(8)}
+PASSWORDS = {"alice": "alice-" + secrets.token_hex(8), "bob": "bob-" + secrets.token_hex(8),
+             "operator": "op-" + secrets.token_hex(8)}
 SERVICE_PASSWORDS = {"authz": secrets.token_hex(12), "console": secrets.token_hex(12)}
 
 
@@ -142,11 +143,12 @@ async def test_a_user_asks_and_hears_only_on_their_own_connection(callout_nats: 
         await alice.subscribe(Subjects(a).events_all, cb=noter(heard_a))
         await alice.subscribe(Subjects(b).events_all, cb=noter(heard_b))
         await alice.flush()
-        await asyncio.sleep(0.2)
+        await eventually(lambda: any(Subjects(b).events_all in e for e in errors), "the subscription refused")
+        await console.publish(Subjects(b).event("session.tickled"), b"b")  # B's first, then A's: in order
         await console.publish(Subjects(a).event("session.tickled"), b"a")
-        await console.publish(Subjects(b).event("session.tickled"), b"b")
         await console.flush()
-        await asyncio.sleep(0.5)
+        await eventually(lambda: bool(heard_a), "A's event")
+        await asyncio.sleep(0.2)
         assert heard_a == [Subjects(a).event("session.tickled")]
         assert heard_b == []
         assert any("permissions violation for subscription" in e.lower() and Subjects(b).events_all in e
@@ -154,14 +156,24 @@ async def test_a_user_asks_and_hears_only_on_their_own_connection(callout_nats: 
 
         await alice.publish(Subjects(b).orders_check, b"{}")  # B's command: the server drops it
         await alice.publish(Subjects(a).bridge("orders.place"), b"{}")  # the bridge: nobody's but compliance's
-        await alice.flush()
-        await asyncio.sleep(0.5)
-        assert seen == [Subjects(a).orders_check], "a request of alice's reached B's service"
+        await alice.request(Subjects(a).orders_check, b"{}", timeout=5)  # sent after them, so arrives after them
+        assert seen == [Subjects(a).orders_check] * 2, "a request of alice's reached B's service"
+        await eventually(lambda: len([e for e in errors if "permissions violation for publish" in e.lower()]) >= 2,
+                         "both publishes refused")
         lowered = [e.lower() for e in errors]
         assert any("permissions violation for publish" in e and Subjects(b).orders_check in e for e in lowered)
         assert any("permissions violation for publish" in e and ".bridge.orders.place" in e for e in lowered)
     finally:
         await alice.close()
+
+
+async def eventually(check: Any, what: str, timeout: float = 10.0) -> None:
+    """Wait until `check()` is true (the server's errors and deliveries arrive asynchronously)."""
+    for _ in range(int(timeout / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not seen within {timeout} s: {what}")
 
 
 def noter(into: list[str]) -> Any:
@@ -182,7 +194,8 @@ async def test_no_wildcard_over_connections_or_other_inboxes(callout_nats: str, 
     try:
         await alice.subscribe(subject, cb=noter(heard))
         await alice.flush()
-        await asyncio.sleep(0.3)
+        await eventually(lambda: any("permissions violation for subscription" in e.lower() for e in errors),
+                         "the subscription refused")
         await stack["console"].publish(Subjects(stack["b"]).event("session.tickled"), b"b")
         await stack["console"].publish(f"{inbox_prefix('bob')}.x", b"bob's reply")
         await stack["console"].flush()
@@ -201,6 +214,10 @@ async def test_bob_has_his_connection_and_the_operator_the_bootstrap(callout_nat
     grants = {g.user_id: g for g in stack["app"].callout.granted}
     assert grants["bob"].connections == (stack["b"],)
     assert all(stack["a"] not in s for s in (*grants["bob"].publish, *grants["bob"].subscribe))
+    operator = await connect(callout_nats, "operator", PASSWORDS["operator"], inbox_prefix=inbox_prefix("operator"))
+    await operator.close()
+    grants = {g.user_id: g for g in stack["app"].callout.granted}
+    assert grants["operator"].connections == (stack["boot"],)  # IBKR_USER_ID owns the bootstrap connection
 
 
 @pytest.mark.parametrize(("user", "password"),
