@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OWN_PACKAGES = {
     "ibkr_common", "ibkr_testkit", "ibkr_devstack", "cpsim", "ibkr_gateway_bridge", "ibkr_session_keeper",
     "ibkr_sync_worker", "ibkr_compliance", "ibkr_audit", "ibkr_contract", "ibkr_client", "ibkr_console",
-    "conftest", "audit_helpers", "compliance_stack", "sync_factories", "bench_common", "table",
+    "conftest", "audit_helpers", "compliance_stack", "sync_factories", "bench_common", "table", "ibkr_authz",
 }
 #: Attributes that exist on dependency objects but that their documentation does not publish.
 UNPUBLISHED = {"positiontup", "escaped_bind_names", "connection_state", "bind_names", "_process_msg"}
@@ -38,6 +38,7 @@ INVITED_BASES = {
     "faststream.BaseMiddleware", "faststream.middlewares.BaseMiddleware",
     "starlette.middleware.base.BaseHTTPMiddleware", "yaml.SafeLoader",
     "prometheus_client.registry.Collector",  # its README's "Custom Collectors" section
+    "nats_callout.BaseAuthCalloutService",  # its README's usage: subclass it, implement _handle_auth_request_data
 }
 #: (path suffix, attribute or module) -> why no public way exists, with the upstream issue.
 ALLOWED: dict[tuple[str, str], str] = {}

@@ -302,9 +302,11 @@ class Audit(Section):
         limit: int = 100,
         before_seq: int | None = None,
         conn: str | None = None,
+        user_id: str | None = None,
         timeout: float | None = None,
     ) -> AuditQueryResult:
-        """One page of stored events, newest first (pass `next_before_seq` as `before_seq` for the next)."""
+        """One page of stored events of the client's connection, newest first (pass `next_before_seq` as
+        `before_seq` for the next); `user_id`, the user a trusted caller acts for, must own the connection."""
         request = validated(
             AuditQueryRequest,
             {
@@ -315,6 +317,7 @@ class Audit(Section):
                 "limit": limit,
                 "before_seq": before_seq,
                 "conn": conn,
+                "user_id": user_id,
             },
         )
         return await self.client.call("audit.query", request, AuditQueryResult, timeout=timeout)

@@ -63,3 +63,7 @@ class Subjects(public.Subjects):
     @property
     def bridge_all(self) -> str:
         return f"{self.root}.bridge.>"
+
+
+#: NATS's auth callout: the server asks here who a connecting client is (services/authz answers).
+AUTH_CALLOUT: Final = "$SYS.REQ.USER.AUTH"

@@ -12,10 +12,13 @@ QUERY_MAX_LIMIT = 1000
 
 
 class AuditQueryRequest(BaseModel):
-    """`ibkr.<conn>.audit.query`: stored events, newest first, paged by `before_seq`.
+    """`ibkr.<conn>.audit.query`: stored events of `<conn>`, newest first, paged by `before_seq`.
 
     Every filter is optional and they combine with AND. `since` is inclusive, `until` exclusive
     (both on `occurred_at`). The reply's `next_before_seq` is the cursor of the next (older) page.
+    A query answers the events of the connection it was sent on; `user_id`, when given, must own that
+    connection (FORBIDDEN otherwise). Only on the bootstrap connection with ownership not enforced
+    (`IBKR_ENFORCE_OWNERSHIP` off) and no `user_id` does it see every connection, as before (`conn` narrows).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -24,7 +27,13 @@ class AuditQueryRequest(BaseModel):
         None, min_length=1, max_length=64, description="Event type prefix, e.g. `orders` or `gateway.call`."
     )
     account_id: str | None = Field(None, min_length=1, max_length=32)
-    conn: str | None = Field(None, pattern=r"^[a-z0-9-]{1,32}$", description="Only this connection's events.")
+    conn: str | None = Field(
+        None, pattern=r"^[a-z0-9-]{1,32}$",
+        description="Only this connection's events; another connection than the one asked on is FORBIDDEN, except "
+        "on the bootstrap connection's unscoped view.")
+    user_id: str | None = Field(
+        None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@:-]{1,64}$",
+        description="The user the caller acts for; checked against the connection's owner (FORBIDDEN).")
     since: AwareDatetime | None = Field(None, description="occurred_at >= since")
     until: AwareDatetime | None = Field(None, description="occurred_at < until")
     limit: int = Field(QUERY_DEFAULT_LIMIT, ge=1, le=QUERY_MAX_LIMIT)

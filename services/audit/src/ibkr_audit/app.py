@@ -14,6 +14,7 @@ from ibkr_audit.metrics import observe_audit, verifications
 from ibkr_audit.settings import AuditSettings
 from ibkr_audit.store import AuditStore
 from ibkr_common.clock import Clock, SystemClock
+from ibkr_common.connections import ConnectionDirectory
 from ibkr_common.db.engine import make_engine
 from ibkr_common.service import ensure_events_stream, make_broker, migrate_at_start
 from ibkr_common.subjects import Subjects
@@ -43,7 +44,10 @@ def build_app(settings: AuditSettings, *, clock: Clock | None = None) -> FastStr
             return None
 
     verified = verifications(clock)
-    broker.include_router(build_router(Subjects(settings.connection), store, redacted, anchor, verified.record))
+    directory = ConnectionDirectory(broker, settings)
+    directory.subscribe()
+    broker.include_router(build_router(Subjects(settings.connection), store, redacted, anchor, verified.record,
+                                       directory=directory))
     app = FastStream(broker, logger=logging.getLogger("ibkr_audit.faststream"))
 
     @app.on_startup
@@ -61,6 +65,7 @@ def build_app(settings: AuditSettings, *, clock: Clock | None = None) -> FastStr
     async def _consume() -> None:
         await ensure_events_stream(broker, settings)
         await _check_tail()
+        await directory.start()
         consumer = AuditConsumer(
             broker.connection,  # the broker's nats-py client (its public property)
             store,
@@ -92,6 +97,7 @@ def build_app(settings: AuditSettings, *, clock: Clock | None = None) -> FastStr
 
     @app.on_shutdown
     async def _stop() -> None:
+        await directory.stop()
         consumer = holder.pop("consumer", None)
         if consumer is not None:
             await consumer.stop()
@@ -105,4 +111,5 @@ def build_app(settings: AuditSettings, *, clock: Clock | None = None) -> FastStr
 
     observe_audit(app, broker, settings, engine=engine, store=store, consumer=lambda: holder.get("consumer"),
                   verified=verified)
+    app.directory = directory  # type: ignore[attr-defined]
     return app

@@ -1,0 +1,1 @@
+"""NATS auth callout of ibkr-stack."""
