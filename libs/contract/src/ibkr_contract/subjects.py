@@ -242,6 +242,15 @@ def all_connections_event(area: str) -> str:
     return f"{ROOT}.*.events.{area}.>"
 
 
+def all_connections_command(name: str) -> str:
+    """One public command on every connection (`ibkr.*.<name>`), for a service that serves them all: its handler
+    learns the connection from the subject it was called on (`ibkr_common.connections.connection_of_subject`).
+    `name` is a command of `COMMANDS`, `status.<service>` included."""
+    if name not in COMMANDS:
+        raise ValueError(f"unknown command {name!r}")
+    return f"{ROOT}.*.{name}"
+
+
 def all_connections_events() -> str:
     """Events of every connection: what the IBKR_EVENTS stream covers."""
     return f"{ROOT}.*.events.>"

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import re
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from ibkr_common.messages.bridge_results import BRIDGE_RESULTS
-from ibkr_common.subjects import Subjects
+from ibkr_common.subjects import Subjects, all_connections_bridge, all_connections_command
 from ibkr_contract.errors import ErrorReply, OkReply
 from ibkr_contract.events import envelope_model
 from ibkr_contract.requests import COMMAND_TABLE
@@ -27,12 +28,14 @@ REF = "#/components/schemas/{model}"
 
 
 def reply_results(connection: str) -> dict[str, tuple[str, type[BaseModel] | None]]:
-    """Subject -> (name, result model or None when the command only ever fails) of every request."""
+    """Subject -> (name, result model or None when the command only ever fails) of every request, on one
+    connection and on every connection (`ibkr.*.…`, what a service that serves them all subscribes to)."""
     subjects = Subjects(connection)
-    table: dict[str, tuple[str, type[BaseModel] | None]] = {
-        subjects.command(name): (name, command.result) for name, command in COMMAND_TABLE.items()
-    }
-    table.update({subjects.bridge(op): (f"bridge.{op}", result) for op, result in BRIDGE_RESULTS.items()})
+    table: dict[str, tuple[str, type[BaseModel] | None]] = {}
+    for name, command in COMMAND_TABLE.items():
+        table[subjects.command(name)] = table[all_connections_command(name)] = (name, command.result)
+    for op, result in BRIDGE_RESULTS.items():
+        table[subjects.bridge(op)] = table[all_connections_bridge(op)] = (f"bridge.{op}", result)
     return table
 
 
@@ -71,7 +74,8 @@ def add_replies(doc: dict[str, Any], connection: str) -> None:
     operations = doc.get("operations", {})
     wanted: dict[str, tuple[str, str, type[BaseModel] | None]] = {}
     for op_key, operation in operations.items():
-        channel_key = operation["channel"]["$ref"].rsplit("/", 1)[1]
+        # FastStream percent-encodes a wildcard subject's `*` and `>` in the reference, not in the key
+        channel_key = unquote(operation["channel"]["$ref"].rsplit("/", 1)[1])
         address = doc["channels"][channel_key].get("address")
         if operation.get("action") == "receive" and address in table:
             name, result = table[address]
