@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -261,7 +262,8 @@ def _certificate(url: str) -> str:
     return ssl.get_server_certificate((host, int(port)))
 
 
-async def test_a_ca_from_the_registry_verifies_its_gateway_in_memory(fresh: Stack, tmp_path: Path) -> None:
+async def test_a_ca_from_the_registry_verifies_its_gateway_in_memory(fresh: Stack, tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
     pem = _certificate(fresh.second_url)
     trusted = await add_connection(fresh, fresh.second_url)
     await fresh.announce(moved(trusted, fresh.second_url, ca_pem=pem), "updated")
@@ -285,5 +287,22 @@ async def test_a_ca_from_the_registry_verifies_its_gateway_in_memory(fresh: Stac
     error = (await fresh.request(wrong.connection, "session.status", {}))["error"]
     assert error["code"] == "GATEWAY_UNAVAILABLE" and error["details"]["reason"] == "tls_verify_failed", error
     assert "gateway.ca_pem" in error["message"] and "BEGIN CERTIFICATE" not in json.dumps(error)
-    for view in (trusted, wrong):
+
+    # a PEM the ssl module cannot load trusts nothing (never no verification), and is not logged
+    garbage = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
+    unusable = await add_connection(fresh, fresh.second_url)
+    with caplog.at_level(logging.INFO):
+        await fresh.announce(moved(unusable, fresh.second_url, ca_pem=garbage), "updated")
+
+        async def unloadable() -> bool:
+            served = fresh.served.get(unusable.connection)
+            return served is not None and served.connection.gateway.ca_pem == garbage
+
+        await eventually(unloadable, "rebuilt with an unusable CA")
+        error = (await fresh.request(unusable.connection, "session.status", {}))["error"]
+    assert error["code"] == "GATEWAY_UNAVAILABLE" and error["details"]["reason"] == "tls_verify_failed", error
+    said = [r.getMessage() for r in caplog.records if unusable.connection in r.getMessage()]
+    assert any("not a usable PEM" in line for line in said), said
+    assert not any("bm90IGEgY2VydGlmaWNhdGU" in r.getMessage() for r in caplog.records)
+    for view in (trusted, wrong, unusable):
         await fresh.announce(view, "removed")
