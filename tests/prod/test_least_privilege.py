@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from ibkr_contract.envelope import new_event
 from ibkr_devstack.prod import ProdStack
 
 from .prodkit import CONN, SERVICES, connected
@@ -149,22 +151,26 @@ async def test_the_provision_user_creates_but_never_deletes(prod: ProdStack) -> 
 
 async def test_a_push_consumer_aimed_at_a_bridge_subject_changes_nothing(prod: ProdStack) -> None:
     """NATS does not check a push consumer's deliver subject against its creator's permissions, so the client
-    can have stored events delivered to a subject it may not publish to. Every bridge request forbids unknown
-    fields, so an event envelope is refused there: here `session.authenticated` events go to
-    `bridge.session.logout`, and the session stays up."""
+    can aim stored events at a subject it may not publish to: here `session.authenticated` events at
+    `bridge.session.logout`, in the bridge's queue group. The bridge subscribes `ibkr.*.bridge.<op>` (one bridge
+    serves every connection), and nats-server counts no wildcard queue subscription as a deliver group's
+    interest: nothing is delivered. Were it delivered, the bridge would refuse the envelope (every bridge request
+    forbids unknown fields): a user who may publish that subject sends one, and is answered VALIDATION_ERROR.
+    Either way the session stays up."""
     durable = "client-push-logout"
-    config = ConsumerConfig(durable_name=durable, name=durable, deliver_subject=f"ibkr.{CONN}.bridge.session.logout",
+    subject = f"ibkr.{CONN}.bridge.session.logout"
+    config = ConsumerConfig(durable_name=durable, name=durable, deliver_subject=subject,
                             deliver_group="gateway-bridge", deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE,
                             filter_subject=f"ibkr.{CONN}.events.session.authenticated")
     async with connected(prod, "client") as client:
         js = client.nc.jetstream(timeout=5)
         await js.add_consumer(STREAM, config)
-        for _ in range(100):
-            if (await js.consumer_info(STREAM, durable)).delivered.stream_seq:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("nothing was delivered to the bridge subject")
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(2.0)  # what the consumer delivers, if anything, arrives within this
+    async with connected(prod, "session-keeper") as keeper:  # may publish bridge.session.*: the envelope itself
+        envelope = new_event("session.authenticated", conn=CONN, environment="paper", source="session-keeper",
+                             occurred_at=datetime.now(UTC), payload={"authenticated": True})
+        refused = await keeper.call("bridge.session.logout", envelope.model_dump(mode="json"), timeout=10)
+        assert refused["ok"] is False and refused["error"]["code"] == "VALIDATION_ERROR", refused
+        assert keeper.errors == []
     gateway = httpx.post(f"{prod.info()['gateway_url']}/v1/api/iserver/auth/status", json={}, verify=False, timeout=5)
     assert gateway.json()["authenticated"] is True, gateway.text

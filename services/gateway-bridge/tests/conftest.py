@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 from ibkr_gateway_bridge.app import build_app
 from ibkr_gateway_bridge.service import BridgeService
 from ibkr_gateway_bridge.settings import BridgeSettings
+from ibkr_testkit.servers import start_nats
 
 ACCT = "DU1234567"
 AAPL = 265598
@@ -74,27 +75,41 @@ class Bridge:
         return reply["error"]
 
 
+@contextmanager
+def own_nats() -> Iterator[str]:
+    """A NATS server of its own (JetStream), for a bridge that runs beside the module's.
+
+    One bridge serves every connection it knows on `ibkr.*.bridge.…`, answering NOT_FOUND for the others:
+    two bridges with different bootstrap connections on one NATS would answer each other's requests.
+    """
+    server = start_nats()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
 @asynccontextmanager
-async def _own_bridge(nats_url: str, cpsim_url: str, run_names: Any, name: str, **extra: Any
-                      ) -> AsyncIterator[Bridge]:
-    """A second bridge with its own settings, on its own connection id and stream (`<conn>-<name>`)."""
+async def _own_bridge(cpsim_url: str, run_names: Any, name: str, **extra: Any) -> AsyncIterator[Bridge]:
+    """A second bridge with its own settings, on its own NATS, connection id and stream (`<conn>-<name>`)."""
     conn = f"{run_names.conn}-{name}"
     names = SimpleNamespace(conn=conn, stream=f"{run_names.stream}_{name.upper()}",
                             stream_subjects=f"ibkr.{conn}.events.>")
-    app = build_app(bridge_settings(nats_url, cpsim_url, names, **extra))
-    await app.start()
-    nc = await nats.connect(nats_url)
-    try:
-        yield Bridge(app, nc, conn)
-    finally:
-        await nc.close()
-        await app.stop()
+    with own_nats() as nats_url:
+        app = build_app(bridge_settings(nats_url, cpsim_url, names, **extra))
+        await app.start()
+        nc = await nats.connect(nats_url)
+        try:
+            yield Bridge(app, nc, conn)
+        finally:
+            await nc.close()
+            await app.stop()
 
 
 @pytest.fixture
-def own_bridge(nats_url: str, cpsim_url: str, run_names: Any) -> Callable[..., AbstractAsyncContextManager[Bridge]]:
-    """`async with own_bridge("name", IBKR_X=...) as bridge:` a second bridge with its own settings."""
-    return lambda name, **extra: _own_bridge(nats_url, cpsim_url, run_names, name, **extra)
+def own_bridge(cpsim_url: str, run_names: Any) -> Callable[..., AbstractAsyncContextManager[Bridge]]:
+    """`async with own_bridge("name", IBKR_X=...) as bridge:` a second bridge with its own settings (and NATS)."""
+    return lambda name, **extra: _own_bridge(cpsim_url, run_names, name, **extra)
 
 
 @pytest.fixture(scope="session")
@@ -102,8 +117,11 @@ def sim(cpsim_url: str) -> Sim:
     return Sim(cpsim_url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def bridge(nats_url: str, cpsim_url: str, run_names: Any) -> AsyncIterator[Bridge]:
+    """The bridge of this module's tests, on the run's connection. Per module, not per session: its
+    subscribers take every connection's bridge subjects, so it must be gone before another suite's stack
+    (on another bootstrap connection) runs on this worker's NATS."""
     settings = bridge_settings(nats_url, cpsim_url, run_names, IBKR_BRIDGE_REQUEST_TIMEOUT_S=3,
                                IBKR_BRIDGE_DEADLINE_S=6)
     app = build_app(settings)

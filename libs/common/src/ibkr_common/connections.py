@@ -21,8 +21,10 @@ import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from faststream.nats import NatsBroker
+from pydantic import ValidationError
 
 from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_common.rpc import Rpc, RpcError, RpcUnavailable
@@ -70,14 +72,27 @@ class Connection:
     @classmethod
     def bootstrap_of(cls, settings: CommonSettings) -> Connection:
         """The environment's connection (`IBKR_CONNECTION`, `IBKR_GATEWAY_*`, owned by `IBKR_USER_ID`)."""
-        ca_pem = settings.gateway_ca_file.read_text() if settings.gateway_ca_file else None
         gateway = GatewaySettings(host=settings.gateway_host, port=settings.gateway_port,
-                                  ssl=settings.gateway_ssl, ca_pem=ca_pem)
+                                  ssl=settings.gateway_ssl, ca_pem=_ca_pem_of(settings.gateway_ca_file))
         return cls(id=settings.connection, user_id=settings.user_id, environment=settings.default_environment,
                    gateway=gateway, enabled=True, bootstrap=True)
 
 
 Listener = Callable[[Connection | None, Connection | None], Awaitable[None]]
+
+
+def _ca_pem_of(path: Path | None) -> str | None:
+    """The text of IBKR_GATEWAY_CA_FILE when it is a PEM the registry's model holds, else None.
+
+    Never fails: the file may have vanished or be a bundle too large for `GatewaySettings.ca_pem`; the
+    service that uses it (the gateway-bridge) reads and checks the file itself, with a clear settings error."""
+    if path is None:
+        return None
+    try:
+        text = path.read_text()
+        return GatewaySettings(host="localhost", port=1, ca_pem=text).ca_pem
+    except (OSError, UnicodeDecodeError, ValidationError):
+        return None
 
 
 def connection_of_subject(subject: str) -> str:

@@ -1,66 +1,80 @@
-"""Thin request/reply handlers: one subscriber per bridge operation, plus the public contract subjects."""
+"""Thin request/reply handlers: one subscriber per bridge operation, plus the public contract subjects.
+
+Each subscriber serves every connection (`ibkr.*.bridge.<op>`, `ibkr.*.contracts.search`, ...): the
+connection is the subject's `<conn>` token, its `BridgeService` comes from `ServedConnections`, and a
+connection the bridge does not serve is answered NOT_FOUND (field `connection`). The queue group
+stays: replicas of the bridge share the work of every connection.
+"""
 
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream.nats import NatsRouter
+from faststream.nats.annotations import NatsMessage
 from pydantic import BaseModel
 
+from ibkr_common.connections import connection_of_subject
 from ibkr_common.messages import bridge as m
 from ibkr_common.messages import contracts as c
 from ibkr_common.replies import ErrorCode, ServiceError, reply_middleware
-from ibkr_common.status import add_status_responder
-from ibkr_common.subjects import Subjects
+from ibkr_common.status import add_connections_status_responder
+from ibkr_common.subjects import all_connections_bridge, all_connections_command
+from ibkr_gateway_bridge.connections import ServedConnections
 from ibkr_gateway_bridge.service import BridgeService, priority_of
+from ibkr_gateway_bridge.settings import BridgeSettings
 
 QUEUE = "gateway-bridge"
 #: Operations that must not be cut short here: they resolve lost answers themselves (and may wait for
 #: the 1-per-5-s live-orders and trades endpoints), each within its own overall limit, the order
 #: budget (IBKR_BRIDGE_ORDER_BUDGET_S, see budget.py), and answer `unknown` with evidence when it ends.
-NO_DEADLINE = frozenset({"orders.place", "orders.reply", "orders.modify", "orders.cancel", "orders.lookup"})
+NO_DEADLINE = frozenset({"orders.place", "orders.reply", "orders.cancel", "orders.modify", "orders.lookup"})
 SLOW = frozenset({"orders.live", "trades.list"})
-#: Requests handled at once per operation; the limiter, not the handler, paces the gateway.
-MAX_WORKERS = 16
+#: Requests handled at once per operation, over every connection; each connection's limiter, not the
+#: handler, paces its gateway (a request beyond the limiter's queue time answers RATE_LIMITED).
+MAX_WORKERS = 64
 #: NATS' default max_payload (1 MiB) less room for headers; deploy/nats.conf keeps the default.
 MAX_REPLY_BYTES = 1024 * 1024 - 4096
+UNKNOWN = " A connection the bridge does not serve is answered NOT_FOUND."
+
+Call = Callable[[BridgeService, Any, str], Awaitable[BaseModel]]
 
 
-def _operations(s: BridgeService) -> dict[str, tuple[type[BaseModel], Callable[[Any, str], Awaitable[BaseModel]]]]:
-    o = s.orders
+def _operations() -> dict[str, tuple[type[BaseModel], Call]]:
+    """Each operation: its request model and what it calls on the connection's service (request, priority)."""
     return {
-        "session.status": (m.Empty, lambda r, p: s.session_status(p)),
-        "session.tickle": (m.Empty, lambda r, p: s.tickle(p)),
-        "session.validate": (m.Empty, lambda r, p: s.validate(p)),
-        "session.init": (m.SessionInitRequest, lambda r, p: s.init(r)),
-        "session.reauthenticate": (m.Empty, lambda r, p: s.reauthenticate(p)),
-        "session.logout": (m.Empty, lambda r, p: s.logout(p)),
-        "accounts.list": (m.Empty, lambda r, p: s.accounts(p)),
-        "accounts.portfolio": (m.Empty, lambda r, p: s.portfolio_accounts(p)),
-        "accounts.summary": (m.AccountRequest, s.summary),
-        "accounts.ledger": (m.AccountRequest, s.ledger),
-        "accounts.pnl": (m.Empty, lambda r, p: s.pnl(p)),
-        "positions.list": (m.AccountRequest, s.positions_all),
-        "positions.page": (m.PositionsPageRequest, s.positions_page),
-        "positions.get": (m.PositionRequest, s.position),
-        "positions.invalidate": (m.AccountRequest, s.invalidate),
-        "orders.place": (m.PlaceOrderRequest, o.place),
-        "orders.reply": (m.ReplyRequest, o.reply),
-        "orders.cancel": (m.CancelRequest, o.cancel),
-        "orders.modify": (m.ModifyRequest, o.modify),
-        "orders.whatif": (m.WhatIfRequest, o.whatif),
-        "orders.live": (m.LiveOrdersRequest, o.live),
-        "orders.status": (m.OrderStatusRequest, o.status),
-        "orders.lookup": (m.LookupRequest, o.lookup),
-        "orders.suppress": (m.SuppressRequest, o.suppress),
-        "orders.suppress_reset": (m.Empty, lambda r, p: o.suppress_reset(p)),
-        "trades.list": (m.TradesRequest, o.trades),
-        "contracts.search": (c.ContractSearchRequest, s.search),
-        "contracts.info": (c.ContractInfoRequest, s.contract_info),
-        "contracts.strikes": (c.StrikesRequest, s.option_chain),
-        "contracts.secdef_info": (c.SecdefInfoRequest, s.secdef_info),
-        "contracts.secdef": (c.SecdefRequest, s.secdef),
-        "marketdata.snapshot": (m.SnapshotRequest, s.snapshot),
+        "session.status": (m.Empty, lambda s, r, p: s.session_status(p)),
+        "session.tickle": (m.Empty, lambda s, r, p: s.tickle(p)),
+        "session.validate": (m.Empty, lambda s, r, p: s.validate(p)),
+        "session.init": (m.SessionInitRequest, lambda s, r, p: s.init(r)),
+        "session.reauthenticate": (m.Empty, lambda s, r, p: s.reauthenticate(p)),
+        "session.logout": (m.Empty, lambda s, r, p: s.logout(p)),
+        "accounts.list": (m.Empty, lambda s, r, p: s.accounts(p)),
+        "accounts.portfolio": (m.Empty, lambda s, r, p: s.portfolio_accounts(p)),
+        "accounts.summary": (m.AccountRequest, lambda s, r, p: s.summary(r, p)),
+        "accounts.ledger": (m.AccountRequest, lambda s, r, p: s.ledger(r, p)),
+        "accounts.pnl": (m.Empty, lambda s, r, p: s.pnl(p)),
+        "positions.list": (m.AccountRequest, lambda s, r, p: s.positions_all(r, p)),
+        "positions.page": (m.PositionsPageRequest, lambda s, r, p: s.positions_page(r, p)),
+        "positions.get": (m.PositionRequest, lambda s, r, p: s.position(r, p)),
+        "positions.invalidate": (m.AccountRequest, lambda s, r, p: s.invalidate(r, p)),
+        "orders.place": (m.PlaceOrderRequest, lambda s, r, p: s.orders.place(r, p)),
+        "orders.reply": (m.ReplyRequest, lambda s, r, p: s.orders.reply(r, p)),
+        "orders.cancel": (m.CancelRequest, lambda s, r, p: s.orders.cancel(r, p)),
+        "orders.modify": (m.ModifyRequest, lambda s, r, p: s.orders.modify(r, p)),
+        "orders.whatif": (m.WhatIfRequest, lambda s, r, p: s.orders.whatif(r, p)),
+        "orders.live": (m.LiveOrdersRequest, lambda s, r, p: s.orders.live(r, p)),
+        "orders.status": (m.OrderStatusRequest, lambda s, r, p: s.orders.status(r, p)),
+        "orders.lookup": (m.LookupRequest, lambda s, r, p: s.orders.lookup(r, p)),
+        "orders.suppress": (m.SuppressRequest, lambda s, r, p: s.orders.suppress(r, p)),
+        "orders.suppress_reset": (m.Empty, lambda s, r, p: s.orders.suppress_reset(p)),
+        "trades.list": (m.TradesRequest, lambda s, r, p: s.orders.trades(r, p)),
+        "contracts.search": (c.ContractSearchRequest, lambda s, r, p: s.search(r, p)),
+        "contracts.info": (c.ContractInfoRequest, lambda s, r, p: s.contract_info(r, p)),
+        "contracts.strikes": (c.StrikesRequest, lambda s, r, p: s.option_chain(r, p)),
+        "contracts.secdef_info": (c.SecdefInfoRequest, lambda s, r, p: s.secdef_info(r, p)),
+        "contracts.secdef": (c.SecdefRequest, lambda s, r, p: s.secdef(r, p)),
+        "marketdata.snapshot": (m.SnapshotRequest, lambda s, r, p: s.snapshot(r, p)),
     }
 
 
@@ -86,35 +100,44 @@ def answer_time(op: str, deadline_s: float | None, order_budget_s: float) -> str
             f"{', doubled for the paced live orders and trades' if op in SLOW else ''}), else TIMEOUT.")
 
 
-def _register(router: NatsRouter, subject: str, op: str, model: type[BaseModel],
-              call: Callable[[Any, str], Awaitable[BaseModel]], deadline_s: float | None,
-              description: str) -> None:
-    async def handler(body: model) -> bytes:  # type: ignore[valid-type]
+def _register(router: NatsRouter, served: ServedConnections, subject: str, op: str, model: type[BaseModel],
+              call: Call, deadline_s: float | None, description: str) -> None:
+    async def handler(body: model, message: NatsMessage) -> bytes:  # type: ignore[valid-type]
+        connection = served.require(connection_of_subject(message.raw_message.subject))
         priority = priority_of(body, op)  # type: ignore[arg-type]
-        if deadline_s is None:
-            return _reply(await call(body, priority), op)
-        try:
-            async with asyncio.timeout(deadline_s):
-                return _reply(await call(body, priority), op)
-        except TimeoutError:
-            raise ServiceError(ErrorCode.TIMEOUT, f"{op}: no answer from the gateway within {deadline_s:.1f} s",
-                               {"operation": op, "deadline_s": deadline_s}) from None
+        with connection.busy():
+            if deadline_s is None:
+                return _reply(await call(connection.service, body, priority), op)
+            try:
+                async with asyncio.timeout(deadline_s):
+                    return _reply(await call(connection.service, body, priority), op)
+            except TimeoutError:
+                raise ServiceError(ErrorCode.TIMEOUT, f"{op}: no answer from the gateway within {deadline_s:.1f} s",
+                                   {"operation": op, "deadline_s": deadline_s}) from None
 
-    handler.__name__ = handler.__qualname__ = "handle_" + subject.replace(".", "_").replace("-", "_")
-    router.subscriber(subject, queue=QUEUE, max_workers=MAX_WORKERS, description=description)(handler)
+    handler.__name__ = handler.__qualname__ = "handle_" + subject.replace(".*.", "_").replace(".", "_").replace(
+        "-", "_")
+    router.subscriber(subject, queue=QUEUE, max_workers=MAX_WORKERS, description=description + UNKNOWN)(handler)
 
 
-def build_router(service: BridgeService, subjects: Subjects, deadline_s: float) -> NatsRouter:
-    """The bridge's router: `ibkr.<conn>.bridge.<op>` for every operation, and the public contracts subjects."""
+def build_router(served: ServedConnections, settings: BridgeSettings) -> NatsRouter:
+    """The bridge's router: `ibkr.*.bridge.<op>` for every operation, the public contracts subjects and the
+    status subject, each on every connection."""
     router = NatsRouter(middlewares=[reply_middleware()])
-    ops = _operations(service)
-    budget = service.orders.budget_s
-    for op, (model, call) in ops.items():
+    deadline_s, budget = settings.deadline_s, settings.order_budget_s
+    for op, (model, call) in _operations().items():
         limit = None if op in NO_DEADLINE else deadline_s * 2 if op in SLOW else deadline_s
-        _register(router, subjects.bridge(op), op, model, call, limit, answer_time(op, limit, budget))
-    _register(router, subjects.contracts_search, "contracts.search", c.ContractSearchRequest, service.search,
-              deadline_s, answer_time("contracts.search", deadline_s, budget))
-    _register(router, subjects.contracts_option_chain, "contracts.option_chain", c.OptionChainRequest,
-              service.option_chain, deadline_s, answer_time("contracts.option_chain", deadline_s, budget))
-    add_status_responder(router, subjects, "gateway-bridge", service.clock, queue=QUEUE)
+        _register(router, served, all_connections_bridge(op), op, model, call, limit,
+                  answer_time(op, limit, budget))
+    _register(router, served, all_connections_command("contracts.search"), "contracts.search",
+              c.ContractSearchRequest, lambda s, r, p: s.search(r, p), deadline_s,
+              answer_time("contracts.search", deadline_s, budget))
+    _register(router, served, all_connections_command("contracts.option_chain"), "contracts.option_chain",
+              c.OptionChainRequest, lambda s, r, p: s.option_chain(r, p), deadline_s,
+              answer_time("contracts.option_chain", deadline_s, budget))
+
+    async def status_details(conn: str) -> dict[str, Any]:
+        return {"gateway": served.require(conn).state()}
+
+    add_connections_status_responder(router, "gateway-bridge", served.clock, queue=QUEUE, details=status_details)
     return router

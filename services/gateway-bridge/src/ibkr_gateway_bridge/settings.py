@@ -12,7 +12,8 @@ class BridgeSettings(CommonSettings):
 
     rate_limit_rps: float = Field(
         10.0, validation_alias=env("IBKR_RATE_LIMIT_RPS"), gt=0, le=10_000,
-        description="Global Client Portal requests per second (10 through the gateway, 50 for OAuth).",
+        description="Client Portal requests per second of each connection (each gateway login: 10 through the "
+        "gateway, 50 for OAuth).",
     )
     rate_limit_penalty_s: float = Field(
         600.0, validation_alias=env("IBKR_RATE_LIMIT_PENALTY_S"), ge=0, le=3600,

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from ibkr_common.messages.bridge_results import BRIDGE_RESULTS
-from ibkr_common.subjects import Subjects
+from ibkr_common.subjects import Subjects, all_connections_bridge, all_connections_command
 from ibkr_contract.connections import AdminSubjects
 from ibkr_contract.errors import ErrorReply, OkReply
 from ibkr_contract.events import envelope_model
@@ -30,25 +30,18 @@ REF = "#/components/schemas/{model}"
 
 
 def reply_results(connection: str) -> dict[str, tuple[str, type[BaseModel] | None]]:
-    """Subject -> (name, result model or None when the command only ever fails) of every request, on
-    `connection` and on every connection (`ibkr.*.…`, as a service serving them all subscribes)."""
+    """Subject -> (name, result model or None when the command only ever fails) of every request, on one
+    connection and on every connection (`ibkr.*.…`, what a service that serves them all subscribes to)."""
     subjects = Subjects(connection)
-    table: dict[str, tuple[str, type[BaseModel] | None]] = {
-        subjects.command(name): (name, command.result) for name, command in COMMAND_TABLE.items()
-    }
-    table.update({subjects.bridge(op): (f"bridge.{op}", result) for op, result in BRIDGE_RESULTS.items()})
-    table.update({_every_connection(subject): answer for subject, answer in list(table.items())})
+    table: dict[str, tuple[str, type[BaseModel] | None]] = {}
+    for name, command in COMMAND_TABLE.items():
+        table[subjects.command(name)] = table[all_connections_command(name)] = (name, command.result)
+    for op, result in BRIDGE_RESULTS.items():
+        table[subjects.bridge(op)] = table[all_connections_bridge(op)] = (f"bridge.{op}", result)
     admin = AdminSubjects()
     table.update({admin.command(name): (name, command.result) for name, command in ADMIN_COMMAND_TABLE.items()})
     table[admin.status("registry")] = ("status.registry", ServiceStatus)
     return table
-
-
-def _every_connection(subject: str) -> str:
-    """The subject as a subscriber of every connection spells it (`ibkr.*.<command>`)."""
-    parts = subject.split(".")
-    parts[1] = "*"
-    return ".".join(parts)
 
 
 def _schema_name(model: type[BaseModel]) -> str:
@@ -86,7 +79,8 @@ def add_replies(doc: dict[str, Any], connection: str) -> None:
     operations = doc.get("operations", {})
     wanted: dict[str, tuple[str, str, type[BaseModel] | None]] = {}
     for op_key, operation in operations.items():
-        channel_key = unquote(operation["channel"]["$ref"].rsplit("/", 1)[1])  # `*` and `>` come escaped
+        # FastStream percent-encodes a wildcard subject's `*` and `>` in the reference, not in the key
+        channel_key = unquote(operation["channel"]["$ref"].rsplit("/", 1)[1])
         address = doc["channels"][channel_key].get("address")
         if operation.get("action") == "receive" and address in table:
             name, result = table[address]

@@ -115,8 +115,11 @@ class Gateway:
     def __init__(
         self, settings: BridgeSettings, *, limiter: PriorityLimiter | None = None,
         http: httpx.AsyncClient | None = None, on_call: Callable[[CallRecord], None] | None = None,
+        trust: str | None = None,
     ) -> None:
         self.settings = settings
+        #: Where the CA that verifies this gateway comes from, as a tls_verify_failed error names it.
+        self.trust = trust or CA_VARIABLE
         self.limiter = limiter or PriorityLimiter(
             settings.rate_limit_rps, penalty_s=settings.rate_limit_penalty_s, max_wait_s=settings.queue_timeout_s
         )
@@ -239,7 +242,8 @@ class Gateway:
         record = CallRecord(method, template, status, outcome, max(0.0, total - queue_wait * 1000),
                             queue_wait * 1000, retries, priority)
         if outcome != "ok":
-            log.info("%s %s -> %s %s (retries %d)", method, template, status, outcome, retries)
+            log.info("%s %s -> %s %s (retries %d, connection %s)", method, template, status, outcome, retries,
+                     self.settings.connection)
         if self.on_call is not None:
             try:
                 self.on_call(record)
@@ -286,9 +290,11 @@ class Gateway:
             self.session_lost()
             untrusted = _certificate_problem(exc)
             if untrusted is not None:
+                source = {"ca_file": str(self.settings.gateway_ca_file)} if self.trust == CA_VARIABLE \
+                    else {"ca": self.trust}
                 raise GatewayError(
-                    ErrorCode.GATEWAY_UNAVAILABLE, f"the gateway's TLS certificate is not trusted ({CA_VARIABLE})",
-                    {"reason": "tls_verify_failed", "error": untrusted, "ca_file": str(self.settings.gateway_ca_file)},
+                    ErrorCode.GATEWAY_UNAVAILABLE, f"the gateway's TLS certificate is not trusted ({self.trust})",
+                    {"reason": "tls_verify_failed", "error": untrusted, **source},
                 ) from None
             raise GatewayError(
                 ErrorCode.GATEWAY_UNAVAILABLE, f"gateway not reachable ({type(exc).__name__})",

@@ -50,6 +50,27 @@ def tls_verify(settings: BridgeSettings) -> ssl.SSLContext | bool:
     raise SettingsError(f"invalid configuration:\n  {message}")
 
 
+def pem_verify(conn: str, use_ssl: bool, ca_pem: str | None) -> ssl.SSLContext | bool:
+    """TLS verification of a registry connection's gateway, from its `gateway.ca_pem` text, held in memory only.
+
+    Unset: the gateway's self-signed certificate is accepted unverified (with a warning), as for
+    IBKR_GATEWAY_CA_FILE. A PEM the ssl module cannot load makes a context that trusts no certificate:
+    every call then fails `tls_verify_failed`, never falls back to no verification. The PEM text itself
+    is never logged (only why it could not be used)."""
+    if not use_ssl:
+        return True
+    if ca_pem is None:
+        log.warning("connection %s has no gateway.ca_pem: accepting its gateway's self-signed certificate "
+                    "unverified", conn)
+        return False
+    try:
+        return ssl.create_default_context(cadata=ca_pem)
+    except (ssl.SSLError, ValueError) as exc:
+        log.error("connection %s: gateway.ca_pem is not a usable PEM certificate (%s); its gateway is trusted "
+                  "by nothing until the registry has a usable one", conn, type(exc).__name__)
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies (CERT_REQUIRED, hostname) against no CA
+
+
 def refusing_cookie_jar() -> CookieJar:
     """A cookie jar whose policy accepts no cookie from any domain (so it never sends one either).
 
@@ -59,15 +80,16 @@ def refusing_cookie_jar() -> CookieJar:
     return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
-def make_http(settings: BridgeSettings) -> httpx.AsyncClient:
+def make_http(settings: BridgeSettings, verify: ssl.SSLContext | bool | None = None) -> httpx.AsyncClient:
     """One httpx client on its default transport: at most IBKR_BRIDGE_MAX_CONNECTIONS connections, kept alive.
 
     The pool stays small on purpose: the limiter paces the gateway at ~10 requests/s, and httpx's pool
-    scans every connection and waiter per request (PERFORMANCE.md).
+    scans every connection and waiter per request (PERFORMANCE.md). `verify` None: from the settings
+    (`tls_verify`); a registry connection passes its own (`pem_verify`).
     """
     return httpx.AsyncClient(
         base_url=settings.gateway_url + API_PREFIX,
-        verify=tls_verify(settings),
+        verify=tls_verify(settings) if verify is None else verify,
         cookies=refusing_cookie_jar(),
         timeout=httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
         limits=httpx.Limits(max_connections=settings.max_connections,
