@@ -6,6 +6,9 @@ import sys
 
 import psycopg
 import pytest
+from alembic.script import ScriptDirectory
+
+from ibkr_common.db.migrate import alembic_config
 
 pytestmark = pytest.mark.connected
 
@@ -25,7 +28,7 @@ def test_upgrade_creates_the_service_role_without_rls_bypass(postgres_admin_url,
                                    "--create-app-role", "--app-role", role], env=env, capture_output=True, text=True,
                                   timeout=120)
             assert done.returncode == 0, done.stderr
-            assert "revision 0002" in done.stdout
+            assert f"revision {head_revision()}" in done.stdout
         with psycopg.connect(url) as conn:
             row = conn.execute("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = %s", (role,))
             assert row.fetchone() == (False, False, True)
@@ -45,3 +48,10 @@ def test_upgrade_without_the_role_password_says_so(postgres_admin_url):
                           timeout=120)
     assert done.returncode == 2
     assert "IBKR_APP_ROLE_PASSWORD" in done.stderr
+
+
+def head_revision() -> str:
+    """The newest migration of the scripts (what an upgrade reaches)."""
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
