@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -30,7 +31,7 @@ def _committed(service: str) -> dict:
 def _resolve(doc: dict, ref: str) -> dict:
     node = doc
     for part in ref.removeprefix("#/").split("/"):
-        node = node[part]
+        node = node[unquote(part)]  # a URI fragment: `ibkr.*.…` is %-encoded
     return node
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
@@ -27,12 +28,12 @@ REF = "#/components/schemas/{model}"
 
 
 def reply_results(connection: str) -> dict[str, tuple[str, type[BaseModel] | None]]:
-    """Subject -> (name, result model or None when the command only ever fails) of every request."""
-    subjects = Subjects(connection)
-    table: dict[str, tuple[str, type[BaseModel] | None]] = {
-        subjects.command(name): (name, command.result) for name, command in COMMAND_TABLE.items()
-    }
-    table.update({subjects.bridge(op): (f"bridge.{op}", result) for op, result in BRIDGE_RESULTS.items()})
+    """Subject -> (name, result model or None when the command only ever fails) of every request, on one
+    connection and over every connection (`ibkr.*.…`, where a service serves them all)."""
+    table: dict[str, tuple[str, type[BaseModel] | None]] = {}
+    for subjects in (Subjects(connection), Subjects.every_connection()):
+        table.update({subjects.command(name): (name, command.result) for name, command in COMMAND_TABLE.items()})
+        table.update({subjects.bridge(op): (f"bridge.{op}", result) for op, result in BRIDGE_RESULTS.items()})
     return table
 
 
@@ -71,7 +72,7 @@ def add_replies(doc: dict[str, Any], connection: str) -> None:
     operations = doc.get("operations", {})
     wanted: dict[str, tuple[str, str, type[BaseModel] | None]] = {}
     for op_key, operation in operations.items():
-        channel_key = operation["channel"]["$ref"].rsplit("/", 1)[1]
+        channel_key = unquote(operation["channel"]["$ref"].rsplit("/", 1)[1])  # `ibkr.*.…` is %-encoded there
         address = doc["channels"][channel_key].get("address")
         if operation.get("action") == "receive" and address in table:
             name, result = table[address]
