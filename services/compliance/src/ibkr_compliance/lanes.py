@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ibkr_common.bridge_client import BridgeClient
 from ibkr_common.clock import Clock
-from ibkr_common.connections import Connection, ConnectionDirectory, connection_of_subject
+from ibkr_common.connections import Connection, ConnectionDirectory, current_connection
 from ibkr_common.events import EventPublisher
 from ibkr_common.messages.orders import Decision
 from ibkr_common.outbox import OutboxRelay
@@ -162,12 +162,13 @@ class Lanes:
         """The lane of `conn`, or None."""
         return self._lanes.get(conn)
 
-    def route(self, subject: str, user_id: str | None = None) -> Lane:
-        """The lane of the connection a request came on (its subject), for the user who asks.
+    def route(self, user_id: str | None = None) -> Lane:
+        """The lane of the connection the request being handled came on (`ConnectionMiddleware`), for the user
+        who asks.
 
         ServiceError NOT_FOUND (field `connection`) for a connection not served, FORBIDDEN when `user_id` does
         not own it (`ConnectionDirectory.require`)."""
-        conn = connection_of_subject(subject)
+        conn = current_connection()
         self.directory.require(conn, user_id)
         lane = self._lanes.get(conn)
         if lane is None:
