@@ -223,6 +223,32 @@ async def test_the_registry_options_level_of_the_account_decides_an_option_order
     assert status["ok"] and status["result"]["options_level"] == 2, status
 
 
+async def test_live_orders_need_the_registrys_live_enablement_of_the_account(
+    nats_client: Any, pair: Pair, start: Any, sqlite_url: str
+) -> None:
+    codes: dict[bool, list[str]] = {}
+    async with start(sqlite_url):
+        await announce(nats_client, pair)
+        paper = await call(nats_client, pair.b, "orders.check", bobs(coid("lv"), environment="live"))
+        for enabled in (False, True):  # the same connection, now live (registry view), its account switched
+            live = connection_view(pair.b.conn, user_id=BOB, gateway_url=pair.b.cpsim_url, environment="live",
+                                   accounts=[{"account_id": ACCOUNT, "live_enabled": enabled}])
+            await announce_connection(nats_client, live, "updated")
+
+            async def applied(enabled: bool = enabled) -> bool:
+                reply = await call(nats_client, pair.b, "orders.check", bobs(coid("lv"), environment="live"))
+                codes[enabled] = [r["code"] for r in reply["result"]["reasons"]]
+                evaluated = "opening" in reply["result"]["computed"]  # by the engine: the lane is live now
+                return evaluated and ("LIVE_TRADING_NOT_ENABLED" in codes[enabled]) != enabled
+
+            await wait_until(applied, 10, f"live_enabled={enabled} to apply")
+    # the environment of an order is checked against its connection's (the registry's), first
+    assert paper["ok"] and [r["code"] for r in paper["result"]["reasons"]] == ["ENVIRONMENT_MISMATCH"], paper
+    assert paper["result"]["computed"] == {}, paper  # decided on the connection alone, no state gathered
+    assert "LIVE_TRADING_NOT_ENABLED" in codes[False], codes
+    assert "LIVE_TRADING_NOT_ENABLED" not in codes[True], codes
+
+
 async def test_another_users_order_is_forbidden_never_decided_recorded_or_sent(
     nats_client: Any, pair: Pair, start: Any, sqlite_url: str
 ) -> None:
