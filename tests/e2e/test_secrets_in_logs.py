@@ -15,7 +15,7 @@ import nats
 import pytest
 from sqlalchemy.engine import make_url
 
-from ibkr_common.subjects import all_connections_bridge
+from ibkr_common.subjects import Subjects
 from ibkr_contract.connections import AdminSubjects
 from ibkr_testkit.processes import ServiceProcess, service_env, start_service
 
@@ -122,4 +122,5 @@ async def test_no_secret_in_the_logs_of_a_whole_run(nats_url, cpsim_url, run_nam
                for r in records), "the crash's traceback is logged"
     assert any(r.get("correlation_id") and r["service"] == "gateway-bridge" for r in records)
     # FastStream names the subscription's subject: the bridge serves every connection on `ibkr.*.bridge.<op>`
-    assert any(r.get("subject") == all_connections_bridge("accounts.list") and r.get("message_id") for r in records)
+    every_accounts_list = Subjects.every_connection().bridge("accounts.list")
+    assert any(r.get("subject") == every_accounts_list and r.get("message_id") for r in records)

@@ -9,7 +9,7 @@ from faststream.nats import NatsBroker
 
 from ibkr_common.connections import ConnectionDirectory
 from ibkr_common.settings import CommonSettings, SettingsError, load_settings
-from ibkr_common.subjects import all_connections_command
+from ibkr_common.subjects import Subjects
 from ibkr_testkit.connections import announce_connection, connection_view
 
 
@@ -21,10 +21,10 @@ def test_a_bad_pattern_is_refused_naming_the_variable(monkeypatch):
 
 
 def test_the_wildcard_of_a_command_covers_every_connection():
-    assert all_connections_command("session.status") == "ibkr.*.session.status"
-    assert all_connections_command("status.sync-worker") == "ibkr.*.status.sync-worker"
+    assert Subjects.every_connection().command("session.status") == "ibkr.*.session.status"
+    assert Subjects.every_connection().command("status.sync-worker") == "ibkr.*.status.sync-worker"
     with pytest.raises(ValueError):
-        all_connections_command("session.nothing")
+        Subjects.every_connection().command("session.nothing")
 
 
 @pytest.mark.connected

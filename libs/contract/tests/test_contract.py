@@ -118,3 +118,13 @@ def test_event_filters_refuse_unknown_types_and_bad_accounts():
     with pytest.raises(ValueError, match="single subject token"):
         Subjects("paper").event_filter("orders", "DU 1")
     assert public.event_type_of("ibkr.paper.events.orders.DU1.filled") == ("paper", "orders.filled", "DU1")
+
+
+def test_the_subjects_of_every_connection_are_wildcards_that_carry_each_connection() -> None:
+    every = Subjects.every_connection()
+    assert every.every and not Subjects("paper").every
+    assert every.orders_submit == "ibkr.*.orders.submit"
+    assert every.service_status("compliance") == "ibkr.*.status.compliance"
+    assert every.events_of("orders") == "ibkr.*.events.orders.>"
+    with pytest.raises(ValueError):
+        Subjects("*")  # a wildcard is never a connection id

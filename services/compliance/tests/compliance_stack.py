@@ -63,9 +63,33 @@ class Stack:
         orders = state.get("orders") or []
         return [o for o in orders if isinstance(o, dict) and o.get("cOID") == client_order_id]
 
+    def stop(self) -> None:
+        """Stop its processes, the last started first."""
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
     def env(self, database_url: str | None, **extra: str) -> dict[str, str]:
         return service_env(nats_url=self.nats_url, database_url=database_url, conn=self.conn, stream=self.stream,
                            stream_subjects=self.subjects, gateway_url=self.cpsim_url, **extra)
+
+
+def start_processes(st: Stack, folder: Path, **sync_extra: str) -> None:
+    """gateway-bridge, sync-worker and session-keeper of `st`'s connection, ready (stopped by `st.stop()`)."""
+    try:  # the bridge first (the others call it from their start), then those two together
+        st.processes.append(start_service("ibkr_gateway_bridge", st.env(None)))
+        st.processes.append(start_service(
+            "ibkr_sync_worker", st.env(f"sqlite+aiosqlite:///{folder}/sync.db", IBKR_SYNC_INTERVAL="600000",
+                                       **sync_extra),
+            ready=""))
+        st.processes.append(start_service(
+            "ibkr_session_keeper", st.env(f"sqlite+aiosqlite:///{folder}/keeper.db", IBKR_TICKLE_INTERVAL="5000"),
+            ready=""))
+        for process in st.processes[1:]:
+            process.wait_for_line("ready", 60)
+    except BaseException:
+        st.stop()
+        raise
 
 
 @pytest.fixture(scope="module")
@@ -76,22 +100,11 @@ def stack(nats_url: str, cpsim_url: str, run_names: Any, tmp_path_factory: pytes
     conn = f"{run_names.conn}-c{n}"
     st = Stack(conn, f"{run_names.stream}_C{n}", f"ibkr.{conn}.events.>", nats_url, cpsim_url)
     st.sim("POST", "/reset")
-    folder: Path = tmp_path_factory.mktemp(f"stack{n}")
-    try:  # the bridge first (the others call it from their start), then those two together
-        st.processes.append(start_service("ibkr_gateway_bridge", st.env(None)))
-        st.processes.append(start_service(
-            "ibkr_sync_worker", st.env(f"sqlite+aiosqlite:///{folder}/sync.db", IBKR_SYNC_INTERVAL="600000",
-                                       IBKR_OPTIONS_LEVELS=f"{ACCOUNT}={OPTIONS_LEVEL}"),
-            ready=""))
-        st.processes.append(start_service(
-            "ibkr_session_keeper", st.env(f"sqlite+aiosqlite:///{folder}/keeper.db", IBKR_TICKLE_INTERVAL="5000"),
-            ready=""))
-        for process in st.processes[1:]:
-            process.wait_for_line("ready", 60)
+    start_processes(st, tmp_path_factory.mktemp(f"stack{n}"), IBKR_OPTIONS_LEVELS=f"{ACCOUNT}={OPTIONS_LEVEL}")
+    try:
         yield st
     finally:
-        for process in reversed(st.processes):
-            process.stop()
+        st.stop()
 
 
 def compliance_settings(stack: Stack, database_url: str, **extra: Any) -> ComplianceSettings:

@@ -17,6 +17,7 @@ from ibkr_compliance.rules import (
     Position,
     Restriction,
     RulesConfig,
+    ServiceFlags,
     evaluate,
 )
 
@@ -140,6 +141,21 @@ def test_gates_block_opening_orders(
 
     assert decision.decision == "block"
     assert code in decision.reason_codes
+
+
+def test_a_connection_not_enabled_blocks_closing_orders_too(
+    ibkr_account: Callable[..., AccountState], config: RulesConfig, order: Callable[..., OrderSpec],
+    at: Callable[[str], datetime],
+) -> None:
+    flags = ServiceFlags(connection_enabled=False)
+    closing = order(side="sell", position_effect="close", limit_price=Decimal("3"))
+    decision = evaluate(closing, ibkr_account(), config, at("2026-12-02T11:00:00-05:00"), flags=flags)
+    enabled = evaluate(closing, ibkr_account(), config, at("2026-12-02T11:00:00-05:00"))
+
+    assert decision.decision == "block"
+    reason = next(r for r in decision.reasons if r.code == "CONNECTION_NOT_ENABLED")
+    assert reason.severity == "block" and "acknowledge its disclosures" in reason.message
+    assert "CONNECTION_NOT_ENABLED" not in enabled.reason_codes
 
 
 def test_snapshot_exactly_at_the_limit_is_fresh(

@@ -1,5 +1,4 @@
-"""`ibkr.<conn>.status.<service>`: the small responder every service adds to its router (one connection, or
-every connection the service serves)."""
+"""`ibkr.<conn>.status.<service>`: the small responder every service adds to its router."""
 
 from __future__ import annotations
 
@@ -13,10 +12,10 @@ from faststream.nats.annotations import NatsMessage
 from ibkr_common.clock import Clock
 from ibkr_common.connections import connection_of_subject
 from ibkr_common.replies import ok
-from ibkr_common.subjects import Subjects, all_connections_command
+from ibkr_common.subjects import Subjects
 from ibkr_contract.status import ServiceStatus, ServiceStatusRequest
 
-__all__ = ["ServiceStatus", "ServiceStatusRequest", "add_connections_status_responder", "add_status_responder"]
+__all__ = ["ServiceStatus", "ServiceStatusRequest", "add_status_responder"]
 
 
 async def _no_details() -> dict[str, Any]:
@@ -24,8 +23,12 @@ async def _no_details() -> dict[str, Any]:
 
 
 def add_status_responder(router: NatsRouter, subjects: Subjects, service: str, clock: Clock, *, queue: str,
-                         details: Callable[[], Awaitable[dict[str, Any]]] = _no_details) -> None:
-    """Answer `status.<service>` with a `ServiceStatus`: the version, the start time, and `details()`."""
+                         details: Callable[[], Awaitable[dict[str, Any]]] = _no_details,
+                         details_of: Callable[[str], Awaitable[dict[str, Any]]] | None = None) -> None:
+    """Answer `status.<service>` with a `ServiceStatus`: the version, the start time, and `details()`.
+
+    On `Subjects.every_connection()` it answers for the connection the request came on, with
+    `details_of(conn)` (which may raise ServiceError NOT_FOUND for a connection the service does not serve)."""
     started_at = clock.now()
     try:
         package_version = version(f"ibkr-{service}")
@@ -35,27 +38,10 @@ def add_status_responder(router: NatsRouter, subjects: Subjects, service: str, c
     @router.subscriber(subjects.service_status(service), queue=queue,
                        description=f"Who answers for {service}: its version, start time and a few facts. "
                                    "Answers at once (no other service is asked).")
-    async def service_status(request: ServiceStatusRequest) -> dict[str, Any]:
-        return ok(ServiceStatus(service=service, version=package_version, connection=subjects.conn,
-                                started_at=started_at, now=clock.now(), details=await details()))
-
-
-def add_connections_status_responder(router: NatsRouter, service: str, clock: Clock, *, queue: str,
-                                     details: Callable[[str], Awaitable[dict[str, Any]]]) -> None:
-    """Answer `status.<service>` of every connection (`ibkr.*.status.<service>`) with that connection's
-    `ServiceStatus`; `details(conn)` raises ServiceError NOT_FOUND for a connection the service does not serve."""
-    started_at = clock.now()
-    try:
-        package_version = version(f"ibkr-{service}")
-    except PackageNotFoundError:
-        package_version = "unknown"
-
-    @router.subscriber(all_connections_command(f"status.{service}"), queue=queue,
-                       description=f"Who answers for {service} on each connection it serves: its version, start "
-                                   "time and a few facts of that connection (NOT_FOUND for one it does not "
-                                   "serve). Answers at once (no other service is asked).")
     async def service_status(request: ServiceStatusRequest, message: NatsMessage) -> dict[str, Any]:
-        conn = connection_of_subject(message.raw_message.subject)
-        facts = await details(conn)
+        conn = subjects.conn
+        if subjects.every:
+            conn = connection_of_subject(message.raw_message.subject)
+        facts = await details_of(conn) if details_of is not None else await details()
         return ok(ServiceStatus(service=service, version=package_version, connection=conn,
                                 started_at=started_at, now=clock.now(), details=facts))

@@ -23,8 +23,6 @@ from ibkr_contract.subjects import (
     SYNC_EVENTS,
     TOKEN_PATTERN,
     TRADING_EVENTS,
-    all_connections_command,
-    all_connections_event,
     all_connections_events,
     event_type_of,
 )
@@ -32,8 +30,8 @@ from ibkr_contract.subjects import (
 __all__ = [
     "ACCOUNT_EVENTS", "ACCOUNT_SCOPED_AREAS", "BRIDGE_OPERATIONS", "COMPLIANCE_EVENTS", "CONNECTION_PATTERN",
     "EVENT_AREAS", "EVENT_TYPES", "ORDER_EVENTS", "POSITION_EVENTS", "ROOT", "SERVICES", "SESSION_EVENTS",
-    "SYNC_EVENTS", "TOKEN_PATTERN", "TRADING_EVENTS", "Subjects", "all_connections_bridge", "all_connections_command",
-    "all_connections_event", "all_connections_events", "event_type_of",
+    "SYNC_EVENTS", "TOKEN_PATTERN", "TRADING_EVENTS", "Subjects",
+    "all_connections_events", "event_type_of",
 ]
 
 #: Operations the gateway-bridge serves under `ibkr.<conn>.bridge.<op>`; only the bridge talks to IBKR.
@@ -68,10 +66,3 @@ class Subjects(public.Subjects):
 #: NATS's auth callout: the server asks here who a connecting client is (services/authz answers).
 AUTH_CALLOUT: Final = "$SYS.REQ.USER.AUTH"
 
-
-def all_connections_bridge(operation: str) -> str:
-    """The gateway-bridge's subject of one operation on every connection (`ibkr.*.bridge.<op>`): one subscriber
-    serves them all and learns the connection from the subject (`ibkr_common.connections.connection_of_subject`)."""
-    if operation not in BRIDGE_OPERATIONS:
-        raise ValueError(f"unknown bridge operation {operation!r}")
-    return f"{ROOT}.*.bridge.{operation}"

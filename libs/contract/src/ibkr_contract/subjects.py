@@ -7,7 +7,7 @@ internal `bridge.*` subjects of the gateway-bridge are not part of the contract 
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Final, Self
 
 ROOT: Final = "ibkr"
 CONNECTION_PATTERN: Final = re.compile(r"^[a-z0-9-]{1,32}$")
@@ -62,12 +62,32 @@ def _check_token(value: str, what: str) -> str:
     return value
 
 
+#: The `<conn>` token of `Subjects.every_connection()`: a wildcard over connections, never a connection id.
+ANY_CONNECTION: Final = "*"
+
+
 class Subjects:
     """The public subjects of one connection (`ibkr.<conn>`)."""
 
     def __init__(self, conn: str) -> None:
         self.conn = _check_connection(conn)
         self.root = f"{ROOT}.{conn}"
+
+    @classmethod
+    def every_connection(cls) -> Self:
+        """The same subjects over every connection at once (`ibkr.*.orders.submit`, `ibkr.*.events.orders.>`):
+        what a service that serves every connection subscribes to; its handlers learn each message's connection
+        from the subject it came on (`ibkr_common.connections.connection_of_subject`). Subscribe only: nothing
+        is published to a wildcard."""
+        subjects = cls.__new__(cls)
+        subjects.conn = ANY_CONNECTION
+        subjects.root = f"{ROOT}.{ANY_CONNECTION}"
+        return subjects
+
+    @property
+    def every(self) -> bool:
+        """Whether these are the wildcard subjects of `every_connection()`."""
+        return self.conn == ANY_CONNECTION
 
     def _cmd(self, name: str) -> str:
         return f"{self.root}.{name}"
@@ -234,21 +254,6 @@ COMMANDS: Final = (
     *(f"status.{service}" for service in SERVICES),
 )
 
-
-def all_connections_event(area: str) -> str:
-    """Every event of one area on every connection (`ibkr.*.events.<area>.>`), e.g. the registry's `connection`."""
-    if area not in EVENT_AREAS:
-        raise ValueError(f"unknown event area {area!r}")
-    return f"{ROOT}.*.events.{area}.>"
-
-
-def all_connections_command(name: str) -> str:
-    """One public command on every connection (`ibkr.*.<name>`), for a service that serves them all: its handler
-    learns the connection from the subject it was called on (`ibkr_common.connections.connection_of_subject`).
-    `name` is a command of `COMMANDS`, `status.<service>` included."""
-    if name not in COMMANDS:
-        raise ValueError(f"unknown command {name!r}")
-    return f"{ROOT}.*.{name}"
 
 
 def all_connections_events() -> str:

@@ -17,7 +17,7 @@ from ibkr_common.connections import ConnectionDirectory, connection_of_subject
 from ibkr_common.messages.audit import AuditQueryRequest, AuditVerifyRequest, AuditVerifyResult
 from ibkr_common.replies import ErrorCode, ServiceError, ok, reply_middleware
 from ibkr_common.status import add_status_responder
-from ibkr_common.subjects import Subjects, all_connections_command
+from ibkr_common.subjects import Subjects
 
 if TYPE_CHECKING:
     from ibkr_audit.anchor import StreamAnchor
@@ -67,7 +67,8 @@ def build_router(
     """
     router = NatsRouter(middlewares=[reply_middleware()])
 
-    @router.subscriber(all_connections_command("audit.query"), queue=QUEUE_GROUP, description=ANSWERS["audit_query"])
+    @router.subscriber(Subjects.every_connection().command("audit.query"), queue=QUEUE_GROUP,
+                       description=ANSWERS["audit_query"])
     async def audit_query(request: AuditQueryRequest, message: NatsMessage) -> dict[str, Any]:
         conn = connection_of_subject(message.raw_message.subject)
         return ok(await store.query(scoped_query(directory, conn, request)))

@@ -7,7 +7,9 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from ibkr_common.clock import Clock
+from ibkr_common.connections import Connection
 from ibkr_common.events import EventPublisher
+from ibkr_common.messages.sync import AccountView
 from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_compliance.controls import Controls
 from ibkr_compliance.disclosures import DisclosureCatalogue
@@ -23,8 +25,7 @@ class ComplianceAdmin:
 
     def __init__(
         self, *, controls: Controls, disclosures: DisclosureCatalogue, gatherer: StateGatherer,
-        publisher: EventPublisher, clock: Clock, config: RulesConfig, regime: str,
-        environment: Literal["paper", "live"],
+        publisher: EventPublisher, clock: Clock, config: RulesConfig, regime: str, connection: Connection,
     ) -> None:
         self.controls = controls
         self.disclosures = disclosures
@@ -33,7 +34,9 @@ class ComplianceAdmin:
         self.clock = clock
         self.config = config
         self.regime = regime
-        self.environment = environment
+        #: The connection as the directory has it now (`Lanes` replaces it on every change).
+        self.connection = connection
+        self.environment: Literal["paper", "live"] = connection.environment  # type: ignore[assignment]
 
     async def acknowledge(self, request: AcknowledgeRequest) -> dict[str, Any]:
         """Store the user's acknowledgments (current versions) for this connection's environment."""
@@ -78,7 +81,7 @@ class ComplianceAdmin:
             "regime": regime,
             "day_trades_used": day_trades_used(remaining, self.config.pdt_max_day_trades_under_min_equity),
             "day_trades_remaining": remaining,
-            "options_level": account.options_level if account else None,
+            "options_level": options_level(self.connection, request.account_id, account),
             "missing_acknowledgments": missing,
             "disclosures": [
                 {"id": d.id, "title": d.title, "version": d.version, "acknowledged": d.id not in missing}
@@ -95,3 +98,12 @@ class ComplianceAdmin:
                                      {"reason": request.reason, "changed_by": request.changed_by})
         await self.controls.set_halted(halted, request.reason, request.changed_by, self.clock.now(), event)
         return {"halted": halted, "reason": request.reason}
+
+
+def options_level(connection: Connection, account_id: str, synced: AccountView | None) -> int | None:
+    """The account's options level as orders are decided on it: the registry's per-account setting when the
+    connection has one for the account, else the synced one (IBKR_OPTIONS_LEVELS of the sync-worker)."""
+    settings = connection.account(account_id)
+    if settings is not None:
+        return settings.options_level
+    return synced.options_level if synced is not None else None

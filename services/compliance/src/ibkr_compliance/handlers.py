@@ -6,13 +6,13 @@ from typing import Any
 
 from faststream.nats import NatsRouter
 
+from ibkr_common.connections import ConnectionMiddleware
 from ibkr_common.messages.orders import CancelRequest, ConfirmRequest, ModifyRequest, OrderRequest
 from ibkr_common.replies import ok, reply_middleware
 from ibkr_common.status import add_status_responder
 from ibkr_common.subjects import Subjects
-from ibkr_compliance.admin import ComplianceAdmin
+from ibkr_compliance.lanes import Lanes
 from ibkr_compliance.messages import AcknowledgeRequest, HaltRequest, StatusRequest
-from ibkr_compliance.service import ComplianceService
 
 QUEUE_GROUP = "compliance"
 #: Orders handled at once: a submit waits on the bridge (one order conversation at the gateway at a time),
@@ -61,54 +61,58 @@ ANSWERS = {
 }
 
 
-def build_router(subjects: Subjects, service: ComplianceService, admin: ComplianceAdmin) -> NatsRouter:
-    """The router serving this connection's compliance subjects (queue group, so replicas share)."""
-    router = NatsRouter(middlewares=[reply_middleware()])
+def build_router(lanes: Lanes) -> NatsRouter:
+    """The router serving the compliance subjects of every connection (`ibkr.*.orders.submit`, ...; queue group,
+    so replicas share). Each request goes to the lane of the connection it came on, once `Lanes.route` checked
+    that the connection is served and, when the request names a `user_id`, that the user owns it."""
+    router = NatsRouter(middlewares=[reply_middleware(), ConnectionMiddleware])
+    subjects = Subjects.every_connection()
 
     @router.subscriber(subjects.orders_check, queue=QUEUE_GROUP, max_workers=ORDER_WORKERS,
                        description=ANSWERS["orders_check"])
     async def orders_check(request: OrderRequest) -> dict[str, Any]:
-        return ok(await service.check(request))
+        return ok(await lanes.route(request.user_id).service.check(request))
 
     @router.subscriber(subjects.orders_submit, queue=QUEUE_GROUP, max_workers=ORDER_WORKERS,
                        description=ANSWERS["orders_submit"])
     async def orders_submit(request: OrderRequest) -> dict[str, Any]:
-        return ok(await service.submit(request))
+        return ok(await lanes.route(request.user_id).service.submit(request))
 
     @router.subscriber(subjects.orders_confirm, queue=QUEUE_GROUP, max_workers=8,
                        description=ANSWERS["orders_confirm"])
     async def orders_confirm(request: ConfirmRequest) -> dict[str, Any]:
-        return ok(await service.confirm(request))
+        return ok(await lanes.route().service.confirm(request))
 
     @router.subscriber(subjects.orders_cancel, queue=QUEUE_GROUP, max_workers=8,
                        description=ANSWERS["orders_cancel"])
     async def orders_cancel(request: CancelRequest) -> dict[str, Any]:
-        return ok(await service.cancel(request))
+        return ok(await lanes.route().service.cancel(request))
 
     @router.subscriber(subjects.orders_modify, queue=QUEUE_GROUP, max_workers=8,
                        description=ANSWERS["orders_modify"])
     async def orders_modify(request: ModifyRequest) -> dict[str, Any]:
-        return ok(await service.modify(request))
+        return ok(await lanes.route(request.user_id).service.modify(request))
 
     @router.subscriber(subjects.compliance_acknowledge, queue=QUEUE_GROUP,
                        description=ANSWERS["compliance_acknowledge"])
     async def compliance_acknowledge(request: AcknowledgeRequest) -> dict[str, Any]:
-        return ok(await admin.acknowledge(request))
+        return ok(await lanes.route(request.user_id).admin.acknowledge(request))
 
     @router.subscriber(subjects.compliance_status, queue=QUEUE_GROUP, description=ANSWERS["compliance_status"])
     async def compliance_status(request: StatusRequest) -> dict[str, Any]:
-        return ok(await admin.status(request))
+        return ok(await lanes.route(request.user_id).admin.status(request))
 
     @router.subscriber(subjects.trading_halt, queue=QUEUE_GROUP, description=ANSWERS["trading_halt"])
     async def trading_halt(request: HaltRequest) -> dict[str, Any]:
-        return ok(await admin.set_halted(True, request))
+        return ok(await lanes.route().admin.set_halted(True, request))
 
     @router.subscriber(subjects.trading_resume, queue=QUEUE_GROUP, description=ANSWERS["trading_resume"])
     async def trading_resume(request: HaltRequest) -> dict[str, Any]:
-        return ok(await admin.set_halted(False, request))
+        return ok(await lanes.route().admin.set_halted(False, request))
 
-    async def status_details() -> dict[str, Any]:
-        return {"halted": await admin.controls.halted()}
+    async def status_details(conn: str) -> dict[str, Any]:
+        return {"halted": await lanes.lane_of(conn).controls.halted()}
 
-    add_status_responder(router, subjects, "compliance", admin.clock, queue=QUEUE_GROUP, details=status_details)
+    add_status_responder(router, subjects, "compliance", lanes.shared.clock, queue=QUEUE_GROUP,
+                         details_of=status_details)
     return router

@@ -233,10 +233,12 @@ def account_state(
     exclude_order: str | None = None,
     lines: Lines | None = None,
     restrictions: Sequence[Restriction] = (),
+    options_level: int | None = None,
 ) -> AccountState:
     """The engine's account from the synced pieces; with a piece missing it has no snapshot age.
 
     `lines`, when given, are `account_lines(positions, orders, symbols, exclude_order)` derived before.
+    `options_level`, when given (the registry's per-account setting), is used instead of the synced one.
     """
     data: dict[str, Any] = {
         "broker": "ibkr",
@@ -251,7 +253,7 @@ def account_state(
             equity=account.net_liquidation if account.net_liquidation is not None else account.equity_with_loan,
             previous_equity=account.previous_day_equity,
             pattern_day_trader=bool(account.pdt_flag),
-            options_level=account.options_level,
+            options_level=account.options_level if options_level is None else options_level,
             option_buying_power=account.available_funds,
             stock_buying_power=account.buying_power,
             cash=account.cash,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ibkr_common.messages.orders import Decision
 from ibkr_common.ops import Observability, observe
 from ibkr_common.outbox import OutboxRelay
-from ibkr_compliance.service import ComplianceService
+from ibkr_compliance.lanes import Lanes
 from ibkr_compliance.settings import ComplianceSettings
 
 DECIDE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -40,10 +40,10 @@ class DecisionMetrics:
 
 
 def observe_compliance(app: FastStream, broker: NatsBroker, settings: ComplianceSettings, *, engine: AsyncEngine,
-                       service: ComplianceService, relay: OutboxRelay) -> Observability:
+                       lanes: Lanes, relay: OutboxRelay) -> Observability:
     """Health, readiness, metrics and traces of compliance, with its decisions and outbox figures."""
     ops = observe(app, broker, settings, "compliance", database=engine)
-    service.on_decision = DecisionMetrics(ops).decided
+    lanes.on_decision = DecisionMetrics(ops).decided
     ops.outbox(relay)
     ops.publisher(relay.publisher)
     return ops

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from ibkr_common.bridge_client import BridgeClient, BridgeError
 from ibkr_common.clock import Clock
+from ibkr_common.connections import Connection
 from ibkr_common.envelope import EventEnvelope
 from ibkr_common.events import EventPublisher
 from ibkr_common.messages.bridge import CancelRequest as BridgeCancelRequest
@@ -46,6 +47,7 @@ from ibkr_compliance.outcomes import (
 from ibkr_compliance.placement import Pending, Placement
 from ibkr_compliance.reservations import Reservations, reserve_of
 from ibkr_compliance.rules import RulesConfig, ServiceFlags, evaluate
+from ibkr_compliance.rules.gates import connection_reasons
 from ibkr_compliance.state import Gathered, StateGatherer
 
 EVENT_OF = {"allow": "compliance.allowed", "warn": "compliance.warned", "block": "compliance.blocked"}
@@ -70,15 +72,16 @@ class ComplianceService:
     """Decides orders and, when allowed, sends them through the bridge exactly once."""
 
     def __init__(
-        self, *, subjects: Subjects, environment: Literal["paper", "live"], rpc: Rpc, bridge: BridgeClient,
-        ledger: Ledger,
+        self, *, subjects: Subjects, connection: Connection, rpc: Rpc, bridge: BridgeClient, ledger: Ledger,
         controls: Controls, gatherer: StateGatherer, instruments: Instruments, placement: Placement,
         publisher: EventPublisher, clock: Clock, config: RulesConfig, regime: str,
         disclosures: DisclosureCatalogue, timeout_s: float, submit_budget_s: float, reservations: Reservations,
         wake_resolver: Callable[[], None] | None = None,
     ) -> None:
         self.subjects = subjects
-        self.environment = environment
+        #: The connection as the directory has it now (`Lanes` replaces it on every change).
+        self.connection = connection
+        self.environment: Literal["paper", "live"] = connection.environment  # type: ignore[assignment]
         self.rpc = rpc
         self.bridge = bridge
         self.ledger = ledger
@@ -101,17 +104,25 @@ class ComplianceService:
     # ---- deciding ----------------------------------------------------------------------------
 
     async def decide(self, request: OrderRequest, when: datetime, *, exclude_order: str | None = None) -> Decided:
-        """Evaluate `request` at `when` on freshly gathered state; the environment gate comes first."""
+        """Evaluate `request` at `when` on freshly gathered state; the gates of the connection come first (its
+        environment, whether it is enabled), and need no state."""
         started = time.perf_counter()
-        if request.environment != self.environment:
-            reason = Reason(code="ENVIRONMENT_MISMATCH", severity="block",
-                            message=f"{request.environment} order on the {self.environment} connection")
-            decision = Decision(client_order_id=request.client_order_id, decision="block", reasons=[reason])
-            return Decided(decision, None, _ms(started), {"requested_environment": request.environment})
+        connection = self.connection
+        if request.environment != self.environment or not connection.enabled:
+            reasons = [Reason(code=r.code, severity=r.severity, message=r.message)
+                       for r in connection_reasons(ServiceFlags(connection_enabled=connection.enabled))]
+            if request.environment != self.environment:
+                reasons.insert(0, Reason(code="ENVIRONMENT_MISMATCH", severity="block",
+                                         message=f"{request.environment} order on the {self.environment} connection"))
+            decision = Decision(client_order_id=request.client_order_id, decision="block", reasons=reasons)
+            return Decided(decision, None, _ms(started), {"requested_environment": request.environment,
+                                                          "connection_enabled": connection.enabled})
         required = frozenset((d.id, d.version) for d in self.disclosures.required(request.environment))
         # The data is as old as it is now: ages are measured on the real clock, whatever `when` says.
         now = self.clock.now()
-        gathering = self.gatherer.gather(request, now, exclude_order=exclude_order)
+        # The registry's settings of the account (options level, live enablement), when it has them.
+        settings = connection.account(request.account_id) if connection.accounts else None
+        gathering = self.gatherer.gather(request, now, exclude_order=exclude_order, settings=settings)
         if self.gatherer.fresh(request.account_id) and self.controls.known(request.user_id, request.environment,
                                                                            required):
             # Everything is cached: nothing to wait for side by side, so no tasks and no loop turns.
@@ -147,7 +158,7 @@ class ComplianceService:
         decision = Decision(client_order_id=request.client_order_id, decision=outcome.decision, reasons=reasons,
                             regime=outcome.regime, computed=outcome.computed)
         flag_info = {"halted": halted, "missing_disclosures": missing, "at": when.isoformat(),
-                     "last_good": gathered.last_good}
+                     "last_good": gathered.last_good, "account_settings": "registry" if settings else "environment"}
         return Decided(decision, gathered, _ms(started), flag_info, reserve_of(spec, outcome.computed))
 
     def _record(self, request: OrderRequest, decided: Decided, action: str, now: datetime) -> DecisionRecord:
@@ -197,7 +208,7 @@ class ComplianceService:
         body = request.model_dump(mode="json")
         try:
             conids: list[int] = []
-            if request.environment == self.environment:
+            if request.environment == self.environment and self.connection.enabled:
                 instruments = [leg.instrument for leg in request.legs] if request.legs else [request.instrument]
                 conids = await gather_list(*(self.instruments.conid_of(i) for i in instruments if i))
             decided = await self.decide(request, now)

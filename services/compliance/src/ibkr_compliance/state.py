@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from ibkr_common.bridge_client import BridgeClient, BridgeError
+from ibkr_common.connections import AccountView as AccountSettings
 from ibkr_common.db.types import RawJson
 from ibkr_common.envelope import jsonable
 from ibkr_common.messages.bridge import Snapshot
@@ -305,8 +306,12 @@ class StateGatherer:
                 prices[root] = price
         return symbols, MarketData(quotes=result, underlying_prices=prices)
 
-    async def gather(self, request: OrderRequest, now: datetime, *, exclude_order: str | None = None) -> Gathered:
-        """Every piece the engine needs for `request`, fetched concurrently."""
+    async def gather(self, request: OrderRequest, now: datetime, *, exclude_order: str | None = None,
+                     settings: AccountSettings | None = None) -> Gathered:
+        """Every piece the engine needs for `request`, fetched concurrently.
+
+        `settings`, the registry's settings of the account when it has them, decide its options level and
+        live enablement; without them the synced options level and IBKR_LIVE_ENABLED_ACCOUNTS do."""
         quotes = request.order_type in ("MKT", "STP") or request.legs is not None
         if self.fresh(request.account_id):  # cached: in turn, without tasks
             pieces, session = await self.pieces(request.account_id), await self.session()
@@ -330,7 +335,9 @@ class StateGatherer:
         state = account_state(
             account_id=request.account_id,
             environment=self.environment,
-            live_enabled=request.account_id.upper() in self.live_accounts,
+            live_enabled=(settings.live_enabled if settings is not None
+                          else request.account_id.upper() in self.live_accounts),
+            options_level=settings.options_level if settings is not None else None,
             restrictions=self.restrictions.get(request.account_id.upper(), ()),
             account=account,
             positions=positions.positions if positions else None,

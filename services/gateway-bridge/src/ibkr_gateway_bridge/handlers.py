@@ -18,8 +18,8 @@ from ibkr_common.connections import connection_of_subject
 from ibkr_common.messages import bridge as m
 from ibkr_common.messages import contracts as c
 from ibkr_common.replies import ErrorCode, ServiceError, reply_middleware
-from ibkr_common.status import add_connections_status_responder
-from ibkr_common.subjects import all_connections_bridge, all_connections_command
+from ibkr_common.status import add_status_responder
+from ibkr_common.subjects import Subjects
 from ibkr_gateway_bridge.connections import ServedConnections
 from ibkr_gateway_bridge.service import BridgeService, priority_of
 from ibkr_gateway_bridge.settings import BridgeSettings
@@ -127,17 +127,18 @@ def build_router(served: ServedConnections, settings: BridgeSettings) -> NatsRou
     deadline_s, budget = settings.deadline_s, settings.order_budget_s
     for op, (model, call) in _operations().items():
         limit = None if op in NO_DEADLINE else deadline_s * 2 if op in SLOW else deadline_s
-        _register(router, served, all_connections_bridge(op), op, model, call, limit,
+        _register(router, served, Subjects.every_connection().bridge(op), op, model, call, limit,
                   answer_time(op, limit, budget))
-    _register(router, served, all_connections_command("contracts.search"), "contracts.search",
+    _register(router, served, Subjects.every_connection().command("contracts.search"), "contracts.search",
               c.ContractSearchRequest, lambda s, r, p: s.search(r, p), deadline_s,
               answer_time("contracts.search", deadline_s, budget))
-    _register(router, served, all_connections_command("contracts.option_chain"), "contracts.option_chain",
+    _register(router, served, Subjects.every_connection().command("contracts.option_chain"), "contracts.option_chain",
               c.OptionChainRequest, lambda s, r, p: s.option_chain(r, p), deadline_s,
               answer_time("contracts.option_chain", deadline_s, budget))
 
     async def status_details(conn: str) -> dict[str, Any]:
         return {"gateway": served.require(conn).state()}
 
-    add_connections_status_responder(router, "gateway-bridge", served.clock, queue=QUEUE, details=status_details)
+    add_status_responder(router, Subjects.every_connection(), "gateway-bridge", served.clock, queue=QUEUE,
+                         details_of=status_details)
     return router

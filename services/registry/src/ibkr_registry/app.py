@@ -17,7 +17,7 @@ from ibkr_common.service import ensure_events_stream, make_broker, migrate_at_st
 from ibkr_common.subjects import Subjects
 from ibkr_contract.connections import GatewaySettings
 from ibkr_contract.envelope import EventEnvelope
-from ibkr_contract.subjects import CONNECTION_EVENTS, all_connections_event
+from ibkr_contract.subjects import CONNECTION_EVENTS
 from ibkr_registry.handlers import Handlers, build_router
 from ibkr_registry.settings import RegistrySettings
 from ibkr_registry.store import SOURCE, RegistryStore
@@ -72,7 +72,7 @@ def document_connection_events(broker: NatsBroker, settings: RegistrySettings) -
     """Declare the `connection.*` events for the AsyncAPI document, on every connection (`ibkr.*`)."""
     for event_type in PUBLISHED_EVENTS:
         broker.publisher(
-            all_connections_event("connection").replace(".>", "." + event_type.split(".", 1)[1]),
+            Subjects.every_connection().events_of("connection").replace(".>", "." + event_type.split(".", 1)[1]),
             schema=EventEnvelope, title=f"{event_type}:Event",
             description=f"`{event_type}` event published by the registry on the {settings.events_stream} stream "
                         "(payload `ConnectionPayload`), from its outbox in the transaction of the change.",

@@ -15,8 +15,8 @@ from ibkr_common.clock import Clock
 from ibkr_common.connections import connection_of_subject
 from ibkr_common.messages.session import SessionLogoutResult, SessionRequest
 from ibkr_common.replies import ok, reply_middleware
-from ibkr_common.status import add_connections_status_responder
-from ibkr_common.subjects import all_connections_command
+from ibkr_common.status import add_status_responder
+from ibkr_common.subjects import Subjects
 from ibkr_session_keeper.keeper import Keeper
 from ibkr_session_keeper.keepers import Keepers
 
@@ -43,17 +43,17 @@ def build_router(keepers: Keepers, clock: Clock) -> NatsRouter:
     def keeper_of(message: NatsMessage) -> Keeper:
         return keepers.require(connection_of_subject(message.raw_message.subject))
 
-    @router.subscriber(all_connections_command("session.status"), queue=QUEUE_GROUP,
+    @router.subscriber(Subjects.every_connection().command("session.status"), queue=QUEUE_GROUP,
                        description=ANSWERS["session_status"] + UNKNOWN)
     async def session_status(request: SessionRequest, message: NatsMessage) -> dict[str, Any]:
         return ok(keeper_of(message).status())
 
-    @router.subscriber(all_connections_command("session.logout"), queue=QUEUE_GROUP,
+    @router.subscriber(Subjects.every_connection().command("session.logout"), queue=QUEUE_GROUP,
                        description=ANSWERS["session_logout"] + UNKNOWN)
     async def session_logout(request: SessionRequest, message: NatsMessage) -> dict[str, Any]:
         return ok(SessionLogoutResult(logged_out=await keeper_of(message).logout()))
 
-    @router.subscriber(all_connections_command("session.reauthenticate"), queue=QUEUE_GROUP,
+    @router.subscriber(Subjects.every_connection().command("session.reauthenticate"), queue=QUEUE_GROUP,
                        description=ANSWERS["session_reauthenticate"] + UNKNOWN)
     async def session_reauthenticate(request: SessionRequest, message: NatsMessage) -> dict[str, Any]:
         return ok(await keeper_of(message).reauthenticate())
@@ -62,5 +62,6 @@ def build_router(keepers: Keepers, clock: Clock) -> NatsRouter:
         status = keepers.require(conn).status()
         return {"status": status.status, "authenticated": status.authenticated}
 
-    add_connections_status_responder(router, "session-keeper", clock, queue=QUEUE_GROUP, details=status_details)
+    add_status_responder(router, Subjects.every_connection(), "session-keeper", clock, queue=QUEUE_GROUP,
+                         details_of=status_details)
     return router

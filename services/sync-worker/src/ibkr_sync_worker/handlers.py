@@ -25,8 +25,8 @@ from ibkr_common.messages.sync import (
 )
 from ibkr_common.replies import ErrorCode, ServiceError, ok, reply_middleware
 from ibkr_common.rpc import Rpc, RpcUnavailable
-from ibkr_common.status import add_connections_status_responder
-from ibkr_common.subjects import all_connections_command
+from ibkr_common.status import add_status_responder
+from ibkr_common.subjects import Subjects
 from ibkr_sync_worker.schedules import ConnectionSync, Schedules
 from ibkr_sync_worker.settings import SyncSettings
 from ibkr_sync_worker.syncer import SyncAborted
@@ -183,36 +183,36 @@ def build_router(handlers: Handlers) -> NatsRouter:
     def on(message: NatsMessage, request: SyncRequest) -> ConnectionSync:
         return handlers.serving(message.raw_message.subject, request.user_id)
 
-    @router.subscriber(all_connections_command("positions.get"), queue=QUEUE_GROUP, max_workers=4,
+    @router.subscriber(Subjects.every_connection().command("positions.get"), queue=QUEUE_GROUP, max_workers=4,
                        description=ANSWERS["positions_get"] + UNKNOWN)
     async def positions_get(request: PositionsGetRequest, message: NatsMessage) -> dict[str, Any]:
         return ok(await handlers.positions_get(on(message, request), request))
 
-    @router.subscriber(all_connections_command("orders.get"), queue=QUEUE_GROUP, max_workers=4,
+    @router.subscriber(Subjects.every_connection().command("orders.get"), queue=QUEUE_GROUP, max_workers=4,
                        description=ANSWERS["orders_get"] + UNKNOWN)
     async def orders_get(request: OrdersGetRequest, message: NatsMessage) -> dict[str, Any]:
         return ok(await handlers.orders_get(on(message, request), request))
 
-    @router.subscriber(all_connections_command("account.get"), queue=QUEUE_GROUP, max_workers=4,
+    @router.subscriber(Subjects.every_connection().command("account.get"), queue=QUEUE_GROUP, max_workers=4,
                        description=ANSWERS["account_get"] + UNKNOWN)
     async def account_get(request: AccountGetRequest, message: NatsMessage) -> dict[str, Any]:
         return ok(await handlers.account_get(on(message, request), request))
 
-    @router.subscriber(all_connections_command("sync.trigger"), queue=QUEUE_GROUP, max_workers=16,
+    @router.subscriber(Subjects.every_connection().command("sync.trigger"), queue=QUEUE_GROUP, max_workers=16,
                        description=ANSWERS["sync_trigger"] + UNKNOWN)
     async def sync_trigger(request: SyncTriggerRequest, message: NatsMessage) -> dict[str, Any]:
         return ok(await handlers.sync_trigger(on(message, request), request))
 
-    @router.subscriber(all_connections_command("positions.close"), queue=QUEUE_GROUP, max_workers=8,
+    @router.subscriber(Subjects.every_connection().command("positions.close"), queue=QUEUE_GROUP, max_workers=8,
                        description=ANSWERS["positions_close"] + UNKNOWN)
     async def positions_close(request: PositionsCloseRequest, message: NatsMessage) -> dict[str, Any]:
         return await handlers.positions_close(on(message, request), request)
 
-    @router.subscriber(all_connections_command("positions.exercise"), queue=QUEUE_GROUP,
+    @router.subscriber(Subjects.every_connection().command("positions.exercise"), queue=QUEUE_GROUP,
                        description=ANSWERS["positions_exercise"] + UNKNOWN)
     async def positions_exercise(request: PositionsExerciseRequest, message: NatsMessage) -> dict[str, Any]:
         return await handlers.positions_exercise(on(message, request), request)
 
-    add_connections_status_responder(router, "sync-worker", handlers.clock, queue=QUEUE_GROUP,
-                                     details=handlers.status_details)
+    add_status_responder(router, Subjects.every_connection(), "sync-worker", handlers.clock, queue=QUEUE_GROUP,
+                                     details_of=handlers.status_details)
     return router

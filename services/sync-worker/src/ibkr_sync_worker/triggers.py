@@ -18,7 +18,7 @@ from faststream.nats.annotations import NatsMessage
 
 from ibkr_common.bridge_client import BridgeError
 from ibkr_common.connections import connection_of_subject
-from ibkr_common.subjects import all_connections_event
+from ibkr_common.subjects import Subjects
 from ibkr_common.tasks import stop_tasks
 from ibkr_sync_worker.syncer import SyncAborted, Syncer, SyncResult
 
@@ -220,10 +220,10 @@ def subscribe_events(broker: NatsBroker, scheduler_of: Callable[[str], SyncSched
             if scheduler is not None:
                 await scheduler.on_order_event(subject, message.body, source)
 
-    broker.subscriber(all_connections_event("session"), title="sync-on-session-events",
+    broker.subscriber(Subjects.every_connection().events_of("session"), title="sync-on-session-events",
                       description="Pauses a connection's syncs while its session is down; a full sync when it "
                                   "is back.")(on_session)
-    broker.subscriber(all_connections_event("orders"), title="sync-on-order-events",
+    broker.subscriber(Subjects.every_connection().events_of("orders"), title="sync-on-order-events",
                       description="Looks at an account again shortly after compliance submitted an order on its "
                                   "connection.")(on_order)
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from ibkr_common.messages.bridge_results import BRIDGE_RESULTS
-from ibkr_common.subjects import Subjects, all_connections_bridge, all_connections_command
+from ibkr_common.subjects import Subjects
 from ibkr_contract.connections import AdminSubjects
 from ibkr_contract.errors import ErrorReply, OkReply
 from ibkr_contract.events import envelope_model
@@ -31,13 +31,11 @@ REF = "#/components/schemas/{model}"
 
 def reply_results(connection: str) -> dict[str, tuple[str, type[BaseModel] | None]]:
     """Subject -> (name, result model or None when the command only ever fails) of every request, on one
-    connection and on every connection (`ibkr.*.…`, what a service that serves them all subscribes to)."""
-    subjects = Subjects(connection)
+    connection and over every connection (`ibkr.*.…`, where a service serves them all)."""
     table: dict[str, tuple[str, type[BaseModel] | None]] = {}
-    for name, command in COMMAND_TABLE.items():
-        table[subjects.command(name)] = table[all_connections_command(name)] = (name, command.result)
-    for op, result in BRIDGE_RESULTS.items():
-        table[subjects.bridge(op)] = table[all_connections_bridge(op)] = (f"bridge.{op}", result)
+    for subjects in (Subjects(connection), Subjects.every_connection()):
+        table.update({subjects.command(name): (name, command.result) for name, command in COMMAND_TABLE.items()})
+        table.update({subjects.bridge(op): (f"bridge.{op}", result) for op, result in BRIDGE_RESULTS.items()})
     admin = AdminSubjects()
     table.update({admin.command(name): (name, command.result) for name, command in ADMIN_COMMAND_TABLE.items()})
     table[admin.status("registry")] = ("status.registry", ServiceStatus)

@@ -1,4 +1,4 @@
-"""Gates (RULES.md 7.3 step 1 and 2): environment, live enablement, broker session, snapshot age,
+"""Gates (RULES.md 7.3 step 1 and 2): the connection, environment, live enablement, broker session, snapshot age,
 service halt, disclosures and account restrictions."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from .config import RulesConfig
-from .model import AccountState, Environment, Restriction, ServiceFlags
+from .model import AccountState, Environment, Reason, Restriction, ServiceFlags
 from .outcome import Outcome
 
 _SETTLED_CASH_MARKERS = ("cash_up_front", "free_rid", "freerid", "cash_available", "settled", "good_faith", "gfv")
@@ -35,6 +35,8 @@ def check_gates(
     *,
     opening: bool = True,
 ) -> None:
+    for reason in connection_reasons(flags):
+        out.add(reason.code, reason.severity, reason.message)
     declared = flags.requested_environment or account.environment
     actual = actual_environment(account)
     if declared != account.environment or (actual is not None and actual != declared):
@@ -61,6 +63,15 @@ def check_gates(
     if flags.missing_disclosures:
         missing = ", ".join(flags.missing_disclosures)
         out.add("DISCLOSURES_NOT_ACKNOWLEDGED", "block", f"disclosures not acknowledged: {missing}")
+
+
+def connection_reasons(flags: ServiceFlags) -> tuple[Reason, ...]:
+    """The gate of the connection itself, which needs no account state: a connection that is not enabled
+    blocks every order (the service asks this first and decides nothing more)."""
+    if flags.connection_enabled:
+        return ()
+    return (Reason(code="CONNECTION_NOT_ENABLED", severity="block",
+                   message="the connection is not enabled: verify the connection and acknowledge its disclosures"),)
 
 
 def snapshot_age(account: AccountState, now: datetime) -> Decimal | None:

@@ -207,9 +207,12 @@ class AccountState(_Frozen):
 
 
 class ServiceFlags(_Frozen):
-    """Service-level state around the rules: halt switch, disclosures, declared request environment."""
+    """Service-level state around the rules: halt switch, disclosures, declared request environment, and
+    whether the connection the order came on is enabled (the registry: verified and its disclosures
+    acknowledged)."""
 
     trading_halted: bool = False
+    connection_enabled: bool = True
     missing_disclosures: tuple[str, ...] = ()
     requested_environment: Environment | None = None
 
