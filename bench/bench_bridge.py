@@ -149,7 +149,7 @@ async def main_async(args: argparse.Namespace) -> int:
     from cpsim.testing import start_cpsim
     from ibkr_testkit.servers import start_nats
 
-    sim = start_cpsim()
+    sim = start_cpsim(latency=False)  # the benchmark measures our overhead, not the gateway's round trips
     server = start_nats()
     try:
         rows = await overhead(sim.url, server.url, args.requests)

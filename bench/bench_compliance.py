@@ -83,7 +83,7 @@ async def main_async(args: argparse.Namespace) -> int:
     from ibkr_testkit.processes import service_env, start_service
     from ibkr_testkit.servers import start_nats
 
-    sim = start_cpsim()
+    sim = start_cpsim(latency=False)  # the benchmark measures our overhead, not the gateway's round trips
     server = start_nats()
     folder = Path(tempfile.mkdtemp(prefix="bench-compliance-"))
     procs = []

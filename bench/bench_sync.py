@@ -303,7 +303,7 @@ async def main(args: argparse.Namespace) -> int:
     from ibkr_testkit.servers import start_nats
 
     nats = start_nats()
-    cpsim = start_cpsim(extra_args=["--no-walk"])
+    cpsim = start_cpsim(extra_args=["--no-walk"], latency=False)  # our overhead, not the gateway's round trips
     db_url, pg = pg_url()
     sim = Sim(cpsim.url)
     scheme, rest = cpsim.url.split("://", 1)

@@ -71,7 +71,11 @@ class Stack:
 
 
 def start_stack(root: Path, timeout: float = 120) -> Stack:
-    """Start the stack in `root` and wait for its `.var/stack.json`; freeze AAPL's price."""
+    """Start the stack in `root` and wait for its `.var/stack.json`; open the market, freeze AAPL's price.
+
+    `make run`'s cpsim keeps exchange hours, as a paper account does; these tests follow orders to their
+    fills, so the market is opened around the clock, whatever the time of day the suite runs.
+    """
     with open(root / "devstack.log", "wb") as log:  # a file, not a pipe: a full pipe would stall the stack
         proc = subprocess.Popen([sys.executable, "-m", "ibkr_devstack"], cwd=root, env=clean_env(), stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -84,6 +88,7 @@ def start_stack(root: Path, timeout: float = 120) -> Stack:
             raise AssertionError("the stack did not start:\n" + stack.log()[-3000:])
         time.sleep(0.2)
     stack = Stack(root, proc, json.loads(path.read_text()))
+    stack.sim("POST", "market_hours", {"mode": "always"})
     stack.sim("POST", "market", {"walk": False})
     stack.sim("POST", "prices", {"AAPL": AAPL})
     return stack

@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import httpx
 import pytest
 
-from cpsim.testing import ACCOUNT as ACCT
+
+def test_sequential_calls_are_paced_to_ten_a_second_never_refused(http: httpx.Client) -> None:
+    """The issue's third-party client: one call at a time, as fast as it can, latency off (the worst case)."""
+    http.post("/sim/latency", json={"enabled": False})
+    http.post("/sim/limits", json={"enabled": True, "penalty_s": 600})
+    started = time.monotonic()
+    codes = [http.post("/v1/api/iserver/auth/status").status_code for _ in range(25)]
+    elapsed = time.monotonic() - started
+    assert codes == [200] * 25
+    assert elapsed >= 1.3  # 10 at once from the bucket, then one per 100 ms: the gateway paced them
+    limits = http.get("/sim/state").json()["limits"]
+    assert limits["violations"] == 0 and limits["paced"] >= 14 and limits["penalty_until"] == {}
 
 
-def test_eleventh_request_in_a_second_is_429_with_empty_body_and_penalty(http: httpx.Client) -> None:
+def test_a_burst_above_the_limit_is_429_with_empty_body_and_penalty(http: httpx.Client) -> None:
     http.post("/sim/limits", json={"enabled": True, "penalty_s": 600})
     http.post("/sim/clock", json={"now": "2026-03-03T15:00:00Z"})
-    http.post("/v1/api/tickle")  # keep the session alive on the moved clock
-    codes = []
-    state_now = http.get("/sim/clock").json()["now"]
-    http.post("/sim/clock", json={"now": state_now})
-    for _ in range(12):
-        codes.append(http.get(f"/v1/api/portfolio/{ACCT}/ledger").status_code)
-    assert 429 in codes
-    r = http.get("/v1/api/iserver/accounts")
-    assert r.status_code == 429 and r.content == b"" and "retry-after" not in r.headers
+    http.post("/sim/login")  # a session on the moved clock
+
+    async def burst() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
+        async with httpx.AsyncClient(base_url=str(http.base_url), verify=False, timeout=20, limits=limits) as c:
+            return await asyncio.gather(*(c.post("/v1/api/iserver/auth/status") for _ in range(40)))
+
+    answers = asyncio.run(burst())
+    refused = [r for r in answers if r.status_code == 429]
+    assert refused and all(r.content == b"" and "retry-after" not in r.headers for r in refused)
+    assert sum(r.status_code == 200 for r in answers) >= 10
+    r = http.get("/v1/api/iserver/accounts")  # even one polite call now: the caller is in the penalty box
+    assert r.status_code == 429 and r.content == b""
     assert http.get("/sim/state").status_code == 200  # /sim is never limited
+    assert http.get("/sim/state").json()["limits"]["violations"] >= 1
     http.post("/sim/clock", json={"advance_s": 601})
     http.post("/sim/login")
     assert http.get("/v1/api/iserver/accounts").status_code == 200

@@ -117,6 +117,7 @@ def test_crossing_new_york_midnight_ends_brokerage_session(http: httpx.Client) -
 
 
 def test_session_ends_after_24_hours(http: httpx.Client) -> None:
+    http.post("/sim/latency", json={"enabled": False})  # ~740 calls: the real time they take moves the sim clock
     http.post("/sim/clock", json={"now": "2026-03-03T14:00:00Z"})
     http.post("/sim/login")
     seen = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from cpsim.accounts import Account, Position
 from cpsim.clock import SimClock
 from cpsim.fills import chunk, combo_quote, match, parse_combo, triggered
@@ -42,19 +44,45 @@ def test_token_bucket_allows_capacity_then_refills_with_time() -> None:
     assert b.take(T0 + timedelta(milliseconds=100))
 
 
-def test_global_limit_is_ten_per_second_and_violation_starts_penalty_box() -> None:
+def test_global_pacing_holds_a_sequential_caller_and_never_refuses_it() -> None:
     rl = RateLimiter(penalty_s=600)
-    assert all(rl.allow("GET", "/iserver/accounts", T0, "c") for _ in range(10))
-    assert not rl.allow("GET", "/iserver/accounts", T0, "c")
-    assert not rl.allow("GET", "/iserver/accounts", T0 + timedelta(seconds=599), "c")
-    assert rl.allow("GET", "/iserver/accounts", T0 + timedelta(seconds=601), "c")
+    now, waits = T0, []
+    for _ in range(40):  # one call at a time: each waits for its answer before the next
+        wait = rl.admit("GET", "/iserver/accounts", now, "c")
+        assert wait is not None
+        waits.append(wait)
+        now += timedelta(seconds=wait + 0.002)  # its pacing, then a 2 ms round trip
+        rl.release()
+    assert waits[:10] == [0.0] * 10 and all(0 < w <= 0.1 for w in waits[10:])
+    assert rl.violations == 0 and rl.pacer.paced == 30
+
+
+def test_a_burst_beyond_ten_in_flight_is_refused_and_starts_the_penalty_box() -> None:
+    rl = RateLimiter(penalty_s=600)
+    assert all(rl.admit("GET", "/iserver/accounts", T0, "c") == 0.0 for _ in range(10))  # none answered yet
+    assert rl.admit("GET", "/iserver/accounts", T0, "c") is None
+    assert rl.violations == 1
+    for _ in range(10):
+        rl.release()
+    assert rl.admit("GET", "/iserver/accounts", T0 + timedelta(seconds=599), "c") is None
+    assert rl.admit("GET", "/iserver/accounts", T0 + timedelta(seconds=601), "c") == 0.0
+
+
+def test_a_few_callers_at_once_are_paced_in_turn() -> None:
+    rl = RateLimiter(penalty_s=600)
+    for _ in range(10):
+        rl.admit("GET", "/iserver/accounts", T0, "c")
+        rl.release()
+    waits = [rl.admit("GET", "/iserver/accounts", T0, "c") for _ in range(3)]  # three clients, one call each
+    assert waits == pytest.approx([0.1, 0.2, 0.3])
 
 
 def test_live_orders_limit_is_one_per_five_seconds() -> None:
     rl = RateLimiter(penalty_s=0)
-    assert rl.allow("GET", "/iserver/account/orders", T0)
-    assert not rl.allow("GET", "/iserver/account/orders", T0 + timedelta(seconds=4))
-    assert rl.allow("GET", "/iserver/account/orders", T0 + timedelta(seconds=9))
+    assert rl.admit("GET", "/iserver/account/orders", T0) == 0.0
+    rl.release()
+    assert rl.admit("GET", "/iserver/account/orders", T0 + timedelta(seconds=4)) is None
+    assert rl.admit("GET", "/iserver/account/orders", T0 + timedelta(seconds=9)) == 0.0
 
 
 def test_endpoint_table_covers_tickle_validate_and_portfolio_accounts() -> None:
@@ -66,7 +94,7 @@ def test_endpoint_table_covers_tickle_validate_and_portfolio_accounts() -> None:
 
 def test_disabled_limiter_never_refuses() -> None:
     rl = RateLimiter(enabled=False)
-    assert all(rl.allow("GET", "/iserver/account/orders", T0) for _ in range(100))
+    assert all(rl.admit("GET", "/iserver/account/orders", T0) == 0.0 for _ in range(100))
 
 
 # ---- session -----------------------------------------------------------------------------------

@@ -58,3 +58,21 @@ def test_run_names_carry_the_xdist_worker(monkeypatch: pytest.MonkeyPatch, worke
     assert names.conn.endswith(suffix) and names.database.endswith(suffix)
     assert names.stream.endswith(suffix.upper()) and names.app_role.endswith(suffix)
     assert new_run_id() != run_id
+
+
+def test_cpsim_gateways_are_two_gateways_of_one_process(cpsim_gateways: dict[str, str]) -> None:
+    import httpx
+
+    assert set(cpsim_gateways) == {"paper", "live"}
+    names = {}
+    for name, url in cpsim_gateways.items():
+        httpx.post(f"{url}/sim/reset", verify=False, timeout=10).raise_for_status()
+        state = httpx.get(f"{url}/sim/state", verify=False, timeout=10).json()
+        names[name] = (state["gateway"]["name"], list(state["accounts"]), state["market_hours"]["mode"])
+    assert names == {"paper": ("paper", ["DU1234567"], "always"), "live": ("live", ["U1234567"], "always")}
+
+
+def test_cpsim_no_latency_turns_the_model_off_for_one_test(cpsim_no_latency: str) -> None:
+    import httpx
+
+    assert httpx.get(f"{cpsim_no_latency}/sim/latency", verify=False, timeout=10).json()["enabled"] is False

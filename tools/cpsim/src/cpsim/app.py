@@ -7,7 +7,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cpsim import routes_contracts, routes_orders, routes_portfolio, routes_session, routes_sim
+from cpsim import (
+    routes_contracts,
+    routes_orders,
+    routes_portfolio,
+    routes_session,
+    routes_sim,
+    routes_sim_timing,
+)
 from cpsim.config import SimConfig
 from cpsim.middleware import GatewayMiddleware
 from cpsim.state import SimState
@@ -46,6 +53,7 @@ def build_app(config: SimConfig | None = None) -> SimApp:
         + routes_orders.routes(state)
         + routes_contracts.routes(state)
         + routes_sim.routes(state)
+        + routes_sim_timing.routes(state)
     )
     app = Starlette(routes=routes, exception_handlers={ApiError: _api_error, Exception: _internal})
     app.state.sim = state

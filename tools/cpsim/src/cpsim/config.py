@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+MARKET_HOURS = ("exchange", "always")
 REGION_TZ: dict[str, str] = {"us": "America/New_York", "eu": "Europe/Zurich", "asia": "Asia/Hong_Kong"}
 
 
@@ -22,8 +23,16 @@ class SimConfig:
     partial_fill_threshold: orders larger than this fill in chunks of this size, one chunk per sim second.
     price_constraint_pct: a limit price further than this from the last price asks question o163.
     reply_ttl_s: a question's reply id expires after this long (sim clock).
-    market_hours: "always" (orders work around the clock) or "rth" (09:30-16:00 New York, weekdays).
+    market_hours: "exchange" (the default, as a paper account trades: regular hours 09:30-16:00 New York,
+        Monday to Friday, on the sim clock; `outsideRTH` orders also 04:00-20:00) or "always" (orders work
+        around the clock). "rth" is the former name of "exchange". /sim/market_hours changes it at run time
+        and /sim/reset brings this value back.
     walk: whether unpinned prices move on the seeded random walk (one step per sim second).
+    latency: whether answers take the per-endpoint time of `latency.py` (on by default; off for benchmarks
+        and tests that ask for speed); latency_scale multiplies it. /sim/latency changes both at run time.
+    name: the gateway's name when one process serves several (`--gateway paper:5000 --gateway live:5001`).
+    accounts: the accounts of the gateway's login (the first is selected); `/sim/reset` without `accounts`
+        brings them back. username: the login's name (`sso/validate`); paper when every account is `D...`.
     """
 
     host: str = "127.0.0.1"
@@ -38,10 +47,20 @@ class SimConfig:
     partial_fill_threshold: Decimal = Decimal(1000)
     price_constraint_pct: Decimal = Decimal(3)
     reply_ttl_s: float = 120.0
-    market_hours: str = "always"
+    market_hours: str = "exchange"
     walk: bool = True
+    latency: bool = True
+    latency_scale: float = 1.0
+    name: str = "paper"
+    accounts: tuple[str, ...] = ("DU1234567",)
+    username: str = "paperuser1"
     request_log_size: int = 5000
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def paper(self) -> bool:
+        """A paper login: every account is a `D...` (demo) account."""
+        return all(a.startswith("D") for a in self.accounts)
 
     @property
     def timezone(self) -> str:

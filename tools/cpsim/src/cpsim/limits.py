@@ -1,4 +1,15 @@
-"""Rate limits of REFERENCE section 3: token buckets on the sim clock and a penalty box."""
+"""Rate limits of REFERENCE section 3: token buckets on the sim clock, the gateway's pacing and a penalty box.
+
+Global pacing (REFERENCE section 3): IBKR's backend allows 50 req/s per username, and "requests through
+the CP Gateway are limited to 10 req/s" -- the gateway paces what it forwards. cpsim models it so: the
+global bucket holds 10 tokens refilled at 10/s; a call that finds it empty is held until the next token
+(the gateway's pacing), so a client that waits for each answer is slowed to 10/s and never refused. A
+true burst -- a call arriving while the bucket is empty and 10 or more calls are already in the gateway
+(admitted, paced or being answered) -- is answered 429 with an empty body and puts the caller's address
+in the penalty box (10 or 15 minutes, REFERENCE: CONFLICT; default 600 s). The per-endpoint table is
+IBKR's published one and is not paced: a second live-orders call within 5 s is a 429 and a penalty, as
+IBKR documents.
+"""
 
 from __future__ import annotations
 
@@ -58,41 +69,89 @@ def endpoint_rule(method: str, path: str) -> tuple[str, float, float] | None:
 
 
 @dataclass
+class Pacer:
+    """The gateway's global pacing: a 10-token bucket whose deficit is a queue (see the module docstring)."""
+
+    rate: float = GLOBAL_RATE
+    capacity: float = GLOBAL_RATE
+    tokens: float = GLOBAL_RATE
+    stamp: datetime | None = None
+    in_flight: int = 0  # calls admitted and not yet answered (paced ones included)
+    paced: int = 0  # calls that were held for a token
+
+    def admit(self, now: datetime) -> float | None:
+        """Seconds the call waits for its token (0: none), or None for a burst (429)."""
+        if self.stamp is not None:
+            elapsed = (now - self.stamp).total_seconds()
+            if elapsed > 0:
+                self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
+        self.stamp = now
+        if self.tokens < 1 and self.in_flight >= self.capacity:
+            return None
+        self.tokens -= 1
+        if self.tokens >= 0:
+            return 0.0
+        self.paced += 1
+        return -self.tokens / self.rate
+
+    def refund(self) -> None:
+        """Give back the token of a call refused after it was taken."""
+        self.tokens = min(self.capacity, self.tokens + 1)
+
+
+@dataclass
 class RateLimiter:
-    """10 req/s global plus the per-endpoint table; a violation puts the caller in the penalty box."""
+    """The gateway's 10 req/s pacing plus the per-endpoint table; a violation puts the caller in the penalty box.
+
+    `admit` decides a call (a wait in seconds, or None for 429) and counts it in flight until `release`.
+    """
 
     enabled: bool = True
     penalty_s: float = 600.0
-    global_bucket: TokenBucket = field(default_factory=lambda: TokenBucket(GLOBAL_RATE, GLOBAL_RATE))
+    pacer: Pacer = field(default_factory=Pacer)
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
     penalty_until: dict[str, datetime] = field(default_factory=dict)
     violations: int = 0
 
-    def allow(self, method: str, path: str, now: datetime, client: str = "") -> bool:
-        """Whether a call to `path` (relative to /v1/api) may proceed; False means answer 429."""
+    def admit(self, method: str, path: str, now: datetime, client: str = "") -> float | None:
+        """Whether a call to `path` (relative to /v1/api) may proceed: seconds to hold it, or None (429).
+
+        An admitted call is in flight until `release()`; a refused one is not.
+        """
         if not self.enabled:
-            return True
+            self.pacer.in_flight += 1
+            return 0.0
         until = self.penalty_until.get(client)
         if until is not None:
             if now < until:
-                return False
+                return None
             del self.penalty_until[client]
-        ok = self.global_bucket.take(now)
+        wait = self.pacer.admit(now)
         rule = endpoint_rule(method, path)
+        ok = wait is not None
         if ok and rule is not None:
             key, n, per = rule
             bucket = self.buckets.get(key)
             if bucket is None:
                 bucket = self.buckets[key] = TokenBucket(n / per, n)
             ok = bucket.take(now)
+            if not ok:
+                self.pacer.refund()
         if not ok:
             self.violations += 1
             if self.penalty_s > 0:
                 self.penalty_until[client] = now + timedelta(seconds=self.penalty_s)
-        return ok
+            return None
+        self.pacer.in_flight += 1
+        return wait
+
+    def release(self) -> None:
+        """An admitted call was answered."""
+        self.pacer.in_flight = max(0, self.pacer.in_flight - 1)
 
     def clear(self) -> None:
-        """Forget buckets and penalties."""
-        self.global_bucket = TokenBucket(GLOBAL_RATE, GLOBAL_RATE)
+        """Forget buckets and penalties (calls still in flight stay counted)."""
+        in_flight = self.pacer.in_flight
+        self.pacer = Pacer(in_flight=in_flight)
         self.buckets.clear()
         self.penalty_until.clear()

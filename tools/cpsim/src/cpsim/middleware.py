@@ -82,11 +82,10 @@ class GatewayMiddleware:
         await self._serve(scope, receive, send, path, log)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, path: str, log: Any) -> None:
-        """The call as the gateway serves it: 411, pacing, the session, then the route."""
+        """The call as the gateway serves it: 411, pacing, latency, the session, then the route."""
         state = self.state
         method: str = scope["method"]
         now = state.clock.now()
-        status_box = [0]
         if method == "POST":
             headers = dict(scope["headers"])
             if b"content-length" not in headers and b"transfer-encoding" not in headers:
@@ -94,24 +93,50 @@ class GatewayMiddleware:
                 await _respond(send, 411, b"Length Required", b"text/plain")
                 return
         client = scope.get("client")
-        if not state.limits.allow(method, path[len(API) :], now, client[0] if client else ""):
+        limits = state.limits
+        wait = limits.admit(method, path[len(API) :], now, client[0] if client else "")
+        if wait is None:
             log(429)
             await _respond(send, 429)
             return
+        try:
+            if wait > 0:
+                await asyncio.sleep(wait)  # the gateway paces what it forwards (limits.py)
+            delay = state.latency.delay_s(method, path[len(API) :])
+            if delay > 0:
+                await asyncio.sleep(delay / 2)  # the request on its way to IBKR
+            status = await self._route(scope, receive, send, delay / 2)
+        finally:
+            limits.release()
+        log(status)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send, answer_delay: float) -> int:
+        """Session expiry, fills, then the route; its answer is held `answer_delay` s (on its way back)."""
+        state = self.state
+        now = state.clock.now()
         state.session.expire(now)
         try:
             trading.tick(state, now)
         except Exception as exc:  # a tick must never take a request down
             print(f"cpsim: tick failed: {exc!r}", file=sys.stderr)
         state.session.touch(now)
+        status_box = [0]
+        held: list[Message] = []
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_box[0] = message["status"]
-            await send(message)
+            if answer_delay > 0:
+                held.append(message)
+            else:
+                await send(message)
 
         await self._guarded(scope, receive, send_wrapper)
-        log(status_box[0] or 500)
+        if held:
+            await asyncio.sleep(answer_delay)
+            for message in held:
+                await send(message)
+        return status_box[0] or 500
 
     async def _answer_lost(self, scope: Scope, receive: Receive, send: Send, path: str, fault: Fault,
                            log: Any) -> None:

@@ -12,7 +12,7 @@ from starlette.routing import Route
 from cpsim import trading
 from cpsim.accounts import Account, Position
 from cpsim.sim_state import dump_state
-from cpsim.state import DEFAULT_ACCOUNT, Fault, SimState
+from cpsim.state import Fault, SimState
 from cpsim.web import (
     ok,
     sim_bool,
@@ -202,7 +202,8 @@ def routes(state: SimState) -> list[Route]:
             for i, spec in enumerate(specs):
                 where = f"accounts[{i}]."
                 spec = {"id": spec} if isinstance(spec, str) else sim_object(spec, where.rstrip("."))
-                accounts.append((sim_str(spec.get("id", DEFAULT_ACCOUNT), where + "id"), account_fields(spec, where)))
+                account_id = sim_str(spec.get("id", state.config.accounts[0]), where + "id")
+                accounts.append((account_id, account_fields(spec, where)))
         state.reset(seed, [{"id": a} for a, _ in accounts] if accounts else None, keep_clock)
         for account_id, fields in accounts:
             apply_account_fields(state, state.accounts[account_id], fields)

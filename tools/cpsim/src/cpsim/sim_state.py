@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from cpsim import hours
 from cpsim.state import SimState
 
 
@@ -83,12 +84,27 @@ def dump_state(state: SimState) -> dict[str, Any]:
             "now": now,
             "clock_offset_s": state.clock.offset_s,
             "seed": state.seed,
+            "gateway": {
+                "name": state.config.name,
+                "username": state.config.username,
+                "paper": state.config.paper,
+                "accounts": list(state.config.accounts),
+            },
+            "latency": {
+                "enabled": state.latency.enabled,
+                "scale": state.latency.scale,
+                "jitter": state.latency.jitter,
+                "overrides": state.latency.overrides,
+            },
+            "market_hours": hours.describe(state.market_hours, now),
             "config": {
                 "region": state.config.region,
                 "timezone": state.config.timezone,
                 "idle_timeout_s": state.config.idle_timeout_s,
                 "max_session_age_s": state.config.max_session_age_s,
                 "market_hours": state.config.market_hours,
+                "latency": state.config.latency,
+                "latency_scale": state.config.latency_scale,
                 "partial_fill_threshold": state.config.partial_fill_threshold,
             },
             "session": {
@@ -112,6 +128,8 @@ def dump_state(state: SimState) -> dict[str, Any]:
                 "enabled": state.limits.enabled,
                 "penalty_s": state.limits.penalty_s,
                 "violations": state.limits.violations,
+                "paced": state.limits.pacer.paced,
+                "in_flight": state.limits.pacer.in_flight,
                 "penalty_until": state.limits.penalty_until,
             },
             "selected_account": state.selected,

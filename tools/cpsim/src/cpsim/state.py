@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 from cpsim.accounts import Account
 from cpsim.clock import SimClock
 from cpsim.config import SimConfig
+from cpsim.hours import normalise_mode
+from cpsim.latency import Latency
 from cpsim.limits import RateLimiter
 from cpsim.market import Market
 from cpsim.orders import OrderBook
@@ -47,7 +49,10 @@ class Fault:
 
 
 class SimState:
-    """Clock, market, session, limits, accounts, orders, faults and the request log."""
+    """Clock, market, session, limits, latency, market hours, accounts, orders, faults and the request log.
+
+    One per gateway: a process serving several gateways (`--gateway`) holds one SimState for each.
+    """
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
@@ -57,7 +62,8 @@ class SimState:
     def reset(
         self, seed: int | None = None, accounts: list[dict[str, Any]] | None = None, keep_clock: bool = False
     ) -> None:
-        """Fresh state: one paper margin account DU1234567 with 1,000,000 USD, brokerage session open."""
+        """Fresh state: the gateway's accounts (by default one paper margin account DU1234567 with
+        1,000,000 USD), brokerage session open, latency and market hours as configured."""
         if not keep_clock:
             self.clock.reset()
         now = self.clock.now()
@@ -68,8 +74,11 @@ class SimState:
         self.session = Session(cfg.timezone, cfg.idle_timeout_s, cfg.max_session_age_s)
         self.session.login(now)
         self.limits = RateLimiter(enabled=True, penalty_s=cfg.penalty_s)
+        self.latency = Latency(enabled=cfg.latency, scale=cfg.latency_scale, seed=self.seed)
+        self.market_hours = normalise_mode(cfg.market_hours)
+        self.hours_state: tuple[bool, bool] | None = None  # (regular, extended) open at the last tick
         self.accounts: dict[str, Account] = {}
-        for spec in accounts or [{"id": DEFAULT_ACCOUNT}]:
+        for spec in accounts or [{"id": a} for a in cfg.accounts]:
             acct = Account(str(spec.get("id", DEFAULT_ACCOUNT)))
             self.accounts[acct.account_id] = acct
         self.selected = next(iter(self.accounts))

@@ -1,9 +1,15 @@
-"""Start cpsim as a subprocess for tests: `with start_cpsim() as sim: httpx.get(sim.api_url + "/tickle")`."""
+"""Start cpsim as a subprocess for tests: `with start_cpsim() as sim: httpx.get(sim.api_url + "/tickle")`.
+
+Tests get the market open around the clock by default (`market_hours="always"`), so nothing depends on
+the time of day a suite runs; a test about exchange hours asks for `market_hours="exchange"` (or posts
+`/sim/market_hours`). Latency is on, as cpsim's default; `latency=False` for speed.
+"""
 
 from __future__ import annotations
 
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -13,6 +19,30 @@ from types import TracebackType
 from typing import Any
 
 READY = "cpsim listening on "
+GATEWAY_LINE = re.compile(r"^cpsim gateway (?P<name>\S+) listening on (?P<url>\S+)$")
+
+
+@dataclass(frozen=True)
+class GatewayUrls:
+    """One gateway of a cpsim process: `url`, `api_url` (+ /v1/api), `sim_url` (+ /sim), `port`."""
+
+    name: str
+    url: str
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the Client Portal paths."""
+        return self.url + "/v1/api"
+
+    @property
+    def sim_url(self) -> str:
+        """Base URL of this gateway's control API."""
+        return self.url + "/sim"
+
+    @property
+    def port(self) -> int:
+        """The TCP port it listens on."""
+        return int(self.url.rsplit(":", 1)[1])
 
 
 @dataclass
@@ -22,6 +52,8 @@ class CpsimHandle:
     url: str
     process: subprocess.Popen[str]
     output: list[str] = field(default_factory=list)
+    #: every gateway of the process by name (`{"paper": ...}` for a single one)
+    gateways: dict[str, GatewayUrls] = field(default_factory=dict)
 
     @property
     def api_url(self) -> str:
@@ -63,11 +95,31 @@ def start_cpsim(
     extra_args: list[str] | None = None,
     timeout: float = 30.0,
     env: dict[str, Any] | None = None,
+    *,
+    market_hours: str | None = "always",
+    latency: bool = True,
+    gateways: list[str] | None = None,
 ) -> CpsimHandle:
-    """Run `python -m cpsim` (port None: a free one) and wait for its ready line."""
-    cmd = [sys.executable, "-m", "cpsim", "--port", str(port or 0), "--host", host, "--seed", str(seed)]
+    """Run `python -m cpsim` (port None: a free one) and wait for its ready line.
+
+    market_hours: "always" (the default for tests: the market is open whatever the time), "exchange"
+    (cpsim's own default, as a paper account: 09:30-16:00 New York on weekdays) or None (cpsim's default).
+    latency: False passes `--no-latency` (answers at once, for tests that ask for speed).
+    gateways: several gateways in one process, as `NAME:PORT[:ACCOUNT,...]` (port 0: a free one), e.g.
+    `["paper:0", "live:0:U1234567"]`; `handle.gateways[name]` has each one's URLs.
+    """
+    cmd = [sys.executable, "-m", "cpsim", "--host", host, "--seed", str(seed)]
+    if gateways:
+        for spec in gateways:
+            cmd += ["--gateway", spec]
+    else:
+        cmd += ["--port", str(port or 0)]
     if not https:
         cmd.append("--http")
+    if market_hours is not None:
+        cmd += ["--market-hours", market_hours]
+    if not latency:
+        cmd.append("--no-latency")
     cmd += extra_args or []
     proc = subprocess.Popen(
         cmd,
@@ -88,6 +140,7 @@ def start_cpsim(
 
     threading.Thread(target=pump, daemon=True, name="cpsim-output").start()
     deadline = time.monotonic() + timeout
+    found: dict[str, GatewayUrls] = {}
     while time.monotonic() < deadline:
         try:
             line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
@@ -95,8 +148,12 @@ def start_cpsim(
             break
         if line is None:
             break
+        named = GATEWAY_LINE.match(line.strip())
+        if named:
+            found[named["name"]] = GatewayUrls(named["name"], named["url"])
         if line.startswith(READY):
-            return CpsimHandle(line[len(READY) :].strip(), proc, output)
+            url = line[len(READY) :].strip()
+            return CpsimHandle(url, proc, output, found or {"paper": GatewayUrls("paper", url)})
     proc.kill()
     raise RuntimeError("cpsim did not start: " + "".join(output)[-2000:])
 

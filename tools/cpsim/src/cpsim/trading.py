@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
-from cpsim import fills, questions
+from cpsim import fills, hours, questions
 from cpsim.accounts import Account, Position, commission
 from cpsim.market import SPREAD_CONID, Instrument, Quote
 from cpsim.orders import Order, Pending
@@ -16,7 +15,6 @@ from cpsim.orders import Order, Pending
 if TYPE_CHECKING:
     from cpsim.state import SimState
 
-NY = ZoneInfo("America/New_York")
 Reply = tuple[int, Any]
 
 
@@ -37,12 +35,9 @@ def _dec(value: Any, name: str) -> Decimal:
         raise OrderError(f"Bad Request: {name} must be a number", 500) from exc
 
 
-def market_open(state: SimState, now: datetime) -> bool:
-    """Whether orders can fill now (always, unless market_hours is `rth`)."""
-    if state.config.market_hours != "rth":
-        return True
-    local = now.astimezone(NY)
-    return local.weekday() < 5 and time(9, 30) <= local.time() < time(16, 0)
+def market_open(state: SimState, now: datetime, outside_rth: bool = False) -> bool:
+    """Whether an order can work now: always in `always` mode, else in exchange hours (`hours.py`)."""
+    return hours.is_open(state.market_hours, now, outside_rth)
 
 
 def _draft(state: SimState, raw: Any, account: str) -> dict[str, Any]:
@@ -276,7 +271,7 @@ def _held(state: SimState, o: Order, now: datetime) -> bool:
         o.parent_coid in state.book.by_coid and state.book.by_coid[o.parent_coid].status == "Filled"
     ):
         return True
-    return not market_open(state, now) and not o.outside_rth
+    return not market_open(state, now, o.outside_rth)
 
 
 def _resting_status(state: SimState, o: Order, now: datetime) -> str:
@@ -385,8 +380,12 @@ def _record_execution(
 def tick(state: SimState, now: datetime) -> None:
     """Advance the random walk and let working orders fill, trigger or continue partial fills."""
     moved = state.market.step(now)
+    session = (market_open(state, now), market_open(state, now, True))
+    opened, state.hours_state = session != state.hours_state, session
     working = state.book.working()
-    if not working or (not moved and all(o.last_fill_at is None for o in working) and not state.dirty):
+    if not working or (
+        not moved and not opened and all(o.last_fill_at is None for o in working) and not state.dirty
+    ):
         return
     state.dirty = False
     for o in sorted(working, key=lambda x: x.created_at):

@@ -175,11 +175,50 @@ async def nats_client(nats_url: str) -> AsyncIterator[object]:
 
 @pytest.fixture(scope="session")
 def cpsim_url() -> Iterator[str]:
-    """A cpsim (HTTPS) started for this run; `/sim/reset` it in tests that need a clean state."""
+    """A cpsim (HTTPS) started for this run; `/sim/reset` it in tests that need a clean state.
+
+    Its market is open around the clock (`/sim/reset` keeps it so), so a test that needs a fill does
+    not depend on the time of day; a test about exchange hours posts `/sim/market_hours {"mode":
+    "exchange"}`. Latency is on, as in `make run`; `cpsim_no_latency` turns it off for one test.
+    """
     from cpsim.testing import start_cpsim
 
-    handle = start_cpsim()
+    handle = start_cpsim(market_hours="always")
     try:
         yield handle.url
+    finally:
+        handle.stop()
+
+
+@pytest.fixture
+def cpsim_no_latency(cpsim_url: str) -> Iterator[str]:
+    """`cpsim_url` answering at once for this test (a test that asks for speed); latency back on after.
+
+    Ask for it after any fixture that resets the simulator: `/sim/reset` brings the latency back.
+    """
+    import httpx
+
+    def latency(enabled: bool) -> None:
+        # the test's own cpsim, with the self-signed certificate it made at start
+        httpx.post(f"{cpsim_url}/sim/latency", json={"enabled": enabled}, verify=False,  # noqa: S501
+                   timeout=10).raise_for_status()
+
+    latency(False)
+    try:
+        yield cpsim_url
+    finally:
+        latency(True)
+
+
+@pytest.fixture(scope="session")
+def cpsim_gateways() -> Iterator[dict[str, str]]:
+    """One cpsim process serving two gateways, name -> URL: `paper` (account DU1234567, login
+    paperuser1) and `live` (account U1234567, login liveuser1), each with its own session, orders,
+    limits, request log and `/sim` API. Market open around the clock, latency on (as `cpsim_url`)."""
+    from cpsim.testing import start_cpsim
+
+    handle = start_cpsim(gateways=["paper:0", "live:0:U1234567"], market_hours="always")
+    try:
+        yield {name: gw.url for name, gw in handle.gateways.items()}
     finally:
         handle.stop()
