@@ -100,7 +100,7 @@ async def events(nats_client: Any, stack: Stack) -> AsyncIterator[Events]:
     collected = Events()
 
     async def on_msg(msg: Any) -> None:
-        collected.items.append(json.loads(msg.data))
+        collected.items.append({**json.loads(msg.data), "subject": msg.subject})
 
     sub = await nats_client.subscribe(stack.subjects, cb=on_msg)
     yield collected
@@ -229,6 +229,31 @@ async def test_stop_limit_order_sends_limit_as_price_and_stop_as_aux_and_fills_o
     assert done["status"] == "filled" and dec(done["avg_fill_price"]) == Decimal("235.51")
 
 
+async def test_modifying_a_stop_limit_order_sends_the_whole_order_again_with_the_new_stop_and_limit(
+    nats_client: Any, stack: Stack, on_gateway_clock: Any, sqlite_url: str, events: Events
+) -> None:
+    async with on_gateway_clock(sqlite_url):
+        await ready(nats_client, stack)
+        cid = coid("modify")
+        result = await submit(nats_client, stack, order(cid, order_type="STP_LMT", limit_price="236.00",
+                                                        stop_price="235.00", quantity="1"))
+        reply = await call(nats_client, stack, "orders.modify", {
+            "account_id": ACCOUNT, "order_id": result["order_id"], "stop_price": "233.00", "limit_price": "234.00"})
+        assert reply["ok"] and reply["result"]["order_id"] == result["order_id"], reply
+        [change] = [m for m in stack.sim("GET", "/state")["modifications"] if str(m["order_id"]) == result["order_id"]]
+        assert change["body"] == {"acctId": ACCOUNT, "conid": AAPL, "orderType": "STOP_LIMIT", "side": "BUY",
+                                  "quantity": 1, "tif": "DAY", "price": 234.0, "auxPrice": 233.0}
+        gateway = booked(stack, result["order_id"])
+        assert (gateway["status"], gateway["stop"], gateway["limit"]) == ("PreSubmitted", 233.0, 234.0)
+
+        stack.sim("POST", "/prices", {"AAPL": {"bid": 233.49, "ask": 233.51, "last": 233.50}})  # the new stop
+        assert booked(stack, result["order_id"])["status"] == "Filled"
+        done = await synced_order(nats_client, stack, result["order_id"])
+        await events.wait("orders.filled", order_id=result["order_id"])
+    assert (dec(done["stop_price"]), dec(done["limit_price"])) == (Decimal(233), Decimal(234))
+    assert done["status"] == "filled" and dec(done["avg_fill_price"]) == Decimal("233.51")
+
+
 async def _options(nc: Any, stack: Stack, strikes: dict[str, str]) -> dict[str, dict[str, Any]]:
     """AAPL options of a monthly expiry about two months out: `{"230C": {conid, expiry, ...}}`, through the
     bridge's secdef reads (the search first, as the gateway wants)."""
@@ -348,4 +373,6 @@ async def test_positions_close_closes_a_real_position_through_compliance_the_bri
         closed = await events.wait("positions.closed", conid=MSFT)
         gone = await synced_positions(nats_client, stack)
     assert MSFT not in gone
+    assert changed["subject"] == Subjects(stack.conn).event("positions.changed", ACCOUNT)
+    assert closed["subject"] == Subjects(stack.conn).event("positions.closed", ACCOUNT)
     assert dec(closed["payload"]["previous"]["quantity"]) == 6
