@@ -25,6 +25,7 @@ from faststream import TestApp
 
 from ibkr_common.clock import Clock
 from ibkr_compliance.app import build_app
+from ibkr_compliance.rules.hours import xnys
 from ibkr_compliance.settings import ComplianceSettings
 from ibkr_testkit.processes import ServiceProcess, service_env, start_service
 
@@ -73,13 +74,14 @@ class Stack:
 
 
 def regular_hours(now: datetime) -> datetime:
-    """A moment of New York's regular session at or before `now`: 12:00 New York on the latest weekday
-    whose noon has passed (today's when past noon, else the weekday before). cpsim's clock is set there
-    so that orders fill whatever the time of day the suite runs."""
+    """A moment of New York's regular session at or before `now`: 12:00 New York on the latest NYSE session
+    whose noon has passed (today's when past noon, else the session before; early closes are at 13:00).
+    cpsim's clock is set there so that orders fill whatever the time of day the suite runs."""
+    calendar = xnys()
     day = now.astimezone(NY).date()
     while True:
         noon = datetime.combine(day, dtime(12, 0), NY)
-        if day.weekday() < 5 and noon <= now:
+        if calendar.is_session(day) and noon <= now:
             return noon.astimezone(UTC)
         day -= timedelta(days=1)
 

@@ -364,11 +364,19 @@ async def test_positions_close_closes_a_real_position_through_compliance_the_bri
         assert dec(changed["payload"]["position"]["quantity"]) == 6
         assert (await synced_positions(nats_client, stack)).get(MSFT) == 6
 
+        # the rest behind a stop-loss: a SELL stop below the price, through positions.close too
         rest = await call(nats_client, stack, "positions.close",
-                          {"account_id": ACCOUNT, "conid": MSFT, "user_id": "alice",
-                           "client_order_id": (second := coid("close"))}, timeout=60)
-        assert rest["ok"], rest
-        assert received(stack, second, rest["result"]["order_id"])["quantity"] == 6
+                          {"account_id": ACCOUNT, "conid": MSFT, "user_id": "alice", "order_type": "STP",
+                           "stop_price": "415", "client_order_id": (second := coid("close"))}, timeout=60)
+        assert rest["ok"] and rest["result"]["status"] == "submitted", rest
+        sent = received(stack, second, rest["result"]["order_id"])
+        assert sent == {"acctId": ACCOUNT, "conid": MSFT, "orderType": "STP", "side": "SELL", "quantity": 6,
+                        "tif": "DAY", "cOID": second, "price": 415.0}
+        stop = await synced_order(nats_client, stack, rest["result"]["order_id"])
+        assert (stop["status"], dec(stop["stop_price"])) == ("pre_submitted", Decimal(415))
+        assert (await synced_positions(nats_client, stack)).get(MSFT) == 6
+        stack.sim("POST", "/prices", {"MSFT": {"bid": 413.99, "ask": 414.01, "last": 414}})  # through the stop
+        assert booked(stack, rest["result"]["order_id"])["status"] == "Filled"
         await synced_order(nats_client, stack, rest["result"]["order_id"])
         closed = await events.wait("positions.closed", conid=MSFT)
         gone = await synced_positions(nats_client, stack)
@@ -376,3 +384,5 @@ async def test_positions_close_closes_a_real_position_through_compliance_the_bri
     assert changed["subject"] == Subjects(stack.conn).event("positions.changed", ACCOUNT)
     assert closed["subject"] == Subjects(stack.conn).event("positions.closed", ACCOUNT)
     assert dec(closed["payload"]["previous"]["quantity"]) == 6
+    assert [fill["price"] for fill in stack.sim("GET", "/state")["accounts"][ACCOUNT]["executions"]
+            if fill["order_id"] == int(rest["result"]["order_id"])] == [413.99]  # sold at the bid once elected
