@@ -12,7 +12,9 @@ by cpsim's clock); prices stand still (no random walk) and are pinned per test.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -135,13 +137,20 @@ def booked(stack: Stack, order_id: str) -> dict[str, Any]:
     return o  # type: ignore[no-any-return]
 
 
-async def synced_order(nc: Any, stack: Stack, order_id: str) -> dict[str, Any]:
-    """A sync now, then the order as the sync-worker's orders.get reads it back."""
-    await synced(nc, stack)
-    reply = await call(nc, stack, "orders.get", {"account_id": ACCOUNT})
-    assert reply["ok"], reply
-    [found] = [o for o in reply["result"]["orders"] if o["order_id"] == order_id]
-    return found  # type: ignore[no-any-return]
+async def synced_order(nc: Any, stack: Stack, order_id: str, status: str) -> dict[str, Any]:
+    """The order as the sync-worker's orders.get reads it back once a sync saw it in `status`: syncs are
+    asked for until then (within 30 s), since the bridge may answer a sync with a live-orders list read up
+    to 5 s before (IBKR allows one read per 5 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        await synced(nc, stack)
+        reply = await call(nc, stack, "orders.get", {"account_id": ACCOUNT})
+        assert reply["ok"], reply
+        [found] = [o for o in reply["result"]["orders"] if o["order_id"] == order_id]
+        if found["status"] == status or time.monotonic() > deadline:
+            assert found["status"] == status, found
+            return found  # type: ignore[no-any-return]
+        await asyncio.sleep(1)
 
 
 async def synced_positions(nc: Any, stack: Stack) -> dict[int, Decimal]:
@@ -166,7 +175,7 @@ async def test_market_order_is_placed_without_a_price_and_its_fill_reaches_the_s
                         "tif": "DAY", "cOID": cid}
         assert result["decision"] in ("allow", "warn")
         assert booked(stack, result["order_id"])["status"] == "Filled"
-        seen = await synced_order(nats_client, stack, result["order_id"])
+        seen = await synced_order(nats_client, stack, result["order_id"], "filled")
         filled = await events.wait("orders.filled", order_id=result["order_id"])
         opened = await events.wait("positions.opened", conid=AAPL)
     assert (seen["status"], seen["order_type"], seen["client_order_id"]) == ("filled", "MKT", cid)
@@ -187,7 +196,7 @@ async def test_stop_order_carries_its_stop_as_price_rests_until_the_last_price_c
         sent = received(stack, cid, result["order_id"])
         assert sent == {"acctId": ACCOUNT, "conid": AAPL, "orderType": "STP", "side": "BUY", "quantity": 3,
                         "tif": "DAY", "cOID": cid, "price": 235.0}
-        resting = await synced_order(nats_client, stack, result["order_id"])
+        resting = await synced_order(nats_client, stack, result["order_id"], "pre_submitted")
         assert (resting["status"], resting["order_type"]) == ("pre_submitted", "STP")
         assert (dec(resting["stop_price"]), resting["limit_price"]) == (Decimal(235), None)
 
@@ -195,7 +204,7 @@ async def test_stop_order_carries_its_stop_as_price_rests_until_the_last_price_c
         assert booked(stack, result["order_id"])["status"] == "PreSubmitted"
         stack.sim("POST", "/prices", {"AAPL": {"bid": 235.99, "ask": 236.01, "last": 236}})  # elected
         assert booked(stack, result["order_id"])["status"] == "Filled"
-        done = await synced_order(nats_client, stack, result["order_id"])
+        done = await synced_order(nats_client, stack, result["order_id"], "filled")
         await events.wait("orders.filled", order_id=result["order_id"])
     assert done["status"] == "filled" and dec(done["filled_quantity"]) == 3
     assert dec(done["avg_fill_price"]) == Decimal("236.01")  # a market order once elected: the ask
@@ -212,19 +221,19 @@ async def test_stop_limit_order_sends_limit_as_price_and_stop_as_aux_and_fills_o
         sent = received(stack, cid, result["order_id"])
         assert sent == {"acctId": ACCOUNT, "conid": AAPL, "orderType": "STOP_LIMIT", "side": "BUY", "quantity": 2,
                         "tif": "DAY", "cOID": cid, "price": 236.0, "auxPrice": 235.0}
-        resting = await synced_order(nats_client, stack, result["order_id"])
+        resting = await synced_order(nats_client, stack, result["order_id"], "pre_submitted")
         assert (resting["status"], resting["order_type"]) == ("pre_submitted", "STP_LMT")
         assert (dec(resting["limit_price"]), dec(resting["stop_price"])) == (Decimal(236), Decimal(235))
 
         stack.sim("POST", "/prices", {"AAPL": {"bid": 239.99, "ask": 240.01, "last": 240}})  # elected, above limit
         gateway = booked(stack, result["order_id"])
         assert (gateway["status"], gateway["filled"]) == ("Submitted", 0)
-        working = await synced_order(nats_client, stack, result["order_id"])
+        working = await synced_order(nats_client, stack, result["order_id"], "submitted")
         assert working["status"] == "submitted" and not events.of("orders.filled", order_id=result["order_id"])
 
         stack.sim("POST", "/prices", {"AAPL": {"bid": 235.49, "ask": 235.51, "last": 235.50}})  # within the limit
         assert booked(stack, result["order_id"])["status"] == "Filled"
-        done = await synced_order(nats_client, stack, result["order_id"])
+        done = await synced_order(nats_client, stack, result["order_id"], "filled")
         await events.wait("orders.filled", order_id=result["order_id"])
     assert done["status"] == "filled" and dec(done["avg_fill_price"]) == Decimal("235.51")
 
@@ -248,7 +257,7 @@ async def test_modifying_a_stop_limit_order_sends_the_whole_order_again_with_the
 
         stack.sim("POST", "/prices", {"AAPL": {"bid": 233.49, "ask": 233.51, "last": 233.50}})  # the new stop
         assert booked(stack, result["order_id"])["status"] == "Filled"
-        done = await synced_order(nats_client, stack, result["order_id"])
+        done = await synced_order(nats_client, stack, result["order_id"], "filled")
         await events.wait("orders.filled", order_id=result["order_id"])
     assert (dec(done["stop_price"]), dec(done["limit_price"])) == (Decimal(233), Decimal(234))
     assert done["status"] == "filled" and dec(done["avg_fill_price"]) == Decimal("233.51")
@@ -302,7 +311,7 @@ async def test_vertical_spread_is_one_combo_order_whose_legs_fill_as_positions(
         assert sent == {"acctId": ACCOUNT, "conidex": f"{COMBO_CONID};;;{low['conid']}/1,{high['conid']}/-1",
                         "orderType": "LMT", "side": "BUY", "quantity": 2, "tif": "DAY", "cOID": cid, "price": 4.2}
         assert booked(stack, result["order_id"])["status"] == "Filled"
-        done = await synced_order(nats_client, stack, result["order_id"])
+        done = await synced_order(nats_client, stack, result["order_id"], "filled")
         held = await synced_positions(nats_client, stack)
         await events.wait("positions.opened", conid=low["conid"])
         await events.wait("positions.opened", conid=high["conid"])
@@ -333,7 +342,7 @@ async def test_iron_condor_is_one_four_leg_combo_sold_for_a_credit(
                         "cOID": cid, "price": 3.4,
                         "conidex": f"{COMBO_CONID};;;{wing_p}/-1,{short_p}/1,{short_c}/1,{wing_c}/-1"}
         assert booked(stack, result["order_id"])["status"] == "Filled"  # the combo bid: 2.40+3.90-1.05-1.85
-        done = await synced_order(nats_client, stack, result["order_id"])
+        done = await synced_order(nats_client, stack, result["order_id"], "filled")
         held = await synced_positions(nats_client, stack)
     assert done["status"] == "filled" and dec(done["filled_quantity"]) == 1
     assert [held.get(c) for c in (wing_p, short_p, short_c, wing_c)] == [1, -1, -1, 1]
@@ -346,7 +355,7 @@ async def test_positions_close_closes_a_real_position_through_compliance_the_bri
         await ready(nats_client, stack)
         bought = await submit(nats_client, stack, order(coid("buy"), instrument={"conid": MSFT}, order_type="MKT",
                                                         limit_price=None, quantity="10"))
-        await synced_order(nats_client, stack, bought["order_id"])
+        await synced_order(nats_client, stack, bought["order_id"], "filled")
         assert (await synced_positions(nats_client, stack)).get(MSFT) == 10
 
         part = await call(nats_client, stack, "positions.close",
@@ -358,7 +367,7 @@ async def test_positions_close_closes_a_real_position_through_compliance_the_bri
         assert sent == {"acctId": ACCOUNT, "conid": MSFT, "orderType": "MKT", "side": "SELL", "quantity": 4,
                         "tif": "DAY", "cOID": first}
         assert booked(stack, part["result"]["order_id"])["status"] == "Filled"
-        reduced = await synced_order(nats_client, stack, part["result"]["order_id"])
+        reduced = await synced_order(nats_client, stack, part["result"]["order_id"], "filled")
         assert reduced["status"] == "filled" and reduced["side"] == "SELL"
         changed = await events.wait("positions.changed", conid=MSFT)
         assert dec(changed["payload"]["position"]["quantity"]) == 6
@@ -372,12 +381,12 @@ async def test_positions_close_closes_a_real_position_through_compliance_the_bri
         sent = received(stack, second, rest["result"]["order_id"])
         assert sent == {"acctId": ACCOUNT, "conid": MSFT, "orderType": "STP", "side": "SELL", "quantity": 6,
                         "tif": "DAY", "cOID": second, "price": 415.0}
-        stop = await synced_order(nats_client, stack, rest["result"]["order_id"])
+        stop = await synced_order(nats_client, stack, rest["result"]["order_id"], "pre_submitted")
         assert (stop["status"], dec(stop["stop_price"])) == ("pre_submitted", Decimal(415))
         assert (await synced_positions(nats_client, stack)).get(MSFT) == 6
         stack.sim("POST", "/prices", {"MSFT": {"bid": 413.99, "ask": 414.01, "last": 414}})  # through the stop
         assert booked(stack, rest["result"]["order_id"])["status"] == "Filled"
-        await synced_order(nats_client, stack, rest["result"]["order_id"])
+        await synced_order(nats_client, stack, rest["result"]["order_id"], "filled")
         closed = await events.wait("positions.closed", conid=MSFT)
         gone = await synced_positions(nats_client, stack)
     assert MSFT not in gone
