@@ -5,7 +5,7 @@ For each type the test reads what the gateway received (cpsim's log of place-ord
 REFERENCE.md 7.4: `orderType` MKT / LMT / STP / STOP_LIMIT, `price` the limit (LMT, STOP_LIMIT) or the stop
 (STP), `auxPrice` the stop of a STOP_LIMIT, and a combo's `conidex` `28812380;;;{leg}/{ratio},...`.
 
-cpsim's clock is set to noon New York on a weekday (`stack_sim_clock` below), so the orders work in
+cpsim's clock is set to noon New York on an NYSE session (`stack_sim_clock` below), so the orders work in
 regular hours whatever time the suite runs, and compliance runs on that clock too (its quotes are stamped
 by cpsim's clock); prices stand still (no random walk) and are pinned per test.
 """
