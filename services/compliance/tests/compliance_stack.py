@@ -13,8 +13,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -22,9 +25,11 @@ from faststream import TestApp
 
 from ibkr_common.clock import Clock
 from ibkr_compliance.app import build_app
+from ibkr_compliance.rules.hours import xnys
 from ibkr_compliance.settings import ComplianceSettings
 from ibkr_testkit.processes import ServiceProcess, service_env, start_service
 
+NY = ZoneInfo("America/New_York")
 ACCOUNT = "DU1234567"
 AAPL = 265598
 USER = "alice"
@@ -92,19 +97,49 @@ def start_processes(st: Stack, folder: Path, **sync_extra: str) -> None:
         raise
 
 
+def regular_hours(now: datetime) -> datetime:
+    """A moment of New York's regular session at or before `now`: 12:00 New York on the latest NYSE session
+    whose noon has passed (today's when past noon, else the session before; early closes are at 13:00).
+    cpsim's clock is set there so that orders fill whatever the time of day the suite runs."""
+    calendar = xnys()
+    day = now.astimezone(NY).date()
+    while True:
+        noon = datetime.combine(day, dtime(12, 0), NY)
+        if calendar.is_session(day) and noon <= now:
+            return noon.astimezone(UTC)
+        day -= timedelta(days=1)
+
+
+class GatewayClock:
+    """The time on cpsim's clock (real time plus its offset, read once): for a compliance that decides on
+    quotes stamped by a cpsim whose clock was moved, as a real gateway's and ours agree."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.offset = timedelta(seconds=float(stack.sim("GET", "/clock")["offset_s"]))
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
 @pytest.fixture(scope="module")
-def stack(nats_url: str, cpsim_url: str, run_names: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(nats_url: str, cpsim_url: str, run_names: Any, tmp_path_factory: pytest.TempPathFactory,
+          stack_sim_clock: datetime | None) -> Iterator[Stack]:
     """gateway-bridge, sync-worker and session-keeper as subprocesses on a connection of this module
-    (ACCOUNT at option level OPTIONS_LEVEL)."""
+    (ACCOUNT at option level OPTIONS_LEVEL). With `stack_sim_clock` (a module fixture; None by default in
+    conftest.py) cpsim's clock is set to that moment before anything starts, and back to real time after."""
     n = next(_ids)
     conn = f"{run_names.conn}-c{n}"
     st = Stack(conn, f"{run_names.stream}_C{n}", f"ibkr.{conn}.events.>", nats_url, cpsim_url)
-    st.sim("POST", "/reset")
+    if stack_sim_clock is not None:
+        st.sim("POST", "/clock", {"now": stack_sim_clock.isoformat()})
+    st.sim("POST", "/reset", {"keep_clock": stack_sim_clock is not None})
     start_processes(st, tmp_path_factory.mktemp(f"stack{n}"), IBKR_OPTIONS_LEVELS=f"{ACCOUNT}={OPTIONS_LEVEL}")
     try:
         yield st
     finally:
         st.stop()
+        if stack_sim_clock is not None:
+            st.sim("POST", "/reset")  # the real clock again, for the modules after this one
 
 
 def compliance_settings(stack: Stack, database_url: str, **extra: Any) -> ComplianceSettings:

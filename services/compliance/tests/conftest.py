@@ -89,3 +89,10 @@ def et(text: str) -> datetime:
 @pytest.fixture
 def at() -> Callable[[str], datetime]:
     return et
+
+
+@pytest.fixture(scope="module")
+def stack_sim_clock() -> datetime | None:
+    """The moment compliance_stack's `stack` sets cpsim's clock to (None: real time). A module that needs
+    fills overrides it (compliance_stack.regular_hours)."""
+    return None

@@ -77,6 +77,16 @@ def test_live_stop_order_price_is_the_stop_price():
     assert (record.order_type, record.limit_price, record.stop_price) == ("STP", None, Decimal(140))
 
 
+def test_live_stop_order_reads_its_stop_from_aux_price_when_the_list_gives_one():
+    record = order_from_live(live_order(order_type="STOP", price=None, aux_price=Decimal(140)), ACCT)
+    assert (record.order_type, record.limit_price, record.stop_price) == ("STP", None, Decimal(140))
+
+
+def test_live_stop_limit_order_has_its_limit_in_price_and_its_stop_in_aux_price():
+    record = order_from_live(live_order(order_type="Stop Limit", price=Decimal(139), aux_price=Decimal(140)), ACCT)
+    assert (record.order_type, record.limit_price, record.stop_price) == ("STP_LMT", Decimal(139), Decimal(140))
+
+
 def test_order_known_only_from_executions_is_filled_with_average_price():
     record = order_from_trades("77", ACCT, [trade("e1", "77", "10", "100"), trade("e2", "77", "30", "104")])
     assert record.status == "filled"

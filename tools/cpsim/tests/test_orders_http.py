@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -347,3 +349,13 @@ def test_live_orders_list_at_most_the_newest_thousand(ready: httpx.Client) -> No
     orders = ready.get("/v1/api/iserver/account/orders").json()["orders"]
     assert len(orders) == 1000
     assert {o["orderId"] for o in orders} == set(ids[3:])
+
+
+def test_sim_state_reads_back_after_a_day_trade(ready: httpx.Client) -> None:
+    place_confirmed(ready, mkt(4))
+    place_confirmed(ready, mkt(4, side="SELL"))  # closes what opened today: a day trade, kept as a date
+    r = ready.get("/sim/state")
+    assert r.status_code == 200, r.text
+    state = r.json()
+    [day] = state["accounts"][ACCT]["day_trades"]
+    assert day == datetime.fromisoformat(state["now"]).astimezone(ZoneInfo("America/New_York")).date().isoformat()

@@ -205,6 +205,14 @@ def test_limit_buy_fills_only_when_ask_at_or_below_limit() -> None:
     assert match("SELL", "LMT", Decimal("9.98"), q("9.99", "10.01", "10")) == Decimal("9.99")
 
 
+def test_a_combo_bought_for_a_credit_fills_at_its_net_ask_not_its_last() -> None:
+    credit = combo_quote([(q("1.00", "1.05", "1.025"), 1), (q("2.40", "2.45", "2.425"), -1)])
+    assert credit.ask == Decimal("-1.35") and credit.last == Decimal("-1.400")
+    assert match("BUY", "MKT", None, credit, combo=True) == Decimal("-1.35")
+    assert match("BUY", "LMT", Decimal("-1.40"), credit, combo=True) is None  # wants a bigger credit
+    assert match("BUY", "MKT", None, q("0", "0", "10")) == Decimal(10)  # one instrument with no book: last
+
+
 def test_stops_trigger_through_the_stop_price() -> None:
     assert triggered("SELL", Decimal(95), Decimal("94.99"))
     assert not triggered("SELL", Decimal(95), Decimal("95.01"))

@@ -132,10 +132,19 @@ def bridge_order(request: OrderRequest, conids: Sequence[int]) -> BridgeOrderSpe
     )
 
 
+def _order_symbol(order: OrderView, symbols: Mapping[int, str]) -> str | None:
+    """The engine symbol of a synced order: a stock's ticker, an option's OCC symbol when its conid is known.
+    A combo (`BAG`) has none: its conid is IBKR's spread conid and its `symbol` the underlying's, and the
+    synced order does not say which legs it traded (so its fills are not taken as trades of the stock)."""
+    if order.sec_type == "BAG":
+        return None
+    return symbols.get(order.conid or 0) or (order.symbol if order.sec_type not in ("OPT", "FOP") else None)
+
+
 def _executions(orders: Sequence[OrderView], symbols: Mapping[int, str]) -> list[Execution]:
     result: list[Execution] = []
     for order in orders:
-        symbol = symbols.get(order.conid or 0) or (order.symbol if order.sec_type not in ("OPT", "FOP") else None)
+        symbol = _order_symbol(order, symbols)
         if not symbol:
             continue
         for fill in order.fills:
@@ -163,7 +172,7 @@ def _working(orders: Sequence[OrderView], symbols: Mapping[int, str], exclude: s
     for order in orders:
         if order.status in FINAL_STATUSES or order.order_id == exclude:
             continue
-        symbol = symbols.get(order.conid or 0) or (order.symbol if order.sec_type not in ("OPT", "FOP") else None)
+        symbol = _order_symbol(order, symbols)
         qty = order.remaining_quantity if order.remaining_quantity is not None else order.quantity
         if not symbol or qty is None or qty <= 0:
             continue

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ibkr_common.bridge_client import BridgeClient, BridgeError
-from ibkr_common.clock import Clock
+from ibkr_common.clock import Clock, utc_now
 from ibkr_common.envelope import EventEnvelope
 from ibkr_common.events import EventPublisher
 from ibkr_common.messages.bridge import (
@@ -51,6 +51,12 @@ class Pending:
     announce: bool = True
 
 
+def answer_by(wait_s: float) -> datetime:
+    """The deadline the bridge reads on its own clock: the wall clock's, never the service's injected clock
+    (which a test may move, with the gateway's, into the past or the future)."""
+    return utc_now() + timedelta(seconds=wait_s)
+
+
 class Placement:
     """Talks to `bridge.orders.*` and records every outcome in the ledger."""
 
@@ -75,7 +81,7 @@ class Placement:
         model = PlaceOrderRequest if operation == "orders.place" else ModifyRequest
         wait_s = timeout_s or self.timeout_s
         if model is PlaceOrderRequest:  # the bridge sends nothing once compliance stopped waiting
-            payload = {**payload, "answer_by": self.clock.now() + timedelta(seconds=wait_s)}
+            payload = {**payload, "answer_by": answer_by(wait_s)}
         try:
             request = model.model_validate({**payload, "priority": "order"})
         except ValidationError as exc:  # never sent: what compliance built does not fit the bridge's model
@@ -107,7 +113,7 @@ class Placement:
         await self._log_answer(pending, reply_id, confirmed, answered_by, message_ids)
         request = ReplyRequest(reply_id=reply_id, confirmed=confirmed, account_id=pending.account_id,
                                client_order_id=pending.client_order_id, priority="order",
-                               answer_by=self.clock.now() + timedelta(seconds=self.timeout_s))
+                               answer_by=answer_by(self.timeout_s))
         try:
             placed = await self.bridge.reply(request, timeout_s=self.timeout_s)
         except BridgeError as exc:

@@ -244,13 +244,14 @@ def tif_of(value: Any) -> str | None:
 
 
 def order_from_live(o: bridge.LiveOrder, account_id: str) -> OrderRecord:
-    """Normalise one live order. LMT/STP_LMT: `price` is the limit; STP: `price` is the stop."""
+    """Normalise one live order. LMT/STP_LMT: `price` is the limit, a STP_LMT's `auxPrice` its stop; STP: the
+    stop is `price` (as placed, REFERENCE.md 7.4), or `auxPrice` when the list gives one."""
     if not o.order_id:
         raise BadRecord("order without an order id")
     kind = order_type_of(o.order_type)
     limit = stop = None
     if kind == "STP":
-        stop = dec(o.price)
+        stop = dec(o.aux_price) if o.aux_price is not None else dec(o.price)
     else:
         limit = dec(o.price)
         stop = dec(o.aux_price) if kind == "STP_LMT" else None

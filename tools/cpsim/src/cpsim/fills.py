@@ -25,15 +25,17 @@ def triggered(side: str, stop: Decimal, last: Decimal) -> bool:
     return last >= stop if side == "BUY" else last <= stop
 
 
-def match(side: str, order_type: str, limit: Decimal | None, quote: Quote) -> Decimal | None:
+def match(side: str, order_type: str, limit: Decimal | None, quote: Quote, combo: bool = False) -> Decimal | None:
     """The fill price against the quote, or None if the order does not fill now.
 
     Market orders take the opposite side of the book; limit orders fill at that price when it is
     at or better than the limit (marketable on arrival, or later when the price crosses).
     Stop orders must be triggered by the caller first; they then behave as MKT (STP) or LMT (STP_LMT).
+    An instrument with no bid or ask (0) trades at its last price; a combo's net price may be zero or
+    negative (a credit), and is taken as it is.
     """
     price = quote.ask if side == "BUY" else quote.bid
-    if price <= 0:
+    if price <= 0 and not combo:
         price = quote.last
     if order_type in ("MKT", "STP"):
         return price

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +13,7 @@ from cpsim.state import SimState
 def _jsonable(v: Any) -> Any:
     if isinstance(v, Decimal):
         return float(v)
-    if isinstance(v, datetime):
+    if isinstance(v, (datetime, date)):  # a day trade's date, for one
         return v.isoformat()
     if isinstance(v, dict):
         return {str(k): _jsonable(x) for k, x in v.items()}

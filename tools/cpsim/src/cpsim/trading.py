@@ -297,7 +297,7 @@ def process(state: SimState, o: Order, now: datetime) -> None:
         o.set_status("Submitted", now)
     if o.last_fill_at is not None and (now - o.last_fill_at).total_seconds() < 1:
         return
-    price = fills.match(o.side, o.order_type, o.limit, q)
+    price = fills.match(o.side, o.order_type, o.limit, q, combo=bool(o.legs))
     if price is None:
         return
     qty = fills.chunk(o.remaining, state.config.partial_fill_threshold)
