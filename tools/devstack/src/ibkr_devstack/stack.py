@@ -23,6 +23,10 @@ from ibkr_devstack.state import PREVIOUS, set_aside_previous_run
 #: In start order: the registry first, so the others find the registered connections when they start.
 SERVICES = ("registry", "gateway-bridge", "session-keeper", "sync-worker", "audit", "compliance")
 READY_TIMEOUT_S = 90.0
+#: The second simulated login `make run` starts beside the bootstrap one (`sim_gateways` in stack.json), so a
+#: connection can be registered, verified and traded at run time (`ibkr connections create ...`).
+SPARE_GATEWAY = "spare"
+SPARE_ACCOUNT = "DU7654321"
 
 
 def port_free(port: int) -> bool:
@@ -77,6 +81,7 @@ class LocalStack:
         self.stack_json = self.var / "stack.json"
         self.pid_file = self.var / "devstack.pid"
         self.children: list[Child] = []
+        self.sim_gateways: dict[str, str] = {}
         self.stop_requested = threading.Event()
         self.info: dict[str, Any] = {}
 
@@ -200,6 +205,7 @@ class LocalStack:
             "database_url": database_url,
             "pids": {c.name: c.pid for c in self.children},
             "http": http,
+            "sim_gateways": self.sim_gateways,
         }
         tmp = self.stack_json.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.info, indent=2))
@@ -212,10 +218,14 @@ class LocalStack:
         if not settings.use_cpsim:
             return settings.gateway_host, settings.gateway_port, settings.gateway_ssl
         port = self._port("cpsim", settings.devstack_gateway_port)
-        cpsim = self._start(Child("cpsim", python_module("cpsim", "--port", str(port), "--host", "127.0.0.1"), env,
-                                  cwd=self.root))
-        if not wait_port(port, cpsim, 30, self.stop_requested):
+        spare = pick_port(0)  # a second simulated login, for a connection registered at run time
+        cpsim = self._start(Child("cpsim", python_module(
+            "cpsim", "--gateway", f"paper:{port}", "--gateway", f"{SPARE_GATEWAY}:{spare}:{SPARE_ACCOUNT}",
+            "--host", "127.0.0.1"), env, cwd=self.root))
+        if not wait_port(port, cpsim, 30, self.stop_requested) or not wait_port(spare, cpsim, 30,
+                                                                                self.stop_requested):
             return None
+        self.sim_gateways = {SPARE_GATEWAY: f"https://localhost:{spare}"}
         return "localhost", port, True
 
     def _print_ready(self) -> None:
@@ -227,7 +237,9 @@ class LocalStack:
             f"  connection : {self.info['connection']}\n"
             f"  NATS       : {mask_urls(self.info['nats_url'])}\n"
             f"  gateway    : {self.info['gateway_url']}\n"
-            f"  database   : {mask_urls(self.info['database_url'])}\n"
+            + "".join(f"  {'spare' if n == 0 else '':<11}: simulated gateway {name} at {url} ({SPARE_ACCOUNT}), for "
+                      f"`ibkr connections create`\n" for n, (name, url) in enumerate(self.sim_gateways.items()))
+            + f"  database   : {mask_urls(self.info['database_url'])}\n"
             f"  processes  : {names}\n"
             f"{http}"
             f"  stack file : {self.stack_json}\n",
