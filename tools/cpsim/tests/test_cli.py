@@ -43,3 +43,18 @@ def test_unknown_paths_are_404_not_a_traceback() -> None:
     with start_cpsim(https=False) as sim:
         r = httpx.get(sim.api_url + "/no/such/endpoint")
         assert r.status_code == 404 and "Traceback" not in r.text
+
+
+def test_defaults_are_exchange_hours_and_latency_and_older_options_still_parse() -> None:
+    from cpsim.__main__ import parse_args, parse_gateways
+
+    default = parse_args([])
+    assert (default.port, default.market_hours, default.latency, default.name) == (5000, "exchange", True, "paper")
+    old = parse_args(["--port", "0", "--market-hours", "rth", "--no-walk", "--penalty", "0"])
+    assert (old.port, old.market_hours, old.walk, old.penalty_s) == (0, "exchange", False, 0)
+    fast = parse_args(["--no-latency", "--market-hours", "always", "--latency-scale", "0.5"])
+    assert (fast.latency, fast.market_hours, fast.latency_scale) == (False, "always", 0.5)
+    two = parse_gateways(["--gateway", "paper:5000", "--gateway", "live:5001:U1,U2", "--no-latency"])
+    assert [(c.name, c.port, c.accounts, c.username, c.paper, c.latency) for c in two] == [
+        ("paper", 5000, ("DU1234567",), "paperuser1", True, False),
+        ("live", 5001, ("U1", "U2"), "liveuser1", False, False)]
