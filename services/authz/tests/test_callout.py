@@ -221,7 +221,8 @@ async def test_bob_has_his_connection_and_the_operator_the_bootstrap(callout_nat
 
 
 @pytest.mark.parametrize(("user", "password"),
-                         [("alice", "wrong"), ("mallory", "anything"), ("bob", PASSWORDS["alice"])])
+                         [("alice", "wrong"), ("mallory", "anything"), ("bob", PASSWORDS["alice"])],
+                         ids=["wrong-password", "unknown-user", "another-users-password"])
 async def test_a_wrong_password_or_unknown_user_is_refused(callout_nats: str, stack: dict[str, Any],
                                                            user: str, password: str) -> None:
     with pytest.raises(Exception, match="Authorization Violation"):
