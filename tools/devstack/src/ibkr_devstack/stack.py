@@ -20,6 +20,8 @@ from ibkr_devstack.processes import Child, pid_alive, python_module
 from ibkr_devstack.state import PREVIOUS, set_aside_previous_run
 
 SERVICES = ("gateway-bridge", "session-keeper", "sync-worker", "audit", "compliance")
+#: The operator console: started after the services (it reads them), not a NATS service itself.
+CONSOLE = "console"
 READY_TIMEOUT_S = 90.0
 
 
@@ -108,7 +110,7 @@ class LocalStack:
                   f"terminal or `kill {other}`, then run `make run` again.", file=sys.stderr)
             return 1
         try:
-            settings = load_stack_settings(self.root, [s for s in SERVICES if service_exists(s)])
+            settings = load_stack_settings(self.root, [s for s in (*SERVICES, CONSOLE) if service_exists(s)])
         except SettingsError as exc:
             print(f"devstack: {exc.message}", file=sys.stderr)
             return 2
@@ -185,6 +187,9 @@ class LocalStack:
             if not child.wait_for(f"{service} ready", READY_TIMEOUT_S, self.stop_requested):
                 return self._fail(f"{service} did not become ready")
             http[service] = f"http://127.0.0.1:{http_port}"
+        console_url = self._console(settings, service_env, http)
+        if console_url is None:
+            return self._fail("the console did not become ready")
         self.info = {
             "connection": settings.connection,
             "nats_url": nats_url,
@@ -192,12 +197,34 @@ class LocalStack:
             "database_url": database_url,
             "pids": {c.name: c.pid for c in self.children},
             "http": http,
+            "console_url": console_url,
+            "console_admin_file": str(self.var / "console-admin.json"),
         }
         tmp = self.stack_json.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.info, indent=2))
         tmp.replace(self.stack_json)
         self._print_ready()
         return 0
+
+    def _console(self, settings: DevstackSettings, service_env: dict[str, str], http: dict[str, str]) -> str | None:
+        """Start the console on IBKR_DEVSTACK_CONSOLE_PORT (or a free port); its URL once ready.
+
+        Plain HTTP on 127.0.0.1, so its session cookie is not marked Secure here (a browser would not send
+        it back over HTTP); anywhere else the console is served over HTTPS with Secure cookies."""
+        if not service_exists(CONSOLE):
+            return ""
+        port = self._port("the console", settings.devstack_console_port)
+        http_port = pick_port(0)
+        env = {**service_env, "IBKR_HTTP_HOST": "127.0.0.1", "IBKR_HTTP_PORT": str(http_port),
+               "IBKR_CONSOLE_HOST": "127.0.0.1", "IBKR_CONSOLE_PORT": str(port),
+               "IBKR_CONSOLE_ADMIN_FILE": str(self.var / "console-admin.json")}
+        if not configured(self.root, "IBKR_CONSOLE_SECURE_COOKIES"):
+            env["IBKR_CONSOLE_SECURE_COOKIES"] = "false"
+        child = self._start(Child(CONSOLE, python_module("ibkr_console"), env, cwd=self.root))
+        if not child.wait_for(f"{CONSOLE} ready", READY_TIMEOUT_S, self.stop_requested):
+            return None
+        http[CONSOLE] = f"http://127.0.0.1:{http_port}"
+        return f"http://127.0.0.1:{port}"
 
     def _gateway(self, settings: DevstackSettings, env: dict[str, str]) -> tuple[str, int, bool] | None:
         """(host, port, ssl) of the gateway: the configured one, or a simulator started here."""
@@ -222,7 +249,9 @@ class LocalStack:
             f"  database   : {mask_urls(self.info['database_url'])}\n"
             f"  processes  : {names}\n"
             f"{http}"
-            f"  stack file : {self.stack_json}\n",
+            f"  stack file : {self.stack_json}\n"
+            + (f"  console    : {self.info['console_url']} (first admin: {self.info['console_admin_file']})\n"
+               if self.info.get("console_url") else ""),
             flush=True,
         )
 
