@@ -1,0 +1,248 @@
+"""The console in a real browser (headless Chromium) against a whole `make run` stack, nothing mocked.
+
+Flows: sign in; a blocked order shows its reasons and cpsim saw no order; an allowed order is placed,
+cpsim fills it, the sync reports it and the open Positions page updates without a reload; a halt from
+the CLI reaches an open page within 2 s and the ticket then refuses; audit verify shows ok; a viewer sees
+no action button and a crafted POST is refused. With IBKR_CONSOLE_SCREENSHOTS=<dir> each page is saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from ibkr_common.db.engine import make_engine
+from ibkr_console.users import UserStore
+
+from .conftest import helpers
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+SHOTS = os.environ.get("IBKR_CONSOLE_SCREENSHOTS")
+VIEWER = ("watcher", "viewer-password-123")
+#: A limit order no account of the simulator can pay for (100,000 x 100 = 10 million).
+TOO_BIG = {"symbol": "AAPL", "quantity": "100000", "order_type": "LMT", "limit_price": "100"}
+
+
+def shot(page: Page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+
+
+def sign_in(browser: Any, url: str, username: str, password: str) -> Page:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(url + "/")
+    expect(page).to_have_url(re.compile(r"/signin"))
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Overview")
+    return page
+
+
+def live(page: Page) -> None:
+    """Wait until the page's event stream is open."""
+    expect(page.locator("body")).to_have_attribute("data-live", "open", timeout=10_000)
+
+
+def orders_at_cpsim(stack: Any) -> list[dict[str, Any]]:
+    state = stack.sim("GET", "state")
+    orders = state.get("orders") or {}
+    return list(orders.values()) if isinstance(orders, dict) else list(orders)
+
+
+def open_market(stack: Any) -> None:
+    """Make sure a market order fills now. cpsim on this branch fills market orders at any hour; once it
+    keeps exchange hours (issue 17, point 7), call its "open the market" control here (`/sim/...`)."""
+    stack.sim("POST", "prices", {"AAPL": helpers.AAPL})
+
+
+@pytest.fixture(scope="module")
+def console(stack: Any, admin: dict[str, str]) -> dict[str, Any]:
+    url = stack.info["console_url"]
+    assert url.startswith("http://127.0.0.1:")
+
+    async def add_viewer() -> None:
+        engine = make_engine(stack.info["database_url"])
+        try:
+            await UserStore(engine).create(VIEWER[0], VIEWER[1], "viewer", admin["owner_user_id"])
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API holds this thread's event loop
+        pool.submit(asyncio.run, add_viewer()).result()
+    return {"url": url, "admin": admin}
+
+
+@pytest.fixture(scope="module")
+def admin_page(browser: Any, console: dict[str, Any]) -> Page:
+    return sign_in(browser, console["url"], console["admin"]["username"], console["admin"]["password"])
+
+
+def test_sign_in_is_required_and_a_wrong_password_is_refused(browser: Any, console: dict[str, Any]):
+    context = browser.new_context()
+    page = context.new_page()
+    for path in ("/", "/positions", "/ticket", "/audit/export"):
+        page.goto(console["url"] + path)
+        expect(page).to_have_url(re.compile(r"/signin" if path == "/" else r"/signin\?next="))
+    page.fill("input[name=username]", console["admin"]["username"])
+    page.fill("input[name=password]", "not-the-password")
+    page.click("button[type=submit]")
+    expect(page.locator("#signin-error")).to_have_text("wrong username or password")
+    crafted = context.request.post(console["url"] + "/ticket", form={"action": "submit", **TOO_BIG})
+    assert crafted.status == 401
+    context.close()
+
+
+def test_every_page_shows_paper_unmistakably_and_no_secret(admin_page: Page, console: dict[str, Any]):
+    page = admin_page
+    password = console["admin"]["password"]
+    for path, name in (("/", "overview"), ("/account", "account"), ("/positions", "positions"),
+                       ("/orders", "orders"), ("/ticket", "ticket"), ("/compliance", "compliance"),
+                       ("/audit", "audit"), ("/setup", "setup")):
+        page.goto(console["url"] + path)
+        expect(page.locator("#env")).to_contain_text("PAPER TRADING")
+        assert password not in page.content()
+        shot(page, name)
+    cookie = next(c for c in page.context.cookies() if c["name"] == "ibkr_console")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert cookie["secure"] is False  # make run serves plain HTTP on 127.0.0.1 (IBKR_CONSOLE_SECURE_COOKIES=false)
+
+
+def test_a_blocked_order_shows_its_reasons_and_is_never_sent(admin_page: Page, stack: Any, console: dict[str, Any]):
+    page = admin_page
+    page.goto(console["url"] + "/ticket")
+    for name, value in TOO_BIG.items():
+        if name == "order_type":
+            page.select_option("select[name=order_type]", value)
+        else:
+            page.fill(f"input[name={name}]", value)
+    page.click("#check")
+    decision = page.locator("#decision, #refusal")
+    expect(decision).to_contain_text("BLOCK", ignore_case=True)
+    reasons = page.locator("ul.reasons li")
+    assert reasons.count() >= 1
+    assert any("block" in text for text in reasons.all_inner_texts())
+    expect(page.locator("#submit")).to_have_count(0)
+    shot(page, "ticket-blocked")
+    assert not [o for o in orders_at_cpsim(stack) if Decimal(str(o.get("quantity", 0))) == Decimal(TOO_BIG["quantity"])]
+
+
+def test_acknowledge_the_disclosures_on_the_compliance_page(admin_page: Page, console: dict[str, Any]):
+    page = admin_page
+    page.goto(console["url"] + "/compliance")
+    boxes = page.locator("#disclosures input[name=disclosure]")
+    for n in range(boxes.count()):
+        boxes.nth(n).check()
+    page.click("#disclosures button")
+    expect(page.locator("#flash")).to_contain_text("acknowledged")
+    expect(page.locator("#disclosures")).not_to_contain_text("not acknowledged")
+
+
+def test_an_allowed_order_fills_and_the_open_positions_page_updates_live(
+        browser: Any, admin_page: Page, stack: Any, console: dict[str, Any]):
+    open_market(stack)
+    watcher = sign_in(browser, console["url"], console["admin"]["username"], console["admin"]["password"])
+    watcher.goto(console["url"] + "/positions")
+    live(watcher)
+    before = watcher.locator("tr[data-symbol=AAPL] .qty")
+    held = Decimal(before.inner_text()) if before.count() else Decimal(0)
+    watcher.evaluate("window.__noReload = true")
+
+    page = admin_page
+    page.goto(console["url"] + "/ticket")
+    page.fill("input[name=symbol]", "AAPL")
+    page.fill("input[name=quantity]", "7")
+    page.select_option("select[name=order_type]", "MKT")
+    page.click("#check")
+    expect(page.locator("#decision")).not_to_contain_text("BLOCK")
+    page.click("#submit")
+    expect(page.locator("#result")).to_contain_text("Submitted")
+    order_id = page.locator("#order-id").inner_text()
+    assert order_id
+    shot(page, "ticket-submitted")
+    assert any(str((o.get("sim") or {}).get("order_id")) == order_id for o in orders_at_cpsim(stack)), order_id
+
+    # the fill reaches the page through the sync-worker's events (its schedule decides when): no reload
+    expect(watcher.locator("tr[data-symbol=AAPL] .qty")).to_have_text(str(held + 7), timeout=60_000)
+    assert watcher.evaluate("window.__noReload") is True
+    expect(watcher.locator("#feed li[data-type^='positions.']").first).to_be_visible()
+    shot(watcher, "positions-live")
+    watcher.goto(console["url"] + "/orders")
+    expect(watcher.locator(f"tr[data-order-id='{order_id}'] .status").first).to_have_text("filled")
+    shot(watcher, "orders")
+    watcher.context.close()
+
+
+def test_a_halt_from_the_cli_reaches_an_open_page_within_2_s_and_the_ticket_refuses(
+        admin_page: Page, stack: Any, console: dict[str, Any]):
+    page = admin_page
+    page.goto(console["url"] + "/ticket")
+    live(page)
+    page.evaluate("window.__noReload = true")
+    done = stack.ibkr("halt", "--reason", "console test", "--yes", IBKR_USER="console-tests")
+    assert done.returncode == 0, done.stderr
+    answered = time.monotonic()
+    expect(page.locator("#halted-banner")).to_be_visible(timeout=2_000)
+    print(f"halt visible {time.monotonic() - answered:.2f} s after the CLI's answer")
+    assert page.evaluate("window.__noReload") is True
+    page.fill("input[name=symbol]", "AAPL")
+    page.fill("input[name=quantity]", "1")
+    page.select_option("select[name=order_type]", "MKT")
+    page.click("#check")
+    expect(page.locator("#decision, #refusal")).to_contain_text("HALT", ignore_case=True)
+    expect(page.locator("#submit")).to_have_count(0)
+    shot(page, "ticket-halted")
+
+    page.goto(console["url"] + "/compliance")
+    page.fill("#switch-form input[name=reason]", "console test over")
+    page.check("#switch-form input[name=confirm]")
+    page.click("#switch-form button[value=resume]")
+    expect(page.locator("#flash")).to_contain_text("running")
+    expect(page.locator("#halted-banner")).to_have_count(0)
+
+
+def test_audit_verify_shows_ok_and_the_export_downloads(admin_page: Page, console: dict[str, Any]):
+    page = admin_page
+    page.goto(console["url"] + "/audit")
+    page.click("#verify")
+    expect(page.locator("#verify-result")).to_contain_text("Chain OK")
+    shot(page, "audit")
+    with page.expect_download() as download:
+        page.click("#export")
+    text = Path(download.value.path()).read_text()
+    assert text.count("\n") >= 1 and '"seq"' in text
+
+
+def test_a_viewer_sees_no_action_and_a_crafted_post_is_refused(browser: Any, stack: Any, console: dict[str, Any]):
+    page = sign_in(browser, console["url"], *VIEWER)
+    actions = "form[method=post]:not([action='/signout'])"
+    for path in ("/", "/positions", "/orders", "/ticket", "/compliance", "/audit", "/setup"):
+        page.goto(console["url"] + path)
+        expect(page.locator(actions)).to_have_count(0)
+    shot(page, "viewer-overview")
+    token = page.locator("form[action='/signout'] input[name=csrf]").get_attribute("value")
+    assert token
+    sent_before = len(orders_at_cpsim(stack))
+    for path, form in (("/ticket", {"action": "submit", "symbol": "AAPL", "quantity": "1", "order_type": "MKT"}),
+                       ("/compliance/switch", {"action": "halt", "reason": "x", "confirm": "yes"}),
+                       ("/positions/close", {"conid": "265598"}),
+                       ("/session/logout", {}),
+                       ("/setup", {"step": "environment", "connection": "x", "environment": "paper"})):
+        refused = page.context.request.post(console["url"] + path, form={"csrf": token, **form})
+        assert refused.status == 403, (path, refused.status)
+    no_token = page.context.request.post(console["url"] + "/ticket", form={"action": "check", "symbol": "AAPL"})
+    assert no_token.status == 403
+    assert len(orders_at_cpsim(stack)) == sent_before
+    page.context.close()
