@@ -101,7 +101,14 @@ async def load_view(request: Request, account: Account, *, full: bool = False) -
             compliance = exc
     if isinstance(compliance, ServiceStatus):
         view.halted = bool(compliance.details.get("halted"))
-        view.halt_reason = compliance.details.get("halt_reason")
+    if view.halted:  # why, and who: the switch's last event
+        try:
+            last = await ib.audit.query(type_prefix="trading.halted", conn=conn.id, limit=1, timeout=2.0)
+            if last.events:
+                payload = last.events[0].payload
+                view.halt_reason = f"{payload.get('reason', '')} (by {payload.get('changed_by') or 'unknown'})"
+        except IbkrError:
+            view.halt_reason = None
     return view
 
 

@@ -109,3 +109,55 @@ async def ensure_first_admin(store: UserStore, path: Path, username: str, owner_
     os.chmod(path, 0o600)
     log.info("first console admin %s created; its password is in %s", username, path)
     return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ibkr_console.users add NAME --role ROLE --owner USER_ID [--password-file F]`: add an account
+    to the database of DATABASE_URL (the password is asked for, never taken on the command line)."""
+    import argparse
+    import getpass
+    import sys
+
+    from ibkr_common.db.engine import make_engine
+    from ibkr_common.settings import SettingsError, load_settings
+    from ibkr_console.settings import ConsoleSettings
+
+    parser = argparse.ArgumentParser(prog="python -m ibkr_console.users")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add = sub.add_parser("add", help="add a console account")
+    add.add_argument("username")
+    add.add_argument("--role", choices=ROLES, required=True)
+    add.add_argument("--owner", required=True, help="the user_id the account acts for (a connection owner)")
+    add.add_argument("--password-file", type=Path, help="read the password from this file (scripts)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(ConsoleSettings)
+    except SettingsError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    if args.password_file:
+        password = args.password_file.read_text().strip()
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("the passwords differ", file=sys.stderr)
+            return 2
+
+    async def run() -> None:
+        engine = make_engine(settings.database_url)
+        try:
+            await UserStore(engine).create(args.username, password, args.role, args.owner)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(run())
+    except ValueError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    print(f"added {args.username} ({args.role}, acting for {args.owner})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

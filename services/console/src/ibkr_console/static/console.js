@@ -50,6 +50,9 @@
     source.onerror = function () { if (state) state.textContent = "reconnecting…"; body.dataset.live = "closed"; };
     source.addEventListener("ibkr", function (message) {
       const ev = JSON.parse(message.data);
+      // publication to display, on this machine's clock: what the tests hold to 2 s
+      window.consoleLatencyMs = window.consoleLatencyMs || {};
+      window.consoleLatencyMs[ev.type] = Date.now() - Date.parse(ev.occurred_at);
       show(ev);
       pending.add(ev.area);
       if (!timer) timer = setTimeout(refresh, 150);
