@@ -33,7 +33,8 @@ helpers = _stack_helpers()
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    running = helpers.start_stack(tmp_path_factory.mktemp("console-stack"))
+    # the stack starts its parts one after another: minutes on a loaded machine
+    running = helpers.start_stack(tmp_path_factory.mktemp("console-stack"), timeout=300)
     try:
         yield running
     finally:

@@ -34,6 +34,8 @@ TOO_BIG = {"symbol": "AAPL", "quantity": "100000", "order_type": "LMT", "limit_p
 
 def shot(page: Page, name: str) -> None:
     if SHOTS:
+        if page.locator("body[data-events]").count():
+            live(page)
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
@@ -234,7 +236,7 @@ def test_audit_verify_shows_ok_and_the_export_downloads(admin_page: Page, consol
 def test_a_viewer_sees_no_action_and_a_crafted_post_is_refused(browser: Any, stack: Any, console: dict[str, Any]):
     page = sign_in(browser, console["url"], *VIEWER)
     actions = "form[method=post]:not([action='/signout'])"
-    for path in ("/", "/positions", "/orders", "/ticket", "/compliance", "/audit", "/setup"):
+    for path in ("/positions", "/orders", "/ticket", "/compliance", "/audit", "/setup", "/"):
         page.goto(console["url"] + path)
         expect(page.locator(actions)).to_have_count(0)
     shot(page, "viewer-overview")

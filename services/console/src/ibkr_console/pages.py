@@ -18,6 +18,7 @@ from ibkr_contract.audit import AuditEvent
 #: The session the chart covers: the last hours of stored events.
 CHART_HOURS = 12
 AUDIT_TAIL = 50
+NOISY = frozenset({"gateway.call", "session.tickled"})
 
 
 def _fail(exc: BaseException | None) -> str | None:
@@ -135,12 +136,17 @@ async def audit_page(request: Request, account: Account) -> Response:
     view = await _view(request, account)
     if not isinstance(view, View):
         return view
-    tail, error = _part((await gather_quietly(view.ib.audit.query(conn=view.conn.id, limit=AUDIT_TAIL)))[0])
+    everything = bool(request.query_params.get("all"))
+    found, error = _part((await gather_quietly(view.ib.audit.query(conn=view.conn.id, limit=AUDIT_TAIL * 4)))[0])
+    tail = None
+    if found is not None:  # gateway calls and tickles drown the rest unless asked for
+        events = [e for e in found.events if everything or e.type not in NOISY]  # type: ignore[attr-defined]
+        tail = {"events": events[:AUDIT_TAIL], "everything": everything}
     verified, verify_error = None, None
     if request.query_params.get("verify"):  # a read: the chain walked now, its result shown
         verified, verify_error = _part((await gather_quietly(view.ib.audit.verify()))[0])
     error = error or verify_error
-    return render(request, "audit.html", view, tail=tail, error=error, verified=verified)
+    return render(request, "audit.html", view, tail=tail, error=error, verified=verified, everything=everything)
 
 
 @page
