@@ -263,6 +263,32 @@ def test_a_viewer_sees_no_action_and_a_crafted_post_is_refused(browser: Any, sta
     page.context.close()
 
 
+def serve_new_connection(stack: Any, conn: str) -> list[Any]:
+    """A gateway-bridge and compliance for `conn`, unless the stack's own already serve it (issue 17 point 4,
+    one set of services for every registered connection, makes these extra processes unnecessary)."""
+    from ibkr_client import IbkrClient
+    from ibkr_client.errors import ServiceNotRunning
+    from ibkr_common.subjects import all_connections_events
+    from ibkr_testkit.processes import service_env, start_service
+
+    async def served() -> bool:
+        async with IbkrClient(stack.nats_url, connection=conn) as ib:
+            try:
+                await ib.service_status("gateway-bridge", timeout=3.0)
+            except ServiceNotRunning:
+                return False
+            return True
+
+    with ThreadPoolExecutor(1) as pool:
+        if pool.submit(asyncio.run, served()).result():
+            return []
+    env = {"nats_url": stack.nats_url, "conn": conn, "stream": "IBKR_EVENTS",
+           "stream_subjects": all_connections_events(), "gateway_url": stack.gateway_url}
+    return [start_service("ibkr_gateway_bridge", service_env(database_url=None, **env)),
+            start_service("ibkr_compliance", service_env(database_url=stack.info["database_url"],
+                                                         IBKR_USER_ID="local", **env))]
+
+
 def test_the_setup_wizard_end_to_end(admin_page: Page, stack: Any, console: dict[str, Any]):
     """The guide's 4 steps on `ib.connections.*`; needs the connection registry (issue 17), else skipped."""
     listed = stack.ibkr("connections", "list", "--json", IBKR_USER="local")
@@ -271,27 +297,38 @@ def test_the_setup_wizard_end_to_end(admin_page: Page, stack: Any, console: dict
     gateway = httpx_url(stack.gateway_url)
     page = admin_page
     page.goto(console["url"] + "/setup")
+    shot(page, "setup")
     page.fill("input[name=connection]", "wizard-paper")
     page.check("input[name=environment][value=paper]")
     page.click("text=Next")
     page.fill("input[name=host]", gateway["host"])
     page.fill("input[name=port]", gateway["port"])
     page.fill("input[name=username]", "simuser")
+    shot(page, "setup-gateway")
     page.click("text=Create")
     expect(page.locator("h2")).to_contain_text("Step 3")
-    shot(page, "setup-verify")
-    page.click("#verify-connection")
-    expect(page.locator("#checks")).to_be_visible(timeout=30_000)
-    expect(page.locator("#checks li.bad")).to_have_count(0)
-    assert "simuser" not in page.content()  # the username is never shown back
-    page.click("text=Save and continue")
-    expect(page.locator("h2")).to_contain_text("Step 4")
-    boxes = page.locator("input[name=disclosure]")
-    for n in range(boxes.count()):
-        boxes.nth(n).check()
-    shot(page, "setup-acknowledge")
-    page.click("text=Acknowledge and enable")
-    expect(page.locator("#flash")).to_contain_text("wizard-paper is enabled")
+    extra = serve_new_connection(stack, "wizard-paper")
+    try:
+        page.click("#verify-connection")
+        checks = page.locator("#checks")
+        expect(checks).to_be_visible(timeout=60_000)
+        for check in ("reachable", "authenticated", "accounts", "summaries"):
+            expect(checks.locator("li.ok", has_text=re.compile(rf"^\W*{check} "))).to_have_count(1)
+        expect(page.locator("table")).to_contain_text(helpers.ACCOUNT)
+        assert "simuser" not in page.content()  # the username is never shown back
+        shot(page, "setup-verify")
+        page.click("text=Save and continue")
+        expect(page.locator("h2")).to_contain_text("Step 4")
+        boxes = page.locator("input[name=disclosure]")
+        for n in range(boxes.count()):
+            boxes.nth(n).check()
+        shot(page, "setup-acknowledge")
+        page.click("text=Acknowledge and enable")
+        expect(page.locator("#flash")).to_contain_text("wizard-paper is enabled", timeout=30_000)
+        expect(page.locator("#connections")).to_contain_text("wizard-paper")
+    finally:
+        for process in extra:
+            process.stop()
 
 
 def httpx_url(url: str) -> dict[str, str]:

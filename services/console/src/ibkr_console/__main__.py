@@ -10,7 +10,7 @@ import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 
-from ibkr_common.logs import setup_logging
+from ibkr_common.logs import mask_urls, setup_logging
 from ibkr_common.ops.figures import Figures
 from ibkr_common.ops.http import OpsServer, bind, ops_app
 from ibkr_common.service import migrate_at_start
@@ -73,7 +73,7 @@ async def serve(settings: ConsoleSettings) -> None:
         await asyncio.sleep(0.02)
     host = settings.console_host if settings.console_host not in ("0.0.0.0", "::") else "127.0.0.1"
     log.info("console listening on http://%s:%d", host, port)
-    log.info("console ready (connection %s)", settings.connection)
+    log.info("console ready (connection %s, nats %s)", settings.connection, mask_urls(settings.nats_url))
     try:
         await task
     finally:

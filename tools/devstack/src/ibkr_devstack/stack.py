@@ -177,6 +177,7 @@ class LocalStack:
         if settings.use_cpsim and not configured(self.root, "IBKR_OPTIONS_LEVELS"):
             service_env["IBKR_OPTIONS_LEVELS"] = CPSIM_OPTIONS_LEVELS  # the simulator's accounts, as it grants them
         http: dict[str, str] = {}
+        console = self._start_console(settings, service_env)  # beside the services: it waits for them itself
         for service in SERVICES:
             if not service_exists(service):
                 continue
@@ -187,7 +188,7 @@ class LocalStack:
             if not child.wait_for(f"{service} ready", READY_TIMEOUT_S, self.stop_requested):
                 return self._fail(f"{service} did not become ready")
             http[service] = f"http://127.0.0.1:{http_port}"
-        console_url = self._console(settings, service_env, http)
+        console_url = self._console_ready(console, http)
         if console_url is None:
             return self._fail("the console did not become ready")
         self.info = {
@@ -206,13 +207,13 @@ class LocalStack:
         self._print_ready()
         return 0
 
-    def _console(self, settings: DevstackSettings, service_env: dict[str, str], http: dict[str, str]) -> str | None:
-        """Start the console on IBKR_DEVSTACK_CONSOLE_PORT (or a free port); its URL once ready.
+    def _start_console(self, settings: DevstackSettings, service_env: dict[str, str]) -> tuple[Child, int, int] | None:
+        """Start the console on IBKR_DEVSTACK_CONSOLE_PORT (or a free port), with its operators' port.
 
         Plain HTTP on 127.0.0.1, so its session cookie is not marked Secure here (a browser would not send
         it back over HTTP); anywhere else the console is served over HTTPS with Secure cookies."""
         if not service_exists(CONSOLE):
-            return ""
+            return None
         port = self._port("the console", settings.devstack_console_port)
         http_port = pick_port(0)
         env = {**service_env, "IBKR_HTTP_HOST": "127.0.0.1", "IBKR_HTTP_PORT": str(http_port),
@@ -220,7 +221,13 @@ class LocalStack:
                "IBKR_CONSOLE_ADMIN_FILE": str(self.var / "console-admin.json")}
         if not configured(self.root, "IBKR_CONSOLE_SECURE_COOKIES"):
             env["IBKR_CONSOLE_SECURE_COOKIES"] = "false"
-        child = self._start(Child(CONSOLE, python_module("ibkr_console"), env, cwd=self.root))
+        return self._start(Child(CONSOLE, python_module("ibkr_console"), env, cwd=self.root)), port, http_port
+
+    def _console_ready(self, started: tuple[Child, int, int] | None, http: dict[str, str]) -> str | None:
+        """The console's URL once it logged its ready line ("" when there is no console; None: it failed)."""
+        if started is None:
+            return ""
+        child, port, http_port = started
         if not child.wait_for(f"{CONSOLE} ready", READY_TIMEOUT_S, self.stop_requested):
             return None
         http[CONSOLE] = f"http://127.0.0.1:{http_port}"
