@@ -78,10 +78,12 @@ def test_posts_need_the_role_and_the_csrf_token(settings: ConsoleSettings):
         admin = json.loads(Path(str(settings.console_admin_file)).read_text())
         client.portal.call(UserStore(app.state.engine).create, "viewer1", PASSWORD, "viewer", "local")
         assert client.get("/ticket", follow_redirects=False).headers["location"].startswith("/signin?next=")
-        refused = client.post("/signin", data={"username": "admin", "password": "wrong"})
+        assert client.post("/signin", data={"username": "viewer1", "password": PASSWORD}).status_code == 403
+        signin = _csrf(client.get("/signin").text)  # the sign-in form has its token too
+        refused = client.post("/signin", data={"username": "admin", "password": "wrong", "csrf": signin})
         assert refused.status_code == 401 and admin["password"] not in refused.text
-        done = client.post("/signin", data={"username": "viewer1", "password": PASSWORD, "next": "//evil.example"},
-                           follow_redirects=False)
+        done = client.post("/signin", data={"username": "viewer1", "password": PASSWORD, "next": "//evil.example",
+                                            "csrf": signin}, follow_redirects=False)
         assert done.status_code == 303 and done.headers["location"] == "/"  # never an open redirect
         cookie = done.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=lax" in cookie and "; secure" in cookie

@@ -14,13 +14,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ibkr_common.db.engine import make_engine
 from ibkr_console import actions, pages, wizard
-from ibkr_console.auth import SESSION_COOKIE, current_account, field, guarded, sign_in, sign_out
+from ibkr_console.auth import SESSION_COOKIE, csrf_matches, current_account, field, guarded, sign_in, sign_out
 from ibkr_console.context import make_templates, render
 from ibkr_console.live import LiveHub
 from ibkr_console.settings import ConsoleSettings
@@ -45,6 +45,9 @@ async def signin_page(request: Request) -> Response:
 
 async def signin(request: Request) -> Response:
     form = await request.form()
+    if not csrf_matches(request, form.get("csrf")):  # no signing in through another site's form either
+        return PlainTextResponse("the form is out of date (CSRF token missing or wrong); reload the page",
+                                 status_code=403)
     store: UserStore = request.app.state.users
     account = await store.authenticate(field(form, "username"), str(form.get("password") or ""))
     target = _safe_next(field(form, "next"))

@@ -36,6 +36,12 @@ def csrf_token(request: Request) -> str:
     return token
 
 
+def csrf_matches(request: Request, sent: object) -> bool:
+    """Whether `sent` is the session's CSRF token (compared in constant time)."""
+    expected = request.session.get("csrf")
+    return isinstance(sent, str) and isinstance(expected, str) and hmac.compare_digest(sent, expected)
+
+
 def sign_in(request: Request, account: Account) -> None:
     """A fresh session for `account` (the old session's values, the CSRF token too, are dropped)."""
     request.session.clear()
@@ -86,9 +92,7 @@ def guarded(role: Role) -> Callable[[FormHandler], Handler]:
             if account is None:
                 return PlainTextResponse("sign in first", status_code=401)
             form = await request.form()
-            sent = form.get("csrf")
-            expected = request.session.get("csrf")
-            if not isinstance(sent, str) or not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
+            if not csrf_matches(request, form.get("csrf")):
                 return PlainTextResponse("the form is out of date (CSRF token missing or wrong); reload the page",
                                          status_code=403)
             if rank(account.role) < rank(role):
