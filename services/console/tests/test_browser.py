@@ -9,7 +9,6 @@ no action button and a crafted POST is refused. With IBKR_CONSOLE_SCREENSHOTS=<d
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,51 +22,22 @@ from playwright.sync_api import Page, expect
 from ibkr_common.db.engine import make_engine
 from ibkr_console.users import UserStore
 
+from .browser_helpers import (
+    acknowledge_on_page,
+    httpx_url,
+    live,
+    open_market,
+    orders_at_cpsim,
+    serve_new_connection,
+    shot,
+    sign_in,
+)
 from .conftest import helpers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-SHOTS = os.environ.get("IBKR_CONSOLE_SCREENSHOTS")
 VIEWER = ("watcher", "viewer-password-123")
 #: A limit order no account of the simulator can pay for (100,000 x 100 = 10 million).
 TOO_BIG = {"symbol": "AAPL", "quantity": "100000", "order_type": "LMT", "limit_price": "100"}
-
-
-def shot(page: Page, name: str) -> None:
-    if SHOTS:
-        if page.locator("body[data-events]").count():
-            live(page)
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
-
-
-def sign_in(browser: Any, url: str, username: str, password: str) -> Page:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())
-    page.goto(url + "/")
-    expect(page).to_have_url(re.compile(r"/signin"))
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_have_text("Overview")
-    return page
-
-
-def live(page: Page) -> None:
-    """Wait until the page's event stream is open."""
-    expect(page.locator("body")).to_have_attribute("data-live", "open", timeout=10_000)
-
-
-def orders_at_cpsim(stack: Any) -> list[dict[str, Any]]:
-    state = stack.sim("GET", "state")
-    orders = state.get("orders") or {}
-    return list(orders.values()) if isinstance(orders, dict) else list(orders)
-
-
-def open_market(stack: Any) -> None:
-    """Make sure a market order fills now. cpsim on this branch fills market orders at any hour; once it
-    keeps exchange hours (issue 17, point 7), call its "open the market" control here (`/sim/...`)."""
-    stack.sim("POST", "prices", {"AAPL": helpers.AAPL})
 
 
 @pytest.fixture(scope="module")
@@ -139,19 +109,6 @@ def test_a_blocked_order_shows_its_reasons_and_is_never_sent(admin_page: Page, s
     expect(page.locator("#submit")).to_have_count(0)
     shot(page, "ticket-blocked")
     assert not [o for o in orders_at_cpsim(stack) if Decimal(str(o.get("quantity", 0))) == Decimal(TOO_BIG["quantity"])]
-
-
-def acknowledge_on_page(page: Page, url: str) -> None:
-    """Tick every disclosure not yet acknowledged on the Compliance page and acknowledge them."""
-    page.goto(url + "/compliance")
-    boxes = page.locator("#disclosures input[name=disclosure]")
-    if boxes.count():
-        for n in range(boxes.count()):
-            boxes.nth(n).check()
-        page.click("#disclosures button")
-        expect(page.locator("#flash")).to_contain_text("acknowledged")
-    expect(page.locator("#disclosures")).to_contain_text("acknowledged")
-    expect(page.locator("#disclosures")).not_to_contain_text("not acknowledged")
 
 
 def test_acknowledge_the_disclosures_on_the_compliance_page(admin_page: Page, console: dict[str, Any]):
@@ -263,32 +220,6 @@ def test_a_viewer_sees_no_action_and_a_crafted_post_is_refused(browser: Any, sta
     page.context.close()
 
 
-def serve_new_connection(stack: Any, conn: str) -> list[Any]:
-    """A gateway-bridge and compliance for `conn`, unless the stack's own already serve it (issue 17 point 4,
-    one set of services for every registered connection, makes these extra processes unnecessary)."""
-    from ibkr_client import IbkrClient
-    from ibkr_client.errors import ServiceNotRunning
-    from ibkr_common.subjects import all_connections_events
-    from ibkr_testkit.processes import service_env, start_service
-
-    async def served() -> bool:
-        async with IbkrClient(stack.nats_url, connection=conn) as ib:
-            try:
-                await ib.service_status("gateway-bridge", timeout=3.0)
-            except ServiceNotRunning:
-                return False
-            return True
-
-    with ThreadPoolExecutor(1) as pool:
-        if pool.submit(asyncio.run, served()).result():
-            return []
-    env = {"nats_url": stack.nats_url, "conn": conn, "stream": "IBKR_EVENTS",
-           "stream_subjects": all_connections_events(), "gateway_url": stack.gateway_url}
-    return [start_service("ibkr_gateway_bridge", service_env(database_url=None, **env)),
-            start_service("ibkr_compliance", service_env(database_url=stack.info["database_url"],
-                                                         IBKR_USER_ID="local", **env))]
-
-
 def test_the_setup_wizard_end_to_end(admin_page: Page, stack: Any, console: dict[str, Any]):
     """The guide's 4 steps on `ib.connections.*`; needs the connection registry (issue 17), else skipped."""
     listed = stack.ibkr("connections", "list", "--json", IBKR_USER="local")
@@ -331,8 +262,58 @@ def test_the_setup_wizard_end_to_end(admin_page: Page, stack: Any, console: dict
             process.stop()
 
 
-def httpx_url(url: str) -> dict[str, str]:
-    from urllib.parse import urlsplit
 
-    parts = urlsplit(url)
-    return {"host": parts.hostname or "localhost", "port": str(parts.port)}
+
+def fill_ticket(page: Page, url: str, **fields: str) -> None:
+    page.goto(url + "/ticket")
+    for name, value in fields.items():
+        if name in ("order_type", "side", "tif"):
+            page.select_option(f"select[name={name}]", value)
+        else:
+            page.fill(f"input[name={name}]", value)
+
+
+def test_an_ibkr_question_is_answered_on_the_orders_page_then_the_order_is_cancelled(
+        admin_page: Page, stack: Any, console: dict[str, Any]):
+    page, url = admin_page, console["url"]
+    acknowledge_on_page(page, url)
+    stack.sim("POST", "questions", {"message_ids": ["o163"]})  # the policy asks the user this one
+    fill_ticket(page, url, symbol="AAPL", quantity="2", order_type="LMT", limit_price="95")  # rests below the bid
+    page.click("#check")
+    page.click("#submit")
+    expect(page.locator("#result")).to_contain_text("confirmation_required")
+    page.goto(url + "/orders")
+    question = page.locator("#questions .question")
+    expect(question).to_have_count(1)
+    assert question.locator("li").count() >= 1  # IBKR's text, as asked
+    shot(page, "orders-question")
+    question.locator("button[value=confirm]").click()
+    expect(page.locator("#flash")).to_contain_text("confirmed")
+    order_id = (page.locator("#flash").inner_text().split("order ", 1)[1].split(",")[0].split(":")[0]).strip()
+    assert order_id.isdigit(), page.locator("#flash").inner_text()
+    expect(page.locator("#questions")).to_have_count(0)
+    row = page.locator(f"#open-orders tr[data-order-id='{order_id}']")
+    expect(row).to_have_count(1, timeout=60_000)  # the sync reports it; the page updates live
+    row.locator("form[action='/orders/cancel'] button").click()
+    expect(page.locator("#flash")).to_contain_text(f"cancel of order {order_id}")
+    expect(page.locator(f"#open-orders tr[data-order-id='{order_id}']")).to_have_count(0, timeout=60_000)
+
+
+def test_close_goes_through_compliance_and_shows_its_decision(admin_page: Page, stack: Any, console: dict[str, Any]):
+    page, url = admin_page, console["url"]
+    acknowledge_on_page(page, url)
+    open_market(stack)
+    fill_ticket(page, url, symbol="AAPL", quantity="3", order_type="MKT")
+    page.click("#check")
+    page.click("#submit")
+    expect(page.locator("#result")).to_contain_text("Submitted")
+    page.goto(url + "/positions")
+    row = page.locator("tr[data-symbol=AAPL]")
+    expect(row).to_have_count(1, timeout=60_000)
+    row.locator("form[action='/positions/close'] button").click()  # asks first (accepted)
+    flash = page.locator("#flash")
+    expect(flash).to_contain_text("close: decision")
+    assert "block" not in flash.inner_text().split(",")[0]
+    expect(flash.locator("li").first).to_be_visible()  # compliance's reasons
+    shot(page, "positions-closed")
+    expect(page.locator("tr[data-symbol=AAPL]")).to_have_count(0, timeout=60_000)
