@@ -289,8 +289,9 @@ def test_an_ibkr_question_is_answered_on_the_orders_page_then_the_order_is_cance
     shot(page, "orders-question")
     question.locator("button[value=confirm]").click()
     expect(page.locator("#flash")).to_contain_text("confirmed")
-    order_id = (page.locator("#flash").inner_text().split("order ", 1)[1].split(",")[0].split(":")[0]).strip()
-    assert order_id.isdigit(), page.locator("#flash").inner_text()
+    headline = page.locator("#flash b").inner_text()  # confirmed: decision ..., status ..., order <id>[: ...]
+    order_id = headline.split("order ", 1)[1].split(":")[0].strip()
+    assert order_id.isdigit(), headline
     expect(page.locator("#questions")).to_have_count(0)
     row = page.locator(f"#open-orders tr[data-order-id='{order_id}']")
     expect(row).to_have_count(1, timeout=60_000)  # the sync reports it; the page updates live
@@ -316,4 +317,9 @@ def test_close_goes_through_compliance_and_shows_its_decision(admin_page: Page, 
     assert "block" not in flash.inner_text().split(",")[0]
     expect(flash.locator("li").first).to_be_visible()  # compliance's reasons
     shot(page, "positions-closed")
-    expect(page.locator("tr[data-symbol=AAPL]")).to_have_count(0, timeout=60_000)
+    headline = flash.locator("b").inner_text()  # close: decision ..., status submitted, order <id>
+    assert "status submitted" in headline and headline.split("order ", 1)[1].split(":")[0].strip().isdigit()
+    page.goto(url + "/compliance")  # the decision is in compliance's log, with its reasons
+    newest = page.locator("#decisions tbody tr").first
+    expect(newest).to_contain_text("AAPL")
+    expect(newest).to_contain_text("PDT_NOT_APPLICABLE_INTRADAY_MARGIN_REGIME")
