@@ -74,9 +74,16 @@ async def serve(settings: ConsoleSettings) -> None:
     host = settings.console_host if settings.console_host not in ("0.0.0.0", "::") else "127.0.0.1"
     log.info("console listening on http://%s:%d", host, port)
     log.info("console ready (connection %s, nats %s)", settings.connection, mask_urls(settings.nats_url))
+    async def end_streams_on_stop() -> None:  # uvicorn waits for open responses; the event streams never end
+        while not server.should_exit:
+            await asyncio.sleep(0.1)
+        hub.end_streams()
+
+    watcher = asyncio.get_running_loop().create_task(end_streams_on_stop())
     try:
         await task
     finally:
+        watcher.cancel()
         await ops.stop()
 
 

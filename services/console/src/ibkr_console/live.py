@@ -24,6 +24,7 @@ QUIET = frozenset({"session.tickled"})
 HEARTBEAT_S = 15.0
 QUEUE_MAX = 500
 RETRY_S = 2.0
+STOP = "__stop__"
 
 
 def summary(event: EventEnvelope) -> str:
@@ -74,6 +75,7 @@ class LiveHub:
     def __init__(self, stack: StackAccess) -> None:
         self.stack = stack
         self.feeds: dict[str, Feed] = {}
+        self.closing = False
 
     def feed(self, conn: str) -> Feed:
         found = self.feeds.get(conn)
@@ -112,15 +114,25 @@ class LiveHub:
         feed.listeners.add(queue)
         try:
             yield "retry: 2000\n: listening\n\n"
-            while True:
+            while not self.closing:
                 try:
                     message = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
                 except TimeoutError:
                     yield ": heartbeat\n\n"
                     continue
+                if message.get("type") == STOP:
+                    return
                 yield f"event: ibkr\ndata: {json.dumps(message)}\n\n"
         finally:
             feed.listeners.discard(queue)
+
+    def end_streams(self) -> None:
+        """The server is stopping: every open page's stream ends now (the browser reconnects elsewhere)."""
+        self.closing = True
+        for feed in self.feeds.values():
+            for queue in list(feed.listeners):
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait({"type": STOP})
 
     async def close(self) -> None:
         for feed in self.feeds.values():
