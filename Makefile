@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROJECTS := $(wildcard pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
 
-.PHONY: help install run run-prod test lint format bench asyncapi env-example docs postgres-binaries prod-tools clean
+.PHONY: help install run run-prod test lint format bench asyncapi env-example docs postgres-binaries prod-tools chromium clean
 
 help:
 	@echo "make run       the whole stack in the foreground (NATS, SQLite, cpsim, services); Ctrl-C stops it"
@@ -51,12 +51,21 @@ prod-tools:
 	  else echo "wget missing: make run-prod and tests/prod run docker-compose.yml's NATS healthcheck with it"; fi; \
 	fi
 
+# Chromium for the console's browser tests (Playwright drives Debian's package; its own download cannot
+# work here), when absent (Debian, as root).
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing: the console's browser tests need Debian's chromium package"; fi; \
+	fi
+
 # The suite mostly waits (the gateway's pacing, timeouts, subprocess starts), so it runs on more
 # pytest-xdist workers than cores; worksteal hands each worker a contiguous slice (a module's tests stay
 # together, so module fixtures start once) and moves tests to idle workers. TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 4
 PYTEST_ARGS ?=
-test: install postgres-binaries prod-tools
+test: install postgres-binaries prod-tools chromium
 	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist worksteal) $(PYTEST_ARGS)
 
 lint: install

@@ -14,6 +14,7 @@ SERVICE_PACKAGES = {
     "sync-worker": "ibkr_sync_worker",
     "compliance": "ibkr_compliance",
     "audit": "ibkr_audit",
+    "console": "ibkr_console",
 }
 ROOT_TOKEN = "ibkr"
 SUBJECT_LITERAL = re.compile(r"^ibkr\.[a-z0-9*{}%-]+\.")

@@ -24,6 +24,7 @@ def _clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IBKR_", "VITE_", "NATS_URL", "DATABASE_URL"))}
     env["IBKR_DEVSTACK_GATEWAY_PORT"] = "0"
     env["IBKR_DEVSTACK_NATS_PORT"] = "0"
+    env["IBKR_DEVSTACK_CONSOLE_PORT"] = "0"
     return env
 
 

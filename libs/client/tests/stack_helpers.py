@@ -23,7 +23,8 @@ IBKR = Path(sys.executable).parent / "ibkr"
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment without any ibkr-stack variable, so only the test's configuration counts."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IBKR_", "VITE_", "NATS_URL", "DATABASE_URL"))}
-    env.update({"IBKR_DEVSTACK_GATEWAY_PORT": "0", "IBKR_DEVSTACK_NATS_PORT": "0", "NO_COLOR": "1",
+    env.update({"IBKR_DEVSTACK_GATEWAY_PORT": "0", "IBKR_DEVSTACK_NATS_PORT": "0", "IBKR_DEVSTACK_CONSOLE_PORT": "0",
+                "NO_COLOR": "1",
                 "COLUMNS": "200"})
     env.update(extra)
     return env

@@ -29,6 +29,10 @@ class DevstackSettings(CommonSettings):
         5000, validation_alias=env("IBKR_DEVSTACK_GATEWAY_PORT"), ge=0, le=65535,
         description="Preferred port of the simulator; a port already taken moves to a free one (0: any).",
     )
+    devstack_console_port: int = Field(
+        8080, validation_alias=env("IBKR_DEVSTACK_CONSOLE_PORT"), ge=0, le=65535,
+        description="Preferred port of the operator console; a port already taken moves to a free one (0: any).",
+    )
 
 
 def load_stack_settings(root: Path, services: list[str], given: dict[str, dict[str, Any]] | None = None

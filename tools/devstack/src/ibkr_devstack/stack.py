@@ -22,6 +22,8 @@ from ibkr_devstack.state import PREVIOUS, set_aside_previous_run
 
 #: In start order: the registry first, so the others find the registered connections when they start.
 SERVICES = ("registry", "gateway-bridge", "session-keeper", "sync-worker", "audit", "compliance")
+#: The operator console: started after the services (it reads them), not a NATS service itself.
+CONSOLE = "console"
 READY_TIMEOUT_S = 90.0
 #: The second simulated login `make run` starts beside the bootstrap one (`sim_gateways` in stack.json), so a
 #: connection can be registered, verified and traded at run time (`ibkr connections create ...`).
@@ -117,7 +119,7 @@ class LocalStack:
         key = registry_key(self.root, self.var) if service_exists("registry") else None
         given = {"registry": {"encryption_key": key}} if key else {}
         try:
-            settings = load_stack_settings(self.root, [s for s in SERVICES if service_exists(s)], given)
+            settings = load_stack_settings(self.root, [s for s in (*SERVICES, CONSOLE) if service_exists(s)], given)
         except SettingsError as exc:
             print(f"devstack: {exc.message}", file=sys.stderr)
             return 2
@@ -184,6 +186,7 @@ class LocalStack:
         if settings.use_cpsim and not configured(self.root, "IBKR_OPTIONS_LEVELS"):
             service_env["IBKR_OPTIONS_LEVELS"] = CPSIM_OPTIONS_LEVELS  # the simulator's accounts, as it grants them
         http: dict[str, str] = {}
+        console = self._start_console(settings, service_env)  # beside the services: it waits for them itself
         for service in SERVICES:
             if not service_exists(service):
                 continue
@@ -198,6 +201,9 @@ class LocalStack:
             if not child.wait_for(f"{service} ready", READY_TIMEOUT_S, self.stop_requested):
                 return self._fail(f"{service} did not become ready")
             http[service] = f"http://127.0.0.1:{http_port}"
+        console_url = self._console_ready(console, http)
+        if console_url is None:
+            return self._fail("the console did not become ready")
         self.info = {
             "connection": settings.connection,
             "nats_url": nats_url,
@@ -206,12 +212,40 @@ class LocalStack:
             "pids": {c.name: c.pid for c in self.children},
             "http": http,
             "sim_gateways": self.sim_gateways,
+            "console_url": console_url,
+            "console_admin_file": str(self.var / "console-admin.json"),
         }
         tmp = self.stack_json.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.info, indent=2))
         tmp.replace(self.stack_json)
         self._print_ready()
         return 0
+
+    def _start_console(self, settings: DevstackSettings, service_env: dict[str, str]) -> tuple[Child, int, int] | None:
+        """Start the console on IBKR_DEVSTACK_CONSOLE_PORT (or a free port), with its operators' port.
+
+        Plain HTTP on 127.0.0.1, so its session cookie is not marked Secure here (a browser would not send
+        it back over HTTP); anywhere else the console is served over HTTPS with Secure cookies."""
+        if not service_exists(CONSOLE):
+            return None
+        port = self._port("the console", settings.devstack_console_port)
+        http_port = pick_port(0)
+        env = {**service_env, "IBKR_HTTP_HOST": "127.0.0.1", "IBKR_HTTP_PORT": str(http_port),
+               "IBKR_CONSOLE_HOST": "127.0.0.1", "IBKR_CONSOLE_PORT": str(port),
+               "IBKR_CONSOLE_ADMIN_FILE": str(self.var / "console-admin.json")}
+        if not configured(self.root, "IBKR_CONSOLE_SECURE_COOKIES"):
+            env["IBKR_CONSOLE_SECURE_COOKIES"] = "false"
+        return self._start(Child(CONSOLE, python_module("ibkr_console"), env, cwd=self.root)), port, http_port
+
+    def _console_ready(self, started: tuple[Child, int, int] | None, http: dict[str, str]) -> str | None:
+        """The console's URL once it logged its ready line ("" when there is no console; None: it failed)."""
+        if started is None:
+            return ""
+        child, port, http_port = started
+        if not child.wait_for(f"{CONSOLE} ready", READY_TIMEOUT_S, self.stop_requested):
+            return None
+        http[CONSOLE] = f"http://127.0.0.1:{http_port}"
+        return f"http://127.0.0.1:{port}"
 
     def _gateway(self, settings: DevstackSettings, env: dict[str, str]) -> tuple[str, int, bool] | None:
         """(host, port, ssl) of the gateway: the configured one, or a simulator started here."""
@@ -242,7 +276,9 @@ class LocalStack:
             + f"  database   : {mask_urls(self.info['database_url'])}\n"
             f"  processes  : {names}\n"
             f"{http}"
-            f"  stack file : {self.stack_json}\n",
+            f"  stack file : {self.stack_json}\n"
+            + (f"  console    : {self.info['console_url']} (first admin: {self.info['console_admin_file']})\n"
+               if self.info.get("console_url") else ""),
             flush=True,
         )
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     Index,
     Integer,
@@ -310,6 +311,23 @@ class OutboxEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     __table_args__ = (Index("ix_outbox_pending", "source", "published_at", "id"),)
+
+
+class ConsoleUser(Base):
+    """A sign-in account of the operator console and the owner it acts for (writer: console).
+
+    Not a user-owned table: the console reads it before anyone is signed in (to check a password), and
+    `owner_user_id` names the connection owner the account acts for (the identity model of CONTRACT.md).
+    """
+
+    __tablename__ = "console_users"
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(8))
+    owner_user_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    __table_args__ = (CheckConstraint("role IN ('viewer', 'trader', 'admin')", name="ck_console_users_role"),)
 
 
 #: Tables whose rows belong to a user: Row Level Security on PostgreSQL. The activity log is not one:

@@ -1,0 +1,1 @@
+"""ibkr-console: the operator console (a live dashboard and the setup wizard) over ibkr-client."""
