@@ -18,7 +18,6 @@ from ibkr_client import (
     NoReply,
     NotFound,
     NotSupported,
-    ServiceNotRunning,
     StackNotFound,
     StackUnavailable,
     TradingHalted,
@@ -75,10 +74,12 @@ async def test_every_service_answers_its_status(ib: IbkrClient):
     assert answers["session-keeper"].details["status"] == "authenticated"
 
 
-async def test_a_connection_nobody_serves_raises_service_not_running(stack: Stack):
+async def test_a_connection_nobody_registered_raises_not_found_naming_it(stack: Stack):
+    """The services serve every registered connection (`ibkr.*.…`): an unknown one is answered, not ignored."""
     async with IbkrClient(stack.nats_url, "nobody-here") as other:
-        with pytest.raises(ServiceNotRunning, match="is sync-worker running"):
+        with pytest.raises(NotFound, match="connection 'nobody-here' is not registered") as raised:
             await other.account.get(ACCOUNT)
+    assert raised.value.details == [{"field": "connection", "message": "not registered"}]
 
 
 async def test_an_order_is_placed_and_followed_to_its_fill_through_events(ib: IbkrClient):
