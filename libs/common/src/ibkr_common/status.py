@@ -7,10 +7,9 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from faststream.nats import NatsRouter
-from faststream.nats.annotations import NatsMessage
 
 from ibkr_common.clock import Clock
-from ibkr_common.connections import connection_of_subject
+from ibkr_common.connections import current_connection
 from ibkr_common.replies import ok
 from ibkr_common.subjects import Subjects
 from ibkr_contract.status import ServiceStatus, ServiceStatusRequest
@@ -38,10 +37,8 @@ def add_status_responder(router: NatsRouter, subjects: Subjects, service: str, c
     @router.subscriber(subjects.service_status(service), queue=queue,
                        description=f"Who answers for {service}: its version, start time and a few facts. "
                                    "Answers at once (no other service is asked).")
-    async def service_status(request: ServiceStatusRequest, message: NatsMessage) -> dict[str, Any]:
-        conn = subjects.conn
-        if subjects.every:
-            conn = connection_of_subject(message.raw_message.subject)
+    async def service_status(request: ServiceStatusRequest) -> dict[str, Any]:
+        conn = current_connection() if subjects.every else subjects.conn
         facts = await details_of(conn) if details_of is not None else await details()
         return ok(ServiceStatus(service=service, version=package_version, connection=conn,
                                 started_at=started_at, now=clock.now(), details=facts))

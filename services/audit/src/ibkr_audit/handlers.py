@@ -10,10 +10,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from faststream.nats import NatsRouter
-from faststream.nats.annotations import NatsMessage
 
 from ibkr_audit.store import AuditStore
-from ibkr_common.connections import ConnectionDirectory, connection_of_subject
+from ibkr_common.connections import ConnectionDirectory, ConnectionMiddleware, current_connection
 from ibkr_common.messages.audit import AuditQueryRequest, AuditVerifyRequest, AuditVerifyResult
 from ibkr_common.replies import ErrorCode, ServiceError, ok, reply_middleware
 from ibkr_common.status import add_status_responder
@@ -65,12 +64,12 @@ def build_router(
     `anchor` reads the consumer's position in the stream (None when it cannot be had) before each walk;
     `verified` is told each verify's result (metrics).
     """
-    router = NatsRouter(middlewares=[reply_middleware()])
+    router = NatsRouter(middlewares=[reply_middleware(), ConnectionMiddleware])
 
     @router.subscriber(Subjects.every_connection().command("audit.query"), queue=QUEUE_GROUP,
                        description=ANSWERS["audit_query"])
-    async def audit_query(request: AuditQueryRequest, message: NatsMessage) -> dict[str, Any]:
-        conn = connection_of_subject(message.raw_message.subject)
+    async def audit_query(request: AuditQueryRequest) -> dict[str, Any]:
+        conn = current_connection()
         return ok(await store.query(scoped_query(directory, conn, request)))
 
     @router.subscriber(subjects.audit_verify, queue=QUEUE_GROUP, description=ANSWERS["audit_verify"])

@@ -11,10 +11,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream.nats import NatsRouter
-from faststream.nats.annotations import NatsMessage
 from pydantic import BaseModel
 
-from ibkr_common.connections import connection_of_subject
+from ibkr_common.connections import ConnectionMiddleware, current_connection
 from ibkr_common.messages import bridge as m
 from ibkr_common.messages import contracts as c
 from ibkr_common.replies import ErrorCode, ServiceError, reply_middleware
@@ -102,8 +101,8 @@ def answer_time(op: str, deadline_s: float | None, order_budget_s: float) -> str
 
 def _register(router: NatsRouter, served: ServedConnections, subject: str, op: str, model: type[BaseModel],
               call: Call, deadline_s: float | None, description: str) -> None:
-    async def handler(body: model, message: NatsMessage) -> bytes:  # type: ignore[valid-type]
-        connection = served.require(connection_of_subject(message.raw_message.subject))
+    async def handler(body: model) -> bytes:  # type: ignore[valid-type]
+        connection = served.require(current_connection())
         priority = priority_of(body, op)  # type: ignore[arg-type]
         with connection.busy():
             if deadline_s is None:
@@ -123,7 +122,7 @@ def _register(router: NatsRouter, served: ServedConnections, subject: str, op: s
 def build_router(served: ServedConnections, settings: BridgeSettings) -> NatsRouter:
     """The bridge's router: `ibkr.*.bridge.<op>` for every operation, the public contracts subjects and the
     status subject, each on every connection."""
-    router = NatsRouter(middlewares=[reply_middleware()])
+    router = NatsRouter(middlewares=[reply_middleware(), ConnectionMiddleware])
     deadline_s, budget = settings.deadline_s, settings.order_budget_s
     for op, (model, call) in _operations().items():
         limit = None if op in NO_DEADLINE else deadline_s * 2 if op in SLOW else deadline_s

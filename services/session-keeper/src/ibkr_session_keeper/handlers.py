@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from faststream.nats import NatsRouter
-from faststream.nats.annotations import NatsMessage
 
 from ibkr_common.clock import Clock
-from ibkr_common.connections import connection_of_subject
+from ibkr_common.connections import ConnectionMiddleware, current_connection
 from ibkr_common.messages.session import SessionLogoutResult, SessionRequest
 from ibkr_common.replies import ok, reply_middleware
 from ibkr_common.status import add_status_responder
@@ -38,25 +37,25 @@ UNKNOWN = " A connection the service does not serve is answered NOT_FOUND."
 
 def build_router(keepers: Keepers, clock: Clock) -> NatsRouter:
     """The router of the session subjects of every connection; `status` answers from memory."""
-    router = NatsRouter(middlewares=[reply_middleware()])
+    router = NatsRouter(middlewares=[reply_middleware(), ConnectionMiddleware])
 
-    def keeper_of(message: NatsMessage) -> Keeper:
-        return keepers.require(connection_of_subject(message.raw_message.subject))
+    def keeper_of() -> Keeper:
+        return keepers.require(current_connection())
 
     @router.subscriber(Subjects.every_connection().command("session.status"), queue=QUEUE_GROUP,
                        description=ANSWERS["session_status"] + UNKNOWN)
-    async def session_status(request: SessionRequest, message: NatsMessage) -> dict[str, Any]:
-        return ok(keeper_of(message).status())
+    async def session_status(request: SessionRequest) -> dict[str, Any]:
+        return ok(keeper_of().status())
 
     @router.subscriber(Subjects.every_connection().command("session.logout"), queue=QUEUE_GROUP,
                        description=ANSWERS["session_logout"] + UNKNOWN)
-    async def session_logout(request: SessionRequest, message: NatsMessage) -> dict[str, Any]:
-        return ok(SessionLogoutResult(logged_out=await keeper_of(message).logout()))
+    async def session_logout(request: SessionRequest) -> dict[str, Any]:
+        return ok(SessionLogoutResult(logged_out=await keeper_of().logout()))
 
     @router.subscriber(Subjects.every_connection().command("session.reauthenticate"), queue=QUEUE_GROUP,
                        description=ANSWERS["session_reauthenticate"] + UNKNOWN)
-    async def session_reauthenticate(request: SessionRequest, message: NatsMessage) -> dict[str, Any]:
-        return ok(await keeper_of(message).reauthenticate())
+    async def session_reauthenticate(request: SessionRequest) -> dict[str, Any]:
+        return ok(await keeper_of().reauthenticate())
 
     async def status_details(conn: str) -> dict[str, Any]:
         status = keepers.require(conn).status()

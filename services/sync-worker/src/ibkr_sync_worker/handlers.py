@@ -7,10 +7,9 @@ import uuid
 from typing import Any
 
 from faststream.nats import NatsRouter
-from faststream.nats.annotations import NatsMessage
 
 from ibkr_common.clock import Clock
-from ibkr_common.connections import ConnectionDirectory, connection_of_subject
+from ibkr_common.connections import ConnectionDirectory, ConnectionMiddleware, current_connection
 from ibkr_common.messages.sync import (
     AccountGetRequest,
     OrdersGetRequest,
@@ -70,10 +69,9 @@ class Handlers:
         self.rpc = rpc
         self.clock = clock
 
-    def serving(self, subject: str, user_id: str | None) -> ConnectionSync:
-        """The schedule of the subject's connection, for `user_id` when the request names one: NOT_FOUND when
+    def serving(self, conn: str, user_id: str | None) -> ConnectionSync:
+        """The schedule of the connection `conn`, for `user_id` when the request names one: NOT_FOUND when
         the connection is not served, FORBIDDEN when the user does not own it (`ConnectionDirectory.require`)."""
-        conn = connection_of_subject(subject)
         self.directory.require(conn, user_id)
         return self.schedules.require(conn)
 
@@ -178,40 +176,40 @@ class Handlers:
 def build_router(handlers: Handlers) -> NatsRouter:
     """The router serving the sync-worker subjects of every connection (`ibkr.*.<command>`, queue group, so
     replicas share); each handler finds its connection in the subject it was called on."""
-    router = NatsRouter(middlewares=[reply_middleware()])
+    router = NatsRouter(middlewares=[reply_middleware(), ConnectionMiddleware])
 
-    def on(message: NatsMessage, request: SyncRequest) -> ConnectionSync:
-        return handlers.serving(message.raw_message.subject, request.user_id)
+    def on(request: SyncRequest) -> ConnectionSync:
+        return handlers.serving(current_connection(), request.user_id)
 
     @router.subscriber(Subjects.every_connection().command("positions.get"), queue=QUEUE_GROUP, max_workers=4,
                        description=ANSWERS["positions_get"] + UNKNOWN)
-    async def positions_get(request: PositionsGetRequest, message: NatsMessage) -> dict[str, Any]:
-        return ok(await handlers.positions_get(on(message, request), request))
+    async def positions_get(request: PositionsGetRequest) -> dict[str, Any]:
+        return ok(await handlers.positions_get(on(request), request))
 
     @router.subscriber(Subjects.every_connection().command("orders.get"), queue=QUEUE_GROUP, max_workers=4,
                        description=ANSWERS["orders_get"] + UNKNOWN)
-    async def orders_get(request: OrdersGetRequest, message: NatsMessage) -> dict[str, Any]:
-        return ok(await handlers.orders_get(on(message, request), request))
+    async def orders_get(request: OrdersGetRequest) -> dict[str, Any]:
+        return ok(await handlers.orders_get(on(request), request))
 
     @router.subscriber(Subjects.every_connection().command("account.get"), queue=QUEUE_GROUP, max_workers=4,
                        description=ANSWERS["account_get"] + UNKNOWN)
-    async def account_get(request: AccountGetRequest, message: NatsMessage) -> dict[str, Any]:
-        return ok(await handlers.account_get(on(message, request), request))
+    async def account_get(request: AccountGetRequest) -> dict[str, Any]:
+        return ok(await handlers.account_get(on(request), request))
 
     @router.subscriber(Subjects.every_connection().command("sync.trigger"), queue=QUEUE_GROUP, max_workers=16,
                        description=ANSWERS["sync_trigger"] + UNKNOWN)
-    async def sync_trigger(request: SyncTriggerRequest, message: NatsMessage) -> dict[str, Any]:
-        return ok(await handlers.sync_trigger(on(message, request), request))
+    async def sync_trigger(request: SyncTriggerRequest) -> dict[str, Any]:
+        return ok(await handlers.sync_trigger(on(request), request))
 
     @router.subscriber(Subjects.every_connection().command("positions.close"), queue=QUEUE_GROUP, max_workers=8,
                        description=ANSWERS["positions_close"] + UNKNOWN)
-    async def positions_close(request: PositionsCloseRequest, message: NatsMessage) -> dict[str, Any]:
-        return await handlers.positions_close(on(message, request), request)
+    async def positions_close(request: PositionsCloseRequest) -> dict[str, Any]:
+        return await handlers.positions_close(on(request), request)
 
     @router.subscriber(Subjects.every_connection().command("positions.exercise"), queue=QUEUE_GROUP,
                        description=ANSWERS["positions_exercise"] + UNKNOWN)
-    async def positions_exercise(request: PositionsExerciseRequest, message: NatsMessage) -> dict[str, Any]:
-        return await handlers.positions_exercise(on(message, request), request)
+    async def positions_exercise(request: PositionsExerciseRequest) -> dict[str, Any]:
+        return await handlers.positions_exercise(on(request), request)
 
     add_status_responder(router, Subjects.every_connection(), "sync-worker", handlers.clock, queue=QUEUE_GROUP,
                                      details_of=handlers.status_details)
