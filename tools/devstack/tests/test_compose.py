@@ -175,7 +175,7 @@ def test_authz_runs_as_its_own_nats_user_with_the_harness_key_pair_and_users_fil
     authz = compose.services["authz"]
     env = authz.environment
     assert env["NATS_URL"].startswith("nats://authz:") and env["IBKR_NATS_INBOX_PREFIX"] == "_INBOX_authz"
-    assert authz.depends_on == {"nats": "service_healthy"}
+    assert authz.depends_on == {"nats": "service_healthy", "registry": "service_healthy"}
     assert authz.healthcheck is not None and "/readyz" in authz.healthcheck.test[-1]
     assert "DATABASE_URL" not in env and "IBKR_ENCRYPTION_KEY" not in env
     seed = env["IBKR_AUTHZ_ISSUER_SEED"]
