@@ -7,7 +7,7 @@ import yaml
 
 from ibkr_common.subjects import BRIDGE_OPERATIONS, Subjects
 
-from .natsconf import Permissions, nats_users
+from .natsconf import Permissions, nats_users, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ["gateway-bridge", "session-keeper", "sync-worker", "compliance", "audit"]
@@ -114,3 +114,25 @@ def test_services_use_postgres_in_compose():
     compose = _compose()
     env = compose["services"]["audit"]["environment"]
     assert env["DATABASE_URL"].startswith("postgresql+psycopg://ibkr_app:")
+
+
+def test_every_static_user_is_exempt_from_the_auth_callout_and_authz_may_only_answer_it():
+    """A static user missing from `auth_users` would be sent to authz (and refused); authz itself may answer
+    the server's requests and read the registry's directory, nothing else."""
+    text = (ROOT / "deploy" / "nats.conf").read_text()
+    callout = parse(text)["authorization"]["auth_callout"]
+    assert callout["issuer"] == "$AUTHZ_ISSUER"
+    assert sorted(callout["auth_users"]) == sorted(nats_users(text))
+    authz = nats_users(text)["authz"]
+    assert authz.may("subscribe", "$SYS.REQ.USER.AUTH") and authz.may("subscribe", "_INBOX_authz.x")
+    assert authz.may("subscribe", CONN.events_of("connection") + ".added")
+    assert authz.may("publish", "ibkr_admin.connections.directory")
+    for subject in (CONN.orders_submit, CONN.bridge("orders.place"), CONN.event("trading.halted"),
+                    "ibkr_admin.connections.rotate_key", "$SYS.REQ.SERVER.PING"):
+        assert not authz.may("publish", subject), subject
+    for subject in (CONN.events_all, "_INBOX_compliance.x", CONN.bridge("orders.place")):
+        assert not authz.may("subscribe", subject), subject
+    service = _compose()["services"]["authz"]
+    assert service["environment"]["NATS_URL"].startswith("nats://authz:")
+    assert service["environment"]["IBKR_NATS_INBOX_PREFIX"] == "_INBOX_authz"
+    assert "--package=ibkr-authz" in (ROOT / service["build"]["dockerfile"]).read_text()

@@ -21,7 +21,7 @@ PASSWORDS = {
     "gateway-bridge": "BRIDGE_NATS_PASSWORD", "session-keeper": "SESSION_NATS_PASSWORD",
     "sync-worker": "SYNC_NATS_PASSWORD", "compliance": "COMPLIANCE_NATS_PASSWORD", "audit": "AUDIT_NATS_PASSWORD",
     "provision": "PROVISION_NATS_PASSWORD", "client": "CLIENT_NATS_PASSWORD", "registry": "REGISTRY_NATS_PASSWORD",
-    "operator": "OPERATOR_NATS_PASSWORD",
+    "operator": "OPERATOR_NATS_PASSWORD", "authz": "AUTHZ_NATS_PASSWORD",
 }
 SERVICES = ["gateway-bridge", "session-keeper", "sync-worker", "compliance", "audit", "registry"]
 #: Connections the tests open are named so; the services' are `ibkr-<service>-<conn>`.
@@ -70,15 +70,18 @@ def password(stack: ProdStack, user: str) -> str:
 
 
 @asynccontextmanager
-async def connected(stack: ProdStack, user: str, *, inbox: str | None = None) -> AsyncIterator[Connection]:
-    """Connect as `user` (its own inbox prefix unless `inbox` says otherwise)."""
+async def connected(stack: ProdStack, user: str, *, inbox: str | None = None,
+                    secret: str | None = None) -> AsyncIterator[Connection]:
+    """Connect as `user` (its own inbox prefix unless `inbox` says otherwise), with its password or `secret`
+    (a person, whom NATS's auth callout checks: `secret` is their password)."""
     errors: list[str] = []
 
     async def on_error(exc: Exception) -> None:
         errors.append(str(exc))
 
-    nc = await nats.connect(stack.nats_url(user, password(stack, user)), name=f"{TEST_CONNECTION}{user}",
-                            inbox_prefix=inbox or f"_INBOX_{user}", error_cb=on_error, allow_reconnect=False)
+    nc = await nats.connect(stack.nats_url(user, secret if secret is not None else password(stack, user)),
+                            name=f"{TEST_CONNECTION}{user}", inbox_prefix=inbox or f"_INBOX_{user}",
+                            error_cb=on_error, allow_reconnect=False, connect_timeout=5)
     try:
         yield Connection(user, nc, errors)
     finally:

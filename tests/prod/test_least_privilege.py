@@ -23,7 +23,7 @@ from .prodkit import CONN, SERVICES, connected
 pytestmark = [pytest.mark.connected, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
 STREAM = "IBKR_EVENTS"
 AUDIT = "audit"
-USERS = [*SERVICES, "client", "provision", "operator"]
+USERS = [*SERVICES, "client", "provision", "operator", "authz"]
 ORDER_CHANGING = ["orders.place", "orders.reply", "orders.cancel", "orders.modify"]
 
 
@@ -91,6 +91,22 @@ async def test_no_user_reads_another_users_replies(prod: ProdStack, owner: str) 
         async with connected(prod, user) as conn:
             await conn.subscribe_refused(f"_INBOX_{owner}.>")
             await conn.subscribe_refused("_INBOX.>")
+
+
+async def test_authz_answers_the_callout_and_reads_the_directory_and_nothing_else(prod: ProdStack) -> None:
+    async with connected(prod, "authz") as authz:
+        directory = await authz.nc.request("ibkr_admin.connections.directory", b"{}", timeout=10)
+        listed = json.loads(directory.data)
+        assert listed["ok"] and CONN in [c["connection"] for c in listed["result"]["connections"]], listed
+        await authz.nc.subscribe(f"ibkr.{CONN}.events.connection.>")  # the directory's events
+        await authz.nc.flush()
+        assert authz.errors == []
+        for subject in (f"ibkr.{CONN}.orders.submit", f"ibkr.{CONN}.session.status", f"ibkr.{CONN}.bridge.orders.place",
+                        f"ibkr.{CONN}.events.trading.halted", "ibkr_admin.connections.list",
+                        "ibkr_admin.connections.rotate_key", f"$JS.API.STREAM.INFO.{STREAM}", "$SYS.REQ.SERVER.PING"):
+            await authz.publish_refused(subject)
+        for subject in (f"ibkr.{CONN}.events.>", f"ibkr.{CONN}.bridge.>", "_INBOX_client.>", "ibkr_admin.>"):
+            await authz.subscribe_refused(subject)
 
 
 async def test_nobody_forges_a_reply_into_an_inbox(prod: ProdStack) -> None:

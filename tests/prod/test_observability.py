@@ -7,17 +7,21 @@ import re
 from urllib.parse import quote
 
 import httpx
+from ibkr_authz.permissions import inbox_prefix
 
 from ibkr_devstack.prod import ProdStack
 
-from .prodkit import SERVICES, TEST_CONNECTION
+from .prodkit import SERVICES, TEST_CONNECTION, connected
 
-SECRET_NAME = re.compile(r"PASSWORD|KEY|SECRET|TOKEN")
+SECRET_NAME = re.compile(r"PASSWORD|KEY|SECRET|TOKEN|SEED")
 
 
-def test_every_service_serves_health_readiness_and_metrics(prod: ProdStack) -> None:
+async def test_every_service_serves_health_readiness_and_metrics(prod: ProdStack) -> None:
+    person = prod.variables["AUTHZ_PERSON"]
+    async with connected(prod, person, inbox=inbox_prefix(person), secret=prod.variables["AUTHZ_PERSON_PASSWORD"]):
+        pass  # so authz has answered the auth callout at least once before its metrics are read
     urls = prod.http_urls()
-    assert set(urls) == set(SERVICES)
+    assert set(urls) == {*SERVICES, "authz"}
     for service, url in urls.items():
         health = httpx.get(f"{url}/healthz", timeout=5)
         assert health.status_code == 200 and health.json()["service"] == service, health.text
@@ -37,9 +41,10 @@ def test_every_service_serves_health_readiness_and_metrics(prod: ProdStack) -> N
 
 def test_no_secret_of_the_run_in_any_log(prod: ProdStack) -> None:
     secrets = {name: value for name, value in prod.variables.items() if SECRET_NAME.search(name) and len(value) > 8}
-    assert {"POSTGRES_APP_PASSWORD", "BRIDGE_NATS_PASSWORD", "IBKR_ENCRYPTION_KEY"} <= set(secrets)
+    assert {"POSTGRES_APP_PASSWORD", "BRIDGE_NATS_PASSWORD", "IBKR_ENCRYPTION_KEY", "IBKR_AUTHZ_ISSUER_SEED",
+            "AUTHZ_NATS_PASSWORD", "AUTHZ_PERSON_PASSWORD"} <= set(secrets)
     logs = {name: prod.log(name) for name in prod.children}
-    assert all(logs[service] for service in SERVICES)
+    assert all(logs[service] for service in (*SERVICES, "authz"))
     for name, value in secrets.items():
         for form in {value, quote(value, safe="")}:
             found = [log for log, text in logs.items() if form in text]

@@ -6,8 +6,12 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+from ibkr_authz.__main__ import new_issuer
 from ibkr_authz.permissions import grant_for, inbox_prefix
+from ibkr_authz.settings import AuthzSettings
 from ibkr_authz.users import UserFile, hash_password, password_matches
+from pydantic import ValidationError
 
 from ibkr_common.connections import Connection
 from ibkr_contract.connections import GatewaySettings
@@ -46,3 +50,15 @@ def test_a_grant_names_only_the_users_connections() -> None:
     assert grant.subscribe == ("ibkr.a1.events.>", "ibkr.a2.events.>", f"{inbox_prefix('alice')}.>")
     assert inbox_prefix("alice") != inbox_prefix("bob") and "." not in inbox_prefix("a.b")
     assert grant_for("mallory", conns).publish == ()
+
+
+def test_authz_refuses_an_issuer_public_key_that_is_not_its_seeds(tmp_path: Path) -> None:
+    seed, public = new_issuer()
+    _other_seed, other_public = new_issuer()
+    common = {"nats_url": "nats://127.0.0.1:4222", "authz_users_file": tmp_path / "users.json",
+              "authz_issuer_seed": seed}
+    assert AuthzSettings(**common, authz_issuer=public).authz_issuer == public
+    assert AuthzSettings(**common).authz_issuer == ""  # not given: not checked
+    with pytest.raises(ValidationError, match="not the public key of IBKR_AUTHZ_ISSUER_SEED") as info:
+        AuthzSettings(**common, authz_issuer=other_public)
+    assert seed not in str(info.value)

@@ -157,8 +157,44 @@ def test_compose_runs_the_nats_version_the_tests_run():
 def test_every_image_built_here_runs_as_an_unprivileged_user():
     compose = load_compose(COMPOSE, generated_variables(COMPOSE.read_text()))
     dockerfiles = {spec.build["dockerfile"] for spec in compose.services.values() if spec.build}
-    assert len(dockerfiles) == 7, dockerfiles
+    assert len(dockerfiles) == 8, dockerfiles
     for dockerfile in dockerfiles:
         final_stage = (ROOT / dockerfile).read_text().rsplit("\nFROM ", 1)[-1]
         users = [line.split()[1] for line in final_stage.splitlines() if line.startswith("USER ")]
         assert users and users[-1] not in ("root", "0"), dockerfile
+
+
+def test_authz_runs_as_its_own_nats_user_with_the_harness_key_pair_and_users_file(tmp_path):
+    import nkeys
+    from ibkr_authz.users import UserFile
+
+    from ibkr_devstack.prodparts import authz_variables, mounts_of, write_users_file
+
+    variables = generated_variables(COMPOSE.read_text()) | authz_variables(tmp_path)
+    compose = load_compose(COMPOSE, variables)
+    authz = compose.services["authz"]
+    env = authz.environment
+    assert env["NATS_URL"].startswith("nats://authz:") and env["IBKR_NATS_INBOX_PREFIX"] == "_INBOX_authz"
+    assert authz.depends_on == {"nats": "service_healthy", "registry": "service_healthy"}
+    assert authz.healthcheck is not None and "/readyz" in authz.healthcheck.test[-1]
+    assert "DATABASE_URL" not in env and "IBKR_ENCRYPTION_KEY" not in env
+    seed = env["IBKR_AUTHZ_ISSUER_SEED"]
+    public = nkeys.from_seed(seed.encode()).public_key.decode()
+    assert env["IBKR_AUTHZ_ISSUER"] == public == compose.services["nats"].environment["AUTHZ_ISSUER"]
+    assert seed not in compose.services["nats"].environment.values()  # the server gets the public key only
+    assert env["IBKR_USER_ID"] == variables["AUTHZ_PERSON"] == "alice"  # she owns the bootstrap connection
+    users_file = write_users_file(variables)
+    assert users_file.stat().st_mode & 0o777 == 0o600
+    assert translate(env["IBKR_AUTHZ_USERS_FILE"], mounts_of(authz, compose, tmp_path)) == str(users_file)
+    users = UserFile(users_file)
+    assert users.authenticate("alice", variables["AUTHZ_PERSON_PASSWORD"])
+    assert not users.authenticate("alice", variables["AUTHZ_NATS_PASSWORD"])
+    assert variables["AUTHZ_PERSON_PASSWORD"] not in users_file.read_text()
+
+
+def test_docker_compose_mounts_an_empty_users_file_by_default():
+    compose = load_compose(COMPOSE, generated_variables(COMPOSE.read_text()))
+    authz = compose.services["authz"]
+    path = authz.environment["IBKR_AUTHZ_USERS_FILE"]
+    mount = next(v for v in authz.volumes if path.startswith(v.target + "/"))
+    assert mount.read_only and (ROOT / mount.source / path[len(mount.target) + 1:]).is_file()

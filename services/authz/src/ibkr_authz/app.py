@@ -10,6 +10,7 @@ from ibkr_authz.callout import CalloutService
 from ibkr_authz.settings import AuthzSettings
 from ibkr_authz.users import UserFile
 from ibkr_common.connections import ConnectionDirectory
+from ibkr_common.ops import observe
 from ibkr_common.service import make_broker
 from ibkr_common.subjects import AUTH_CALLOUT
 
@@ -41,6 +42,9 @@ def build_app(settings: AuthzSettings) -> FastStream:
     async def _stop() -> None:
         await directory.stop()
 
+    ops = observe(app, broker, settings, "authz")  # /healthz, /readyz (NATS connected, answering), /metrics
+    ops.detail("registry_seen", lambda: directory.registry_seen)
+    ops.detail("connections", lambda: len(directory))
     app.callout = callout  # type: ignore[attr-defined]
     app.directory = directory  # type: ignore[attr-defined]
     return app

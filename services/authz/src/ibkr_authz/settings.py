@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+import nkeys
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ibkr_common.settings import CommonSettings, env
 
@@ -16,6 +17,11 @@ class AuthzSettings(CommonSettings):
         validation_alias=env("IBKR_AUTHZ_ISSUER_SEED"),
         description="NKey seed of the account key (`SA...`) that signs the user JWTs; its public key is the "
         "`issuer` of nats.conf's `auth_callout` block.",
+    )
+    authz_issuer: str = Field(
+        "", validation_alias=env("IBKR_AUTHZ_ISSUER"), max_length=64,
+        description="The public key (`A...`) nats.conf names as the callout's `issuer`; when set, authz refuses "
+        "to start with a seed that does not match it (every person's login would fail otherwise).",
     )
     authz_account: str = Field(
         "$G", validation_alias=env("IBKR_AUTHZ_ACCOUNT"), min_length=1, max_length=64,
@@ -33,3 +39,14 @@ class AuthzSettings(CommonSettings):
         if not value.get_secret_value().startswith("SA"):
             raise ValueError("must be an account NKey seed (starts with SA)")
         return value
+
+    @model_validator(mode="after")
+    def _issuer_matches_seed(self) -> AuthzSettings:
+        if self.authz_issuer:
+            try:
+                public = nkeys.from_seed(self.authz_issuer_seed.get_secret_value().encode()).public_key.decode()
+            except (nkeys.NkeysError, ValueError):
+                raise ValueError("IBKR_AUTHZ_ISSUER_SEED is not a valid NKey seed") from None
+            if public != self.authz_issuer:
+                raise ValueError("IBKR_AUTHZ_ISSUER is not the public key of IBKR_AUTHZ_ISSUER_SEED")
+        return self

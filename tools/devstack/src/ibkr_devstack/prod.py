@@ -7,7 +7,9 @@ each active service (profile `cpsim` on) the way compose would: after its `depen
 (started, healthy by its own healthcheck, or completed successfully), with the command, environment and
 env files compose would give its container, and health checked by the same test. So the migration job runs
 first as the owner role, the provisioning job as NATS user `provision`, then each service as its own
-process under its own NATS user, on PostgreSQL with scram passwords, against cpsim as the gateway.
+process under its own NATS user, on PostgreSQL with scram passwords, against cpsim as the gateway, and
+authz answering NATS's auth callout with a fresh issuer key and one person (`alice`, owner of the bootstrap
+connection, her password in the `.env`) in its users file.
 The run's files (the generated `.env`, logs, data, `stack.json`) live in one folder, by default
 `.var/prod/`, emptied at start.
 """
@@ -30,14 +32,23 @@ from typing import Any
 from ibkr_devstack.compose import Compose, Service, load_compose, required_variables, start_order
 from ibkr_devstack.config import CPSIM_OPTIONS_LEVELS
 from ibkr_devstack.processes import Child, pid_alive
-from ibkr_devstack.prodparts import argv_of, create_database, mounts_of, os_user, probe, service_environment
+from ibkr_devstack.prodparts import (
+    argv_of,
+    authz_variables,
+    create_database,
+    mounts_of,
+    os_user,
+    probe,
+    service_environment,
+    write_users_file,
+)
 
 PROFILES = frozenset({"cpsim"})
 #: Variables of docker-compose.yml that exist for this harness: one host, so loopback and free ports.
 LOOPBACK_VARIABLES = ("BIND_ADDRESS", "NATS_HOST", "POSTGRES_HOST", "GATEWAY_HOST")
 PORT_VARIABLES = ("NATS_PORT", "NATS_HTTP_PORT", "POSTGRES_PORT", "GATEWAY_PORT", "BRIDGE_HTTP_PORT",
                   "SESSION_HTTP_PORT", "SYNC_HTTP_PORT", "COMPLIANCE_HTTP_PORT", "AUDIT_HTTP_PORT",
-                  "REGISTRY_HTTP_PORT")
+                  "REGISTRY_HTTP_PORT", "AUTHZ_HTTP_PORT")
 RESTARTING = ("always", "unless-stopped", "on-failure")
 
 
@@ -75,7 +86,8 @@ class ProdStack:
         self.workdir = workdir.resolve()
         self.echo = echo
         compose_file = self.root / "docker-compose.yml"
-        self.variables = generated_variables(compose_file.read_text()) | dict(variables or {})
+        self.variables = (generated_variables(compose_file.read_text()) | authz_variables(self.workdir)
+                          | dict(variables or {}))
         self.compose: Compose = load_compose(compose_file, self.variables)
         self.services: dict[str, Service] = self.compose.active(set(profiles))
         self.order = start_order(self.services)
@@ -102,6 +114,7 @@ class ProdStack:
         env_file = self.workdir / ".env"
         env_file.write_text("".join(f"{k}={v}\n" for k, v in sorted(self.variables.items())))
         env_file.chmod(0o600)
+        write_users_file(self.variables)
         for name in self.order:
             thread = threading.Thread(target=self._bring_up, args=(name,), name=f"up-{name}", daemon=True)
             self._threads.append(thread)
@@ -271,6 +284,8 @@ class ProdStack:
             "database_url": f"postgresql://127.0.0.1:{self.variables['POSTGRES_PORT']}/ibkr",
             "http": self.http_urls(),
             "env_file": str(self.workdir / ".env"),
+            "person": {"user": self.variables["AUTHZ_PERSON"], "password": "AUTHZ_PERSON_PASSWORD in env_file",
+                       "users_file": str(Path(self.variables["AUTHZ_USERS_DIR"]) / "users.json")},
             "logs": str(self.workdir / "logs"),
             "pids": {name: child.pid for name, child in self.children.items()},
         }

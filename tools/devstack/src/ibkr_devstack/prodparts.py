@@ -12,8 +12,10 @@ as a container runs in its image's WORKDIR: no `.env` of the checkout is read by
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -25,6 +27,10 @@ from pathlib import Path
 from ibkr_devstack.compose import Compose, ComposeError, Healthcheck, Service, read_env_file
 
 PGDATA_DEFAULT = "/var/lib/postgresql/data"
+#: The one person `make run-prod` lets log in through NATS's auth callout (authz); the bootstrap connection is
+#: theirs (IBKR_USER_ID), so they reach its subjects and nothing else.
+PERSON = "alice"
+USERS_FILE = "users.json"
 
 
 @dataclass(frozen=True)
@@ -208,3 +214,27 @@ def probe(check: Healthcheck, env: dict[str, str], cwd: Path) -> bool:
     except subprocess.TimeoutExpired:
         return False
     return done.returncode == 0
+
+
+def authz_variables(workdir: Path) -> dict[str, str]:
+    """What authz and nats.conf need: a fresh issuer key pair (the seed for authz, its public key for the
+    callout's `issuer`), the folder of the users file, and one person: the owner of the bootstrap connection
+    (IBKR_USER_ID) with a generated password (kept in the run's `.env`, mode 0600, like every other secret)."""
+    from ibkr_authz.__main__ import new_issuer  # authz's own helper, so the key is made one way
+
+    seed, public = new_issuer()
+    return {"IBKR_AUTHZ_ISSUER_SEED": seed, "AUTHZ_ISSUER": public, "AUTHZ_USERS_DIR": str(workdir / "authz"),
+            "IBKR_USER_ID": PERSON, "AUTHZ_PERSON": PERSON, "AUTHZ_PERSON_PASSWORD": "p" + secrets.token_hex(24)}
+
+
+def write_users_file(variables: dict[str, str]) -> Path:
+    """authz's users file with the run's one person (a scrypt hash of their password; mode 0600)."""
+    from ibkr_authz.users import hash_password
+
+    folder = Path(variables["AUTHZ_USERS_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / USERS_FILE
+    person, password = variables["AUTHZ_PERSON"], variables["AUTHZ_PERSON_PASSWORD"]
+    path.write_text(json.dumps({"users": {person: hash_password(password)}}))
+    path.chmod(0o600)
+    return path
