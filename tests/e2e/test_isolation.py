@@ -32,6 +32,14 @@ READS = [
     ("account.get", "ibkr_sync_worker", {"account_id": ACCOUNT}),
     ("compliance.status", "ibkr_compliance", {"account_id": ACCOUNT}),
     ("audit.query", "ibkr_audit", {}),
+    ("session.status", "ibkr_session_keeper", {}),
+]
+#: Commands that change something: a trusted caller states the user it acts for, checked the same way.
+WRITES = [
+    ("orders.cancel", "ibkr_compliance", {"account_id": ACCOUNT, "client_order_id": "not-placed-1"}),
+    ("orders.confirm", "ibkr_compliance", {"client_order_id": "not-placed-1", "reply_id": "r1", "confirmed": True}),
+    ("trading.halt", "ibkr_compliance", {"reason": "isolation test"}),
+    ("trading.resume", "ibkr_compliance", {"reason": "isolation test"}),
 ]
 
 
@@ -47,7 +55,7 @@ def stack(nats_url: str, make_database: Callable[[str], str], cpsim_url: str,
                       IBKR_AUDIT_CONSUMER=f"audit-{run_names.run_id}-iso")
     started: list[ServiceProcess] = []
     try:
-        for module in ("ibkr_audit", "ibkr_sync_worker", "ibkr_compliance"):
+        for module in ("ibkr_audit", "ibkr_sync_worker", "ibkr_compliance", "ibkr_session_keeper"):
             started.append(start_service(module, env, timeout=90))
         yield {"conn": conn, "bobs": bobs, "gateway": cpsim_url}
     finally:
@@ -60,7 +68,7 @@ async def ask(nc: Any, conn: str, command: str, body: dict[str, Any]) -> dict[st
     return json.loads(reply.data)
 
 
-@pytest.mark.parametrize(("command", "service", "body"), READS, ids=[r[0] for r in READS])
+@pytest.mark.parametrize(("command", "service", "body"), READS + WRITES, ids=[r[0] for r in READS + WRITES])
 async def test_another_users_request_is_forbidden_on_every_read(
         nats_url: str, stack: dict[str, Any], command: str, service: str, body: dict[str, Any]) -> None:
     nc = await nats.connect(nats_url)

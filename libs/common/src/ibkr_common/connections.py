@@ -191,12 +191,13 @@ class ConnectionDirectory:
     def subscribe(self) -> None:
         """Register the broker subscriber of `ibkr.*.events.connection.>` (before the broker starts).
 
-        No queue group: every instance of every service must hear every change."""
+        No queue group: every instance of every service must hear every change. No reply either: the event's
+        publisher is waiting for JetStream's acknowledgement on the same inbox, not for ours."""
 
         async def on_event(body: EventEnvelope) -> None:
             await self.apply_event(body)
 
-        self.broker.subscriber(Subjects.every_connection().events_of("connection"),
+        self.broker.subscriber(Subjects.every_connection().events_of("connection"), no_reply=True,
                                description="The registry's connection events (every instance hears each).")(on_event)
 
     async def start(self) -> None:

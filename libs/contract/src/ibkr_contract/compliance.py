@@ -78,6 +78,8 @@ class HaltRequest(BaseModel):
 
     reason: str = Field(min_length=1, max_length=255)
     changed_by: str | None = Field(None, max_length=64)
+    user_id: str | None = Field(None, max_length=64, description="The user the caller acts for; checked against "
+                                "the connection's owner (FORBIDDEN).")
 
 
 class HaltResult(BaseModel):

@@ -136,6 +136,8 @@ class ConfirmRequest(BaseModel):
     reply_id: str = Field(min_length=1, max_length=64)
     confirmed: bool
     answered_by: str | None = Field(None, max_length=64)
+    user_id: str | None = Field(None, max_length=64, description="The user the caller acts for; checked against "
+                                "the connection's owner (FORBIDDEN).")
 
 
 class CancelRequest(BaseModel):
@@ -146,6 +148,8 @@ class CancelRequest(BaseModel):
     account_id: str = Field(min_length=1, max_length=32)
     order_id: str | None = Field(None, min_length=1, max_length=32)
     client_order_id: str | None = Field(None, min_length=1, max_length=64)
+    user_id: str | None = Field(None, max_length=64, description="The user the caller acts for; checked against "
+                                "the connection's owner (FORBIDDEN).")
 
     @model_validator(mode="after")
     def _which(self) -> CancelRequest:

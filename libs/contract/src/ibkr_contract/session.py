@@ -13,9 +13,13 @@ SessionStatusName = Literal[
 
 
 class SessionRequest(BaseModel):
-    """The body of `session.status`, `session.logout` and `session.reauthenticate`: `{}`."""
+    """The body of `session.status`, `session.logout` and `session.reauthenticate`: `{}`, or `{user_id}` from a
+    trusted caller acting for a user (checked against the connection's owner: FORBIDDEN)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    user_id: str | None = Field(None, max_length=64, description="The user the caller acts for; checked against "
+                                "the connection's owner (FORBIDDEN).")
 
 
 class SessionStatusResult(BaseModel):

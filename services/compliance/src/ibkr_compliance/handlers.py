@@ -81,12 +81,12 @@ def build_router(lanes: Lanes) -> NatsRouter:
     @router.subscriber(subjects.orders_confirm, queue=QUEUE_GROUP, max_workers=8,
                        description=ANSWERS["orders_confirm"])
     async def orders_confirm(request: ConfirmRequest) -> dict[str, Any]:
-        return ok(await lanes.route().service.confirm(request))
+        return ok(await lanes.route(request.user_id).service.confirm(request))
 
     @router.subscriber(subjects.orders_cancel, queue=QUEUE_GROUP, max_workers=8,
                        description=ANSWERS["orders_cancel"])
     async def orders_cancel(request: CancelRequest) -> dict[str, Any]:
-        return ok(await lanes.route().service.cancel(request))
+        return ok(await lanes.route(request.user_id).service.cancel(request))
 
     @router.subscriber(subjects.orders_modify, queue=QUEUE_GROUP, max_workers=8,
                        description=ANSWERS["orders_modify"])
@@ -104,11 +104,11 @@ def build_router(lanes: Lanes) -> NatsRouter:
 
     @router.subscriber(subjects.trading_halt, queue=QUEUE_GROUP, description=ANSWERS["trading_halt"])
     async def trading_halt(request: HaltRequest) -> dict[str, Any]:
-        return ok(await lanes.route().admin.set_halted(True, request))
+        return ok(await lanes.route(request.user_id).admin.set_halted(True, request))
 
     @router.subscriber(subjects.trading_resume, queue=QUEUE_GROUP, description=ANSWERS["trading_resume"])
     async def trading_resume(request: HaltRequest) -> dict[str, Any]:
-        return ok(await lanes.route().admin.set_halted(False, request))
+        return ok(await lanes.route(request.user_id).admin.set_halted(False, request))
 
     async def status_details(conn: str) -> dict[str, Any]:
         return {"halted": await lanes.lane_of(conn).controls.halted()}

@@ -56,7 +56,7 @@ def build_app(settings: SessionKeeperSettings, *, clock: Clock | None = None) ->
     directory = ConnectionDirectory(broker, settings)
     directory.on_change(keepers.on_change)
     directory.subscribe()
-    broker.include_router(build_router(keepers, clock))
+    broker.include_router(build_router(keepers, clock, directory))
     document_events(broker, settings, [f"session.{kind}" for kind in SESSION_EVENTS], SERVICE)
     app = FastStream(broker, logger=logging.getLogger("ibkr_session_keeper.faststream"))
 

@@ -11,7 +11,7 @@ from typing import Any
 from faststream.nats import NatsRouter
 
 from ibkr_common.clock import Clock
-from ibkr_common.connections import ConnectionMiddleware, current_connection
+from ibkr_common.connections import ConnectionDirectory, ConnectionMiddleware, current_connection
 from ibkr_common.messages.session import SessionLogoutResult, SessionRequest
 from ibkr_common.replies import ok, reply_middleware
 from ibkr_common.status import add_status_responder
@@ -35,27 +35,29 @@ ANSWERS = {
 UNKNOWN = " A connection the service does not serve is answered NOT_FOUND."
 
 
-def build_router(keepers: Keepers, clock: Clock) -> NatsRouter:
+def build_router(keepers: Keepers, clock: Clock, directory: ConnectionDirectory) -> NatsRouter:
     """The router of the session subjects of every connection; `status` answers from memory."""
     router = NatsRouter(middlewares=[reply_middleware(), ConnectionMiddleware])
 
-    def keeper_of() -> Keeper:
-        return keepers.require(current_connection())
+    def keeper_of(request: SessionRequest) -> Keeper:
+        conn = current_connection()
+        directory.require(conn, request.user_id)
+        return keepers.require(conn)
 
     @router.subscriber(Subjects.every_connection().command("session.status"), queue=QUEUE_GROUP,
                        description=ANSWERS["session_status"] + UNKNOWN)
     async def session_status(request: SessionRequest) -> dict[str, Any]:
-        return ok(keeper_of().status())
+        return ok(keeper_of(request).status())
 
     @router.subscriber(Subjects.every_connection().command("session.logout"), queue=QUEUE_GROUP,
                        description=ANSWERS["session_logout"] + UNKNOWN)
     async def session_logout(request: SessionRequest) -> dict[str, Any]:
-        return ok(SessionLogoutResult(logged_out=await keeper_of().logout()))
+        return ok(SessionLogoutResult(logged_out=await keeper_of(request).logout()))
 
     @router.subscriber(Subjects.every_connection().command("session.reauthenticate"), queue=QUEUE_GROUP,
                        description=ANSWERS["session_reauthenticate"] + UNKNOWN)
     async def session_reauthenticate(request: SessionRequest) -> dict[str, Any]:
-        return ok(await keeper_of().reauthenticate())
+        return ok(await keeper_of(request).reauthenticate())
 
     async def status_details(conn: str) -> dict[str, Any]:
         status = keepers.require(conn).status()
