@@ -196,7 +196,9 @@ class ConnectionDirectory:
         async def on_event(body: EventEnvelope) -> None:
             await self.apply_event(body)
 
-        self.broker.subscriber(Subjects.every_connection().events_of("connection"),
+        # no_reply: the registry publishes these through JetStream, a request whose answer must be the
+        # stream's ack; a FastStream subscriber would otherwise answer it first with an empty reply.
+        self.broker.subscriber(Subjects.every_connection().events_of("connection"), no_reply=True,
                                description="The registry's connection events (every instance hears each).")(on_event)
 
     async def start(self) -> None:

@@ -220,10 +220,11 @@ def subscribe_events(broker: NatsBroker, scheduler_of: Callable[[str], SyncSched
             if scheduler is not None:
                 await scheduler.on_order_event(subject, message.body, source)
 
-    broker.subscriber(Subjects.every_connection().events_of("session"), title="sync-on-session-events",
+    # no_reply: an event published through JetStream is a request whose answer must be the stream's ack.
+    broker.subscriber(Subjects.every_connection().events_of("session"), title="sync-on-session-events", no_reply=True,
                       description="Pauses a connection's syncs while its session is down; a full sync when it "
                                   "is back.")(on_session)
-    broker.subscriber(Subjects.every_connection().events_of("orders"), title="sync-on-order-events",
+    broker.subscriber(Subjects.every_connection().events_of("orders"), title="sync-on-order-events", no_reply=True,
                       description="Looks at an account again shortly after compliance submitted an order on its "
                                   "connection.")(on_order)
 
