@@ -191,13 +191,12 @@ class ConnectionDirectory:
     def subscribe(self) -> None:
         """Register the broker subscriber of `ibkr.*.events.connection.>` (before the broker starts).
 
-        No queue group: every instance of every service must hear every change."""
+        No queue group: every instance of every service must hear every change. No reply either: the event's
+        publisher is waiting for JetStream's acknowledgement on the same inbox, not for ours."""
 
         async def on_event(body: EventEnvelope) -> None:
             await self.apply_event(body)
 
-        # no_reply: the registry publishes these through JetStream, a request whose answer must be the
-        # stream's ack; a FastStream subscriber would otherwise answer it first with an empty reply.
         self.broker.subscriber(Subjects.every_connection().events_of("connection"), no_reply=True,
                                description="The registry's connection events (every instance hears each).")(on_event)
 

@@ -65,7 +65,6 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     invalidate = _invalidator(lanes)
     for area in INVALIDATING_AREAS:  # not events.>: the bridge's gateway.call alone is one per HTTP call
         # Core NATS without a queue group: every replica drops its own caches.
-        # no_reply: an event published through JetStream is a request whose answer is the stream's ack.
         broker.subscriber(every.events_of(area), title=f"invalidate-on-{area}-events", no_reply=True,
                           description=f"Drops cached state of the connection when a `{area}` event says it "
                                       "changed.")(invalidate)

@@ -220,7 +220,6 @@ def subscribe_events(broker: NatsBroker, scheduler_of: Callable[[str], SyncSched
             if scheduler is not None:
                 await scheduler.on_order_event(subject, message.body, source)
 
-    # no_reply: an event published through JetStream is a request whose answer must be the stream's ack.
     broker.subscriber(Subjects.every_connection().events_of("session"), title="sync-on-session-events", no_reply=True,
                       description="Pauses a connection's syncs while its session is down; a full sync when it "
                                   "is back.")(on_session)
