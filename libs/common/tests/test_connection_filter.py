@@ -65,3 +65,32 @@ async def test_the_directory_keeps_only_the_connections_it_serves(nats_url, nats
     finally:
         await broker.stop()
         await js.delete_stream(stream)
+
+
+@pytest.mark.connected
+async def test_the_directory_applies_a_connection_event_without_answering_it(nats_url, nats_client, run_names):
+    """A JetStream publish is a request whose one answer must be the stream's ack: the directory's subscriber
+    (core NATS, every instance of every service) must apply the event and answer nothing."""
+    from datetime import UTC, datetime
+
+    import nats.errors
+
+    from ibkr_contract.connections import ConnectionPayload
+    from ibkr_contract.envelope import new_event
+
+    conn = f"{run_names.conn}-dfr"
+    settings = CommonSettings(nats_url=nats_url, connection=f"{run_names.conn}-dfboot", serve_connections=conn)
+    broker = NatsBroker(nats_url)
+    directory = ConnectionDirectory(broker, settings)
+    directory.subscribe()
+    view = connection_view(conn, user_id="bob", gateway_url="https://127.0.0.1:5999")
+    envelope = new_event("connection.registered", conn=conn, environment="paper", source="registry",
+                         occurred_at=datetime.now(UTC), user_id="bob",
+                         payload=ConnectionPayload(connection=view).model_dump(mode="json"))
+    await broker.start()
+    try:
+        with pytest.raises(nats.errors.TimeoutError):
+            await nats_client.request(Subjects(conn).event("connection.registered"), envelope.to_bytes(), timeout=1.0)
+        assert conn in directory  # heard and applied, just not answered
+    finally:
+        await broker.stop()

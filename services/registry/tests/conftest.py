@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -13,7 +14,9 @@ from typing import Any
 
 import pytest
 from faststream import FastStream, TestApp
+from nats.errors import NoRespondersError
 
+from ibkr_common.subjects import Subjects
 from ibkr_contract.connections import AdminSubjects
 from ibkr_registry.app import build_app
 from ibkr_registry.settings import RegistrySettings
@@ -120,6 +123,27 @@ async def events(nats_client: Any, names: Names) -> AsyncIterator[Events]:
     yield collected
     for sub in subs:
         await sub.unsubscribe()
+
+
+def serves_the_tests(names: Names) -> str:
+    """`IBKR_SERVE_CONNECTIONS` of a service serving the test's connections (its bootstrap one and the two the
+    registry may register), and no other run's."""
+    return "|".join(re.escape(c) for c in (names.boot, names.conn, names.conn2))
+
+
+async def until_served(nc: Any, conn: str, service: str, timeout: float = 15.0) -> dict[str, Any]:
+    """Ask `ibkr.<conn>.status.<service>` until the service answers for `conn` (it learns a connection from the
+    registry's `connection.registered` event, shortly after the command that registered it answered)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            msg = await nc.request(Subjects(conn).service_status(service), b"{}", timeout=5)
+            reply: dict[str, Any] = json.loads(msg.data)
+        except NoRespondersError:
+            reply = {"ok": False, "error": {"code": "NO_RESPONDERS"}}
+        if reply["ok"] or asyncio.get_running_loop().time() > deadline:
+            return reply
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

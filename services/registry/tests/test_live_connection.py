@@ -3,14 +3,14 @@ a paper connection pointed at the same gateway fails its environment check and s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from ibkr_testkit.processes import service_env, start_service
+from ibkr_testkit.processes import ServiceProcess, service_env, start_service
 
-from .conftest import OWNER, Names, admin, create_body
+from .conftest import OWNER, Names, admin, create_body, serves_the_tests, until_served
 
 pytestmark = [pytest.mark.connected, pytest.mark.slow]
 LIVE_ACCOUNT = "U7654321"
@@ -27,24 +27,30 @@ def live_gateway(cpsim_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def bridges(names: Names, nats_url: str, live_gateway: str) -> Iterator[None]:
-    """A gateway-bridge for each of the test's two connections, both on the live gateway."""
-    started = []
+def start_bridge(names: Names, nats_url: str, live_gateway: str) -> Iterator[Callable[[str], None]]:
+    """Factory: THE gateway-bridge of the test (one process, as in production), bootstrap connection `conn`
+    on the live gateway, serving the test's other connections once the registry announces them."""
+    started: list[ServiceProcess] = []
+
+    def start(conn: str) -> None:
+        started.append(start_service("ibkr_gateway_bridge", service_env(
+            nats_url=nats_url, database_url=None, conn=conn, stream=names.stream, stream_subjects=names.subjects,
+            gateway_url=live_gateway, ibkr_serve_connections=serves_the_tests(names))))
+
     try:
-        for conn in (names.conn, names.conn2):
-            started.append(start_service("ibkr_gateway_bridge", service_env(
-                nats_url=nats_url, database_url=None, conn=conn, stream=names.stream,
-                stream_subjects=names.subjects, gateway_url=live_gateway)))
-        yield
+        yield start
     finally:
         for process in started:
             process.stop()
 
 
-async def test_live_settings_need_a_live_login(sqlite_url, names, nats_client, start_registry, live_gateway, bridges):
+async def test_live_settings_need_a_live_login(sqlite_url, names, nats_client, start_registry, live_gateway,
+                                               start_bridge):
+    start_bridge(names.boot)  # the registry's bootstrap connection: the bridge learns the others from the registry
     async with start_registry(sqlite_url, compliance_timeout_s=1):
         live = create_body(names, live_gateway, environment="live")
         assert (await admin(nats_client, "connections.create", live))["ok"]
+        assert (await until_served(nats_client, names.conn, "gateway-bridge"))["ok"]
         verified = await admin(nats_client, "connections.verify", {"user_id": OWNER, "connection": names.conn})
         checks = {c["check"]: c for c in verified["result"]["checks"]}
         assert verified["result"]["ok"] is True, checks
@@ -65,6 +71,7 @@ async def test_live_settings_need_a_live_login(sqlite_url, names, nats_client, s
 
         paper = create_body(names, live_gateway, conn=names.conn2, environment="paper")
         assert (await admin(nats_client, "connections.create", paper))["ok"]
+        assert (await until_served(nats_client, names.conn2, "gateway-bridge"))["ok"]
         wrong = await admin(nats_client, "connections.verify", {"user_id": OWNER, "connection": names.conn2})
         checks = {c["check"]: c for c in wrong["result"]["checks"]}
         assert wrong["result"]["ok"] is False
@@ -77,7 +84,8 @@ async def test_live_settings_need_a_live_login(sqlite_url, names, nats_client, s
 
 
 async def test_the_bootstrap_connection_takes_per_account_settings_once_verified(sqlite_url, names, nats_client,
-                                                                                 start_registry, bridges):
+                                                                                 start_registry, start_bridge):
+    start_bridge(names.conn)  # the bootstrap connection of the whole stack (registry and bridge alike)
     async with start_registry(sqlite_url, connection=names.conn, user_id=OWNER, default_environment="live"):
         ref = {"user_id": OWNER, "connection": names.conn}
         before = await admin(nats_client, "connections.settings", {**ref, "accounts": [{"account_id": LIVE_ACCOUNT}]})

@@ -1,7 +1,8 @@
-"""The user's four-step setup end to end: the registry, and for the new connection a real gateway-bridge
-(against cpsim) and compliance, each a process serving `ibkr.<the new connection>.…`; audit stores the
-events. Then everything the run left behind (every process's log, every reply, the outbox, the stream and
-audit's log) is searched for the username and the keys."""
+"""The user's four-step setup end to end: the registry, ONE real gateway-bridge (against cpsim) and ONE compliance
+serving every connection, as in production: started on the stack's bootstrap connection, they learn the new
+connection from the registry itself (its `connection.registered` event); audit stores the events. Then
+everything the run left behind (every process's log, every reply, the outbox, the stream and audit's log) is
+searched for the username and the keys."""
 
 from __future__ import annotations
 
@@ -18,7 +19,18 @@ from sqlalchemy import text
 from ibkr_common.db.engine import make_engine
 from ibkr_testkit.processes import ServiceProcess, service_env, start_service
 
-from .conftest import CPSIM_ACCOUNT, KEY_NEW, KEY_OLD, OWNER, USERNAME, Names, admin, create_body
+from .conftest import (
+    CPSIM_ACCOUNT,
+    KEY_NEW,
+    KEY_OLD,
+    OWNER,
+    USERNAME,
+    Names,
+    admin,
+    create_body,
+    serves_the_tests,
+    until_served,
+)
 
 pytestmark = [pytest.mark.connected, pytest.mark.e2e, pytest.mark.slow]
 PAPER_DISCLOSURES = ["options_risk", "day_trading_risk"]
@@ -35,10 +47,12 @@ class Flow:
     def db(self, name: str) -> str:
         return f"sqlite+aiosqlite:///{self.folder}/{name}.db"
 
-    def env(self, conn: str, database: str | None, **extra: str) -> dict[str, str]:
-        return service_env(nats_url=self.nats_url, database_url=database, conn=conn, stream=self.names.stream,
-                           stream_subjects=self.names.subjects, gateway_url=self.cpsim_url, IBKR_LOG_LEVEL="DEBUG",
-                           **extra)
+    def env(self, database: str | None, **extra: str) -> dict[str, str]:
+        """A service of the stack: bootstrap connection `names.boot`, serving the test's connections only."""
+        return service_env(nats_url=self.nats_url, database_url=database, conn=self.names.boot,
+                           stream=self.names.stream, stream_subjects=self.names.subjects, gateway_url=self.cpsim_url,
+                           IBKR_LOG_LEVEL="DEBUG", IBKR_USER_ID="operator",
+                           IBKR_SERVE_CONNECTIONS=serves_the_tests(self.names), **extra)
 
     def start(self, module: str, env: dict[str, str]) -> ServiceProcess:
         process = start_service(module, env)
@@ -68,19 +82,22 @@ def flow(names: Names, nats_url: str, cpsim_url: str, tmp_path: Path) -> Iterato
 
 
 async def test_four_step_setup_enables_the_connection_and_leaks_no_secret(flow, names, nats_client, events):
-    registry = flow.start("ibkr_registry", flow.env(names.boot, flow.db("registry"), IBKR_USER_ID="operator",
-                                                    IBKR_ENCRYPTION_KEY=KEY_NEW, IBKR_OLD_ENCRYPTION_KEYS=KEY_OLD))
-    flow.start("ibkr_audit", flow.env(names.boot, flow.db("audit")))
-    flow.start("ibkr_gateway_bridge", flow.env(names.conn, None))
-    flow.start("ibkr_compliance", flow.env(names.conn, flow.db("compliance"), IBKR_USER_ID=OWNER))
+    registry = flow.start("ibkr_registry", flow.env(flow.db("registry"), IBKR_ENCRYPTION_KEY=KEY_NEW,
+                                                    IBKR_OLD_ENCRYPTION_KEYS=KEY_OLD))
+    flow.start("ibkr_audit", flow.env(flow.db("audit")))
+    flow.start("ibkr_gateway_bridge", flow.env(None))
+    flow.start("ibkr_compliance", flow.env(flow.db("compliance")))
     ref = {"user_id": OWNER, "connection": names.conn}
 
     # steps 1 and 2: environment, gateway and username
     created = await flow.ask(nats_client, "connections.create", create_body(names, flow.cpsim_url))
     assert created["ok"], created
     assert (created["result"]["state"], created["result"]["enabled"]) == ("unverified", False)
+    for service in ("gateway-bridge", "compliance"):  # each learns the new connection from the registry's event
+        served = await until_served(nats_client, names.conn, service)
+        assert served["ok"] and served["result"]["connection"] == names.conn, (service, served)
 
-    # step 3: verify through the connection's own bridge
+    # step 3: verify through the bridge serving the connection
     verified = await flow.ask(nats_client, "connections.verify", ref)
     assert verified["ok"], verified
     result = verified["result"]

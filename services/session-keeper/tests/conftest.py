@@ -139,9 +139,13 @@ def make_stack(nats_url: str, run_names: Any, nats_client: Any) -> Iterator[Call
     stacks: list[Stack] = []
 
     async def make(region: str = "us", idle_timeout: float = 300.0, start_at: datetime = NOON, *,
-                   conn: str | None = None, stream: str | None = None, stream_subjects: str | None = None) -> Stack:
-        """`conn`, `stream`, `stream_subjects`: a second connection's gateway and bridge on a stream shared with
-        the first (default: a connection and stream of its own)."""
+                   conn: str | None = None, stream: str | None = None, stream_subjects: str | None = None,
+                   bridge: bool = True, bridge_serves: str | None = None) -> Stack:
+        """`conn`, `stream`, `stream_subjects`: a second connection's gateway on a stream shared with the first
+        (default: a connection and stream of its own). `bridge=False` starts no gateway-bridge: the connection
+        is served by the one bridge of another stack (started with `bridge_serves`, a regular expression over
+        connection ids, default this connection alone) once announced, as in production, where one bridge
+        serves every connection: two bridges on one NATS would share a queue group over `ibkr.*.bridge.…`."""
         n = next(_counter)
         conn = conn or f"{run_names.conn}-sk{n}"
         stream = stream or f"{run_names.stream}_SK{n}"
@@ -156,10 +160,11 @@ def make_stack(nats_url: str, run_names: Any, nats_client: Any) -> Iterator[Call
                       nc=nats_client, events=events, idle_timeout=idle_timeout, stream_subjects=stream_subjects)
         stack.start_gateway()
         stack.sim_url = stack.cpsim.url
-        env = service_env(nats_url=nats_url, database_url=None, conn=conn, stream=stack.stream,
-                          stream_subjects=stream_subjects, gateway_url=stack.cpsim.url,
-                          ibkr_serve_connections=re.escape(conn))
-        stack.bridge = start_service("ibkr_gateway_bridge", env)
+        if bridge:
+            env = service_env(nats_url=nats_url, database_url=None, conn=conn, stream=stack.stream,
+                              stream_subjects=stream_subjects, gateway_url=stack.cpsim.url,
+                              ibkr_serve_connections=bridge_serves or re.escape(conn))
+            stack.bridge = start_service("ibkr_gateway_bridge", env)
         stack.clock_to(start_at)  # a quiet weekday noon in every region unless a test says otherwise
         stack.sim("POST", "/login")
         stacks.append(stack)
@@ -167,5 +172,6 @@ def make_stack(nats_url: str, run_names: Any, nats_client: Any) -> Iterator[Call
 
     yield make
     for stack in stacks:
-        stack.bridge.stop()
+        if stack.bridge is not None:
+            stack.bridge.stop()
         stack.cpsim.stop()

@@ -1,12 +1,14 @@
 """One keeper process keeps the session of every registered connection, picked up and dropped at run time.
 
-Two cpsim gateways, each behind its own gateway-bridge; the second connection is announced while the keeper
-runs (the registry's `connection.registered` event), then removed.
+Two cpsim gateways behind ONE gateway-bridge serving both connections (as in production: one bridge, one
+keeper for every connection); the second connection is announced while the bridge and the keeper run (the
+registry's `connection.registered` event), so both learn it at run time, then removed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from typing import Any
 
@@ -25,12 +27,14 @@ def tracking_rows(sqlite_url: str) -> dict[str, tuple[str, str]]:
 
 
 async def two_stacks(make_stack: Any, run_names: Any) -> tuple[Any, Any]:
-    """The bootstrap connection's stack and a second one, on one events stream that covers both."""
+    """The bootstrap connection's stack, whose bridge serves both connections (the second once announced), and a
+    second gateway without a bridge of its own, on one events stream that covers both."""
     first_conn, second_conn = f"{run_names.conn}-ska", f"{run_names.conn}-skb"
     shared = {"stream": f"{run_names.stream}_SKM",
               "stream_subjects": f"ibkr.{first_conn}.events.>,ibkr.{second_conn}.events.>"}
-    first = await make_stack(conn=first_conn, **shared)
-    second = await make_stack(conn=second_conn, **shared)
+    first = await make_stack(conn=first_conn, bridge_serves=f"{re.escape(first_conn)}|{re.escape(second_conn)}",
+                             **shared)
+    second = await make_stack(conn=second_conn, bridge=False, **shared)
     return first, second
 
 
@@ -60,7 +64,7 @@ async def test_a_connection_announced_at_run_time_gets_its_own_session_and_is_dr
         service = (await second.request("status.session-keeper"))["result"]
         rows = tracking_rows(sqlite_url)
 
-        # its own state machine, through its own bridge to its own gateway
+        # its own state machine, through the one bridge to its own gateway
         assert status["authenticated"] is True and status["status"] == "authenticated"
         assert second.calls("/tickle") >= 1
         assert service["connection"] == second.conn and service["details"]["status"] == "authenticated"

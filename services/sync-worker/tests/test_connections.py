@@ -1,13 +1,15 @@
 """One sync-worker syncs every registered connection, each on its own schedule, picked up and dropped at run time.
 
-Two cpsim gateways (the run's and one started here, with another account), each behind its own real
-gateway-bridge; the second connection, owned by another user, is announced while the worker runs (the
-registry's `connection.registered` event) and later removed. Rows are read back on PostgreSQL under RLS.
+Two cpsim gateways (the run's and one started here, with another account) behind ONE real gateway-bridge
+serving both connections, as in production; the second connection, owned by another user, is announced
+while the bridge and the worker run (the registry's `connection.registered` event), so both learn it at
+run time, and later removed. Rows are read back on PostgreSQL under RLS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -71,16 +73,17 @@ def stream_subjects(names: Names) -> str:
 
 
 @asynccontextmanager
-async def bridge(names: Names, nats_url: str, conn: str, gateway_url: str) -> AsyncIterator[FastStream]:
-    """A real gateway-bridge (in-process) serving `ibkr.<conn>.bridge.*` against one gateway."""
+async def bridge(names: Names, nats_url: str, gateway_url: str) -> AsyncIterator[FastStream]:
+    """The real gateway-bridge (in-process): bootstrap connection `names.conn` on `gateway_url`, and the test's
+    second connection once announced (one bridge for every connection, as in production)."""
     from ibkr_gateway_bridge.app import build_app as build_bridge
     from ibkr_gateway_bridge.settings import BridgeSettings
 
     scheme, rest = gateway_url.split("://", 1)
     host, port = rest.rsplit(":", 1)
-    settings = BridgeSettings(nats_url=nats_url, connection=conn, events_stream=names.stream,
+    settings = BridgeSettings(nats_url=nats_url, connection=names.conn, events_stream=names.stream,
                               events_subjects=stream_subjects(names), gateway_host=host, gateway_port=int(port),
-                              gateway_ssl=scheme == "https", serve_connections=conn)
+                              gateway_ssl=scheme == "https", serve_connections=f"{re.escape(names.conn)}b?")
     async with TestApp(build_bridge(settings)) as app:
         yield app
 
@@ -134,7 +137,7 @@ async def test_a_connection_announced_at_run_time_gets_its_own_schedule_rows_and
     second_url = str(second_gateway.client.base_url).rstrip("/")
     view = connection_view(other, user_id="bob", gateway_url=second_url, environment="live",
                            accounts=[{"account_id": OTHER_ACCT, "options_level": 2}])
-    async with (bridge(names, nats_url, names.conn, cpsim_url), bridge(names, nats_url, other, second_url),
+    async with (bridge(names, nats_url, cpsim_url),
                 worker(names, nats_url, database_url, run_names.conn, sync_interval_ms=1000)):
         unknown = await request(nats_client, f"ibkr.{other}.positions.get", {"account_id": OTHER_ACCT})
         assert unknown["ok"] is False and unknown["error"]["code"] == "NOT_FOUND", unknown
@@ -196,7 +199,7 @@ async def test_ownership_of_the_bootstrap_connection_when_switched_on(
     sim, names, nats_client, nats_url, database_url, cpsim_url, run_names
 ):
     sim("POST", f"/positions/{ACCT}", [STOCK])
-    async with (bridge(names, nats_url, names.conn, cpsim_url),
+    async with (bridge(names, nats_url, cpsim_url),
                 worker(names, nats_url, database_url, run_names.conn, enforce_ownership=True)):
         assert (await request(nats_client, names.subject("sync.trigger"), {"user_id": "alice"}))["ok"] is True
         owner = await request(nats_client, names.subject("positions.get"), {"account_id": ACCT, "user_id": "alice"})
