@@ -7,6 +7,7 @@ exactly the path the connection's orders will take.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,12 +55,30 @@ def _bridge_failure(exc: BridgeError, conn: str) -> str:
     return f"{exc.code}: {exc.message}"
 
 
+#: How long a verify waits for the bridge to pick a just-created connection up from the registry's event.
+PICK_UP_S = 5.0
+
+
+async def _first_status(bridge: BridgeClient) -> Any:
+    """The session status; while the bridge answers NOT_FOUND (it has not yet heard `connection.registered`,
+    published a moment ago), asks again for up to PICK_UP_S seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PICK_UP_S
+    while True:
+        try:
+            return await bridge.session_status()
+        except BridgeError as exc:
+            if exc.code != ErrorCode.NOT_FOUND or loop.time() >= deadline:
+                raise
+        await asyncio.sleep(0.2)
+
+
 async def verify_gateway(broker: Any, conn: str, environment: str, timeout_s: float) -> Verification:
     """Reachable, authenticated, the right environment, the username (when it can be), accounts, summaries."""
     bridge = BridgeClient(broker, Subjects(conn), timeout_s=timeout_s, priority="session")
     found = Verification()
     try:
-        status = await bridge.session_status()
+        status = await _first_status(bridge)
     except BridgeError as exc:
         reached = exc.code == ErrorCode.NOT_AUTHENTICATED
         found.add("reachable", reached, "the gateway answered" if reached else _bridge_failure(exc, conn))
