@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -65,32 +63,6 @@ def acknowledge_on_page(page: Page, url: str) -> None:
         expect(page.locator("#flash")).to_contain_text("acknowledged")
     expect(page.locator("#disclosures")).to_contain_text("acknowledged")
     expect(page.locator("#disclosures")).not_to_contain_text("not acknowledged")
-
-
-def serve_new_connection(stack: Any, conn: str) -> list[Any]:
-    """A gateway-bridge and compliance for `conn`, unless the stack's own already serve it (issue 17 point 4,
-    one set of services for every registered connection, makes these extra processes unnecessary)."""
-    from ibkr_client import IbkrClient
-    from ibkr_client.errors import ServiceNotRunning
-    from ibkr_common.subjects import all_connections_events
-    from ibkr_testkit.processes import service_env, start_service
-
-    async def served() -> bool:
-        async with IbkrClient(stack.nats_url, connection=conn) as ib:
-            try:
-                await ib.service_status("gateway-bridge", timeout=3.0)
-            except ServiceNotRunning:
-                return False
-            return True
-
-    with ThreadPoolExecutor(1) as pool:
-        if pool.submit(asyncio.run, served()).result():
-            return []
-    env = {"nats_url": stack.nats_url, "conn": conn, "stream": "IBKR_EVENTS",
-           "stream_subjects": all_connections_events(), "gateway_url": stack.gateway_url}
-    return [start_service("ibkr_gateway_bridge", service_env(database_url=None, **env)),
-            start_service("ibkr_compliance", service_env(database_url=stack.info["database_url"],
-                                                         IBKR_USER_ID="local", **env))]
 
 
 def httpx_url(url: str) -> dict[str, str]:

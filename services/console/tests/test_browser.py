@@ -28,11 +28,12 @@ from .browser_helpers import (
     live,
     open_market,
     orders_at_cpsim,
-    serve_new_connection,
     shot,
     sign_in,
 )
-from .conftest import helpers
+
+#: The account of `make run`'s second simulated login (`sim_gateways.spare`).
+SPARE_ACCOUNT = "DU7654321"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 VIEWER = ("watcher", "viewer-password-123")
@@ -221,11 +222,8 @@ def test_a_viewer_sees_no_action_and_a_crafted_post_is_refused(browser: Any, sta
 
 
 def test_the_setup_wizard_end_to_end(admin_page: Page, stack: Any, console: dict[str, Any]):
-    """The guide's 4 steps on `ib.connections.*`; needs the connection registry (issue 17), else skipped."""
-    listed = stack.ibkr("connections", "list", "--json", IBKR_USER="local")
-    if listed.returncode == 3:
-        pytest.skip("no connection registry serves ibkr_admin.connections.* on this stack")
-    gateway = httpx_url(stack.gateway_url)
+    """The guide's 4 steps on `ib.connections.*` (the registry), on `make run`'s second simulated login."""
+    gateway = httpx_url(stack.info["sim_gateways"]["spare"])  # a login of its own: one connection per login
     page = admin_page
     page.goto(console["url"] + "/setup")
     shot(page, "setup")
@@ -234,34 +232,28 @@ def test_the_setup_wizard_end_to_end(admin_page: Page, stack: Any, console: dict
     page.click("text=Next")
     page.fill("input[name=host]", gateway["host"])
     page.fill("input[name=port]", gateway["port"])
-    page.fill("input[name=username]", "simuser")
+    page.fill("input[name=username]", "spareuser1")
     shot(page, "setup-gateway")
     page.click("text=Create")
     expect(page.locator("h2")).to_contain_text("Step 3")
-    extra = serve_new_connection(stack, "wizard-paper")
-    try:
-        page.click("#verify-connection")
-        checks = page.locator("#checks")
-        expect(checks).to_be_visible(timeout=60_000)
-        for check in ("reachable", "authenticated", "accounts", "summaries"):
-            expect(checks.locator("li.ok", has_text=re.compile(rf"^\W*{check} "))).to_have_count(1)
-        expect(page.locator("table")).to_contain_text(helpers.ACCOUNT)
-        assert "simuser" not in page.content()  # the username is never shown back
-        shot(page, "setup-verify")
-        page.click("text=Save and continue")
-        expect(page.locator("h2")).to_contain_text("Step 4")
-        boxes = page.locator("input[name=disclosure]")
-        for n in range(boxes.count()):
-            boxes.nth(n).check()
-        shot(page, "setup-acknowledge")
-        page.click("text=Acknowledge and enable")
-        expect(page.locator("#flash")).to_contain_text("wizard-paper is enabled", timeout=30_000)
-        expect(page.locator("#connections")).to_contain_text("wizard-paper")
-    finally:
-        for process in extra:
-            process.stop()
-
-
+    # the stack's own services serve the new connection once the registry announces it
+    page.click("#verify-connection")
+    checks = page.locator("#checks")
+    expect(checks).to_be_visible(timeout=60_000)
+    for check in ("reachable", "authenticated", "accounts", "summaries"):
+        expect(checks.locator("li.ok", has_text=re.compile(rf"^\W*{check} "))).to_have_count(1)
+    expect(page.locator("table")).to_contain_text(SPARE_ACCOUNT)
+    assert "spareuser1" not in page.content()  # the username is never shown back
+    shot(page, "setup-verify")
+    page.click("text=Save and continue")
+    expect(page.locator("h2")).to_contain_text("Step 4")
+    boxes = page.locator("input[name=disclosure]")
+    for n in range(boxes.count()):
+        boxes.nth(n).check()
+    shot(page, "setup-acknowledge")
+    page.click("text=Acknowledge and enable")
+    expect(page.locator("#flash")).to_contain_text("wizard-paper is enabled", timeout=30_000)
+    expect(page.locator("#connections")).to_contain_text("wizard-paper")
 
 
 def fill_ticket(page: Page, url: str, **fields: str) -> None:
