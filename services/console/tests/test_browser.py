@@ -248,12 +248,17 @@ def test_the_setup_wizard_end_to_end(admin_page: Page, stack: Any, console: dict
     page.click("text=Save and continue")
     expect(page.locator("h2")).to_contain_text("Step 4")
     boxes = page.locator("input[name=disclosure]")
-    for n in range(boxes.count()):
-        boxes.nth(n).check()
     shot(page, "setup-acknowledge")
-    page.click("text=Acknowledge and enable")
-    expect(page.locator("#flash")).to_contain_text("wizard-paper is enabled", timeout=30_000)
-    expect(page.locator("#connections")).to_contain_text("wizard-paper")
+    if boxes.count():  # acknowledgments are the user's: an earlier test of this module may have given them all
+        for n in range(boxes.count()):
+            boxes.nth(n).check()
+        page.click("text=Acknowledge and enable")
+        expect(page.locator("#flash")).to_contain_text("wizard-paper is enabled", timeout=30_000)
+        expect(page.locator("#connections")).to_contain_text("wizard-paper")
+    else:
+        expect(page.locator("main")).to_contain_text("Nothing left to acknowledge")
+    listed = stack.ibkr("connections", "get", "wizard-paper", "--json", IBKR_USER="local")
+    assert listed.returncode == 0 and '"state": "enabled"' in listed.stdout.replace('":"', '": "'), listed
 
 
 def fill_ticket(page: Page, url: str, **fields: str) -> None:
