@@ -250,6 +250,9 @@ async def test_live_orders_need_the_registrys_live_enablement_of_the_account(
 
             async def applied(enabled: bool = enabled) -> bool:
                 reply = await call(nats_client, pair.b, "orders.check", bobs(coid("lv"), environment="live"))
+                if not reply["ok"]:  # the connection's lane is being rebuilt for its new settings: ask again
+                    codes[enabled] = [reply["error"]["code"]]
+                    return False
                 codes[enabled] = [r["code"] for r in reply["result"]["reasons"]]
                 evaluated = "opening" in reply["result"]["computed"]  # by the engine: the lane is live now
                 return evaluated and ("LIVE_TRADING_NOT_ENABLED" in codes[enabled]) != enabled

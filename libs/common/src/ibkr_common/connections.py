@@ -191,12 +191,14 @@ class ConnectionDirectory:
     def subscribe(self) -> None:
         """Register the broker subscriber of `ibkr.*.events.connection.>` (before the broker starts).
 
-        No queue group: every instance of every service must hear every change."""
+        No queue group: every instance of every service must hear every change. No reply either: the events
+        are published to JetStream, whose publish is a request; an (empty) answer from here would race the
+        stream's acknowledgement and the publisher could read it as a broken ack."""
 
         async def on_event(body: EventEnvelope) -> None:
             await self.apply_event(body)
 
-        self.broker.subscriber(Subjects.every_connection().events_of("connection"),
+        self.broker.subscriber(Subjects.every_connection().events_of("connection"), no_reply=True,
                                description="The registry's connection events (every instance hears each).")(on_event)
 
     async def start(self) -> None:
