@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -79,16 +80,22 @@ class Stack:
                            stream_subjects=self.subjects, gateway_url=self.cpsim_url, **extra)
 
 
-def start_processes(st: Stack, folder: Path, **sync_extra: str) -> None:
-    """gateway-bridge, sync-worker and session-keeper of `st`'s connection, ready (stopped by `st.stop()`)."""
+def start_processes(st: Stack, folder: Path, *, serve: str = "", **sync_extra: str) -> None:
+    """gateway-bridge, sync-worker and session-keeper of `st`'s connection, ready (stopped by `st.stop()`).
+
+    `serve` (IBKR_SERVE_CONNECTIONS of all three) lets them serve registered connections beyond the bootstrap
+    one; by default they keep to it, as every instance of a service on one NATS server shares its queue group."""
+    def env(database_url: str | None, **extra: str) -> dict[str, str]:
+        return st.env(database_url, IBKR_SERVE_CONNECTIONS=serve or re.escape(st.conn), **extra)
+
     try:  # the bridge first (the others call it from their start), then those two together
-        st.processes.append(start_service("ibkr_gateway_bridge", st.env(None)))
+        st.processes.append(start_service("ibkr_gateway_bridge", env(None)))
         st.processes.append(start_service(
-            "ibkr_sync_worker", st.env(f"sqlite+aiosqlite:///{folder}/sync.db", IBKR_SYNC_INTERVAL="600000",
-                                       **sync_extra),
+            "ibkr_sync_worker", env(f"sqlite+aiosqlite:///{folder}/sync.db", IBKR_SYNC_INTERVAL="600000",
+                                    **sync_extra),
             ready=""))
         st.processes.append(start_service(
-            "ibkr_session_keeper", st.env(f"sqlite+aiosqlite:///{folder}/keeper.db", IBKR_TICKLE_INTERVAL="5000"),
+            "ibkr_session_keeper", env(f"sqlite+aiosqlite:///{folder}/keeper.db", IBKR_TICKLE_INTERVAL="5000"),
             ready=""))
         for process in st.processes[1:]:
             process.wait_for_line("ready", 60)

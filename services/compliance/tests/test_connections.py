@@ -2,13 +2,15 @@
 trades on its own gateway only, with its own settings, halt switch and owner.
 
 Two connections side by side: the bootstrap one (`IBKR_CONNECTION`, alice's orders as in the other tests) on
-the run's cpsim, and a second one, owned by bob, on a cpsim of its own, each with its gateway-bridge,
-sync-worker and session-keeper. Compliance (in-process) starts knowing the bootstrap connection only; each
-test announces the second one as the registry would (`ibkr_testkit.connections.announce_connection`).
+the run's cpsim, and a second one, owned by bob, on a cpsim of its own. One gateway-bridge, sync-worker and
+session-keeper serve both (as in a deployment: one set of services for every connection); they and compliance
+(in-process) start knowing the bootstrap connection only, and learn the second one when a test announces it as
+the registry would (`ibkr_testkit.connections.announce_connection`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -67,18 +69,16 @@ def pair(nats_url: str, cpsim_url: str, run_names: Any, tmp_path_factory: pytest
     stream, subjects = f"{run_names.stream}_M", f"ibkr.{first}.events.>,ibkr.{second}.events.>"
     sim = start_cpsim()
     a = Stack(first, stream, subjects, nats_url, cpsim_url)
-    b = Stack(second, stream, subjects, nats_url, sim.url)
+    b = Stack(second, stream, subjects, nats_url, sim.url)  # no processes of its own: a's serve it
     try:
         a.sim("POST", "/reset")
         b.sim("POST", "/reset")
-        levels = f"{ACCOUNT}={OPTIONS_LEVEL}"
-        start_processes(a, tmp_path_factory.mktemp("pair-a"), IBKR_OPTIONS_LEVELS=levels)
-        # Until the bridge, keeper and sync-worker serve every connection themselves, the second one has its
-        # own processes (IBKR_CONNECTION=<second>), as a deployment of today would.
-        start_processes(b, tmp_path_factory.mktemp("pair-b"), IBKR_OPTIONS_LEVELS=levels)
+        # one set of services for both connections: the bootstrap one from the environment, the second one
+        # once announced (and only it: IBKR_SERVE_CONNECTIONS)
+        start_processes(a, tmp_path_factory.mktemp("pair"), serve=re.escape(second),
+                        IBKR_OPTIONS_LEVELS=f"{ACCOUNT}={OPTIONS_LEVEL}")
         yield Pair(a, b)
     finally:
-        b.stop()
         a.stop()
         sim.stop()
 
@@ -190,32 +190,44 @@ async def test_the_registry_options_level_of_the_account_decides_an_option_order
     today = datetime.now(UTC).date()
     expiry = next(d for d in expiries(today) if (d - today).days > 20)
     decisions: dict[str, dict[str, Any]] = {}
+
+    async def long_call(stack: Stack, user: str) -> dict[str, Any]:
+        """A long call far out of the money (cheap) on the stack's gateway, `user`'s."""
+        chain = await call(nats_client, stack, "contracts.option_chain",
+                           {"underlying_conid": AAPL, "month": f"{expiry:%b%y}".upper()})
+        strike = max(Decimal(str(k)) for k in chain["result"]["calls"])
+        option = {"symbol": "AAPL", "sec_type": "OPT", "expiry": expiry.isoformat(), "strike": str(strike),
+                  "right": "C"}
+        return order(coid("opt"), user_id=user, instrument=option, limit_price="0.50")
+
     async with start(sqlite_url):
         await announce(nats_client, pair)
-        await acknowledged(nats_client, pair.b, BOB)
-        await synced(nats_client, pair.b)
-        chain = await call(nats_client, pair.b, "contracts.option_chain",
-                           {"underlying_conid": AAPL, "month": f"{expiry:%b%y}".upper()})
-        strike = max(Decimal(str(k)) for k in chain["result"]["calls"])  # far out of the money: cheap
-        call_option = {"symbol": "AAPL", "sec_type": "OPT", "expiry": expiry.isoformat(), "strike": str(strike),
-                       "right": "C"}
-        long_call = bobs(coid("opt"), instrument=call_option, limit_price="0.50")
-        decisions["synced"] = (await call(nats_client, pair.b, "orders.check", long_call))["result"]
+        for stack, user in ((pair.a, USER), (pair.b, BOB)):
+            await acknowledged(nats_client, stack, user)
+            await synced(nats_client, stack)
+        decisions["bootstrap"] = (await call(nats_client, pair.a, "orders.check",
+                                             await long_call(pair.a, USER)))["result"]
+        bobs_call = await long_call(pair.b, BOB)
+        decisions["unset"] = (await call(nats_client, pair.b, "orders.check", bobs_call))["result"]
         for level in (1, 2):  # a long call needs level 2 at IBKR
             await announce_connection(nats_client, pair.view(accounts=[{"account_id": ACCOUNT, "options_level":
                                                                         level}]), "updated")
 
             async def applied(level: int = level) -> bool:
-                reply = await call(nats_client, pair.b, "orders.check", {**long_call, "client_order_id": coid()})
+                reply = await call(nats_client, pair.b, "orders.check", {**bobs_call, "client_order_id": coid()})
                 decisions[f"registry {level}"] = reply["result"]
                 return bool(reply["result"]["computed"].get("options_level") == level)
 
             await wait_until(applied, 10, f"the registry's level {level}")
         status = await call(nats_client, pair.b, "compliance.status", {"user_id": BOB, "account_id": ACCOUNT})
-    # without the registry's setting, the synced level (the sync-worker's IBKR_OPTIONS_LEVELS) decides
-    assert decisions["synced"]["computed"]["options_level"] == OPTIONS_LEVEL
-    assert decisions["synced"]["decision"] in ("allow", "warn"), decisions["synced"]["reasons"]
-    # with it, the registry's level decides, whatever the sync-worker says
+    # the bootstrap connection: the synced level (the sync-worker's IBKR_OPTIONS_LEVELS) decides, as before
+    assert decisions["bootstrap"]["computed"]["options_level"] == OPTIONS_LEVEL
+    assert decisions["bootstrap"]["decision"] in ("allow", "warn"), decisions["bootstrap"]["reasons"]
+    # a registry connection takes its levels from the registry only (IBKR_OPTIONS_LEVELS is the bootstrap's):
+    # without the setting the level is unknown, and an option order is refused
+    unset = decisions["unset"]
+    assert unset["computed"]["options_level"] is None and unset["decision"] == "block", unset
+    # with it, the registry's level decides
     low = decisions["registry 1"]
     assert low["decision"] == "block" and "OPTIONS_LEVEL_INSUFFICIENT" in [r["code"] for r in low["reasons"]], low
     enough = decisions["registry 2"]
@@ -229,6 +241,7 @@ async def test_live_orders_need_the_registrys_live_enablement_of_the_account(
     codes: dict[bool, list[str]] = {}
     async with start(sqlite_url):
         await announce(nats_client, pair)
+        await synced(nats_client, pair.b)
         paper = await call(nats_client, pair.b, "orders.check", bobs(coid("lv"), environment="live"))
         for enabled in (False, True):  # the same connection, now live (registry view), its account switched
             live = connection_view(pair.b.conn, user_id=BOB, gateway_url=pair.b.cpsim_url, environment="live",
@@ -237,6 +250,9 @@ async def test_live_orders_need_the_registrys_live_enablement_of_the_account(
 
             async def applied(enabled: bool = enabled) -> bool:
                 reply = await call(nats_client, pair.b, "orders.check", bobs(coid("lv"), environment="live"))
+                if not reply["ok"]:  # the connection's lane is being rebuilt for its new settings: ask again
+                    codes[enabled] = [reply["error"]["code"]]
+                    return False
                 codes[enabled] = [r["code"] for r in reply["result"]["reasons"]]
                 evaluated = "opening" in reply["result"]["computed"]  # by the engine: the lane is live now
                 return evaluated and ("LIVE_TRADING_NOT_ENABLED" in codes[enabled]) != enabled

@@ -84,6 +84,10 @@ def services(nats_url: str, cpsim_url: str, run_names: Any, tmp_path_factory: py
                                                IBKR_OPTIONS_LEVELS=f"{ACCOUNT}={OPTIONS_LEVEL}")
     found.envs["ibkr_session_keeper"] = stack.env(f"sqlite+aiosqlite:///{folder}/keeper.db",
                                                   IBKR_TICKLE_INTERVAL="5000")
+    # the run's cpsim as new before anything calls it: a penalty box an earlier module left there would
+    # otherwise answer the bridge's first calls 429, and its limiter keeps those endpoints boxed for 600 s
+    # (the `running` fixture's reset clears the simulator's box, not the bridge's)
+    stack.sim("POST", "/reset")
     try:
         for module in ("ibkr_gateway_bridge", "ibkr_sync_worker", "ibkr_session_keeper"):
             found.start(module)

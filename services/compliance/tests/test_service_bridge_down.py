@@ -13,10 +13,16 @@ import pytest
 
 from ibkr_testkit.processes import start_service
 
-from .compliance_stack import Stack, acknowledged, call, coid, order, stack, start_compliance, synced
+from .compliance_stack import Stack, acknowledged, call, coid, order, stack, start_compliance, synced, wait_until
 
 pytestmark = [pytest.mark.connected, pytest.mark.timeout(180)]
 __all__ = ["stack", "start_compliance"]
+
+
+async def session_usable(nc: Any, stack: Stack) -> bool:
+    """Whether the session-keeper reports the brokerage session usable."""
+    reply = await call(nc, stack, "session.status", {}, timeout=5)
+    return bool(reply["ok"] and reply["result"]["authenticated"])
 
 
 async def test_repeat_after_a_restart_with_the_bridge_down_returns_the_recorded_order(
@@ -35,6 +41,9 @@ async def test_repeat_after_a_restart_with_the_bridge_down_returns_the_recorded_
         refused = await call(nats_client, stack, "orders.submit", order(new))
         waited = time.monotonic() - started
         stack.processes[stack.processes.index(bridge)] = start_service("ibkr_gateway_bridge", stack.env(None))
+        # the session-keeper saw the gateway down if it tickled meanwhile (every 5 s); until its next tickle
+        # through the new bridge it says so, and compliance answers a retryable NOT_AUTHENTICATED: wait for it
+        await wait_until(lambda: session_usable(nats_client, stack), 30, "the keeper to see the session again")
         retried = await call(nats_client, stack, "orders.submit", order(new))
 
     assert first["ok"] and first["result"]["order_id"], first

@@ -256,6 +256,33 @@ async def test_a_new_gateway_port_moves_the_connections_calls(fresh: Stack) -> N
     await fresh.announce(view, "removed")
 
 
+async def test_a_new_environment_on_the_same_gateway_keeps_its_pacing(fresh: Stack) -> None:
+    """Rebuilt for its environment, a connection keeps its limiter: the gateway login is the same, so a
+    one-per-5-s endpoint called again within 5 s waits instead of earning a 429 and the penalty box."""
+    view = await add_connection(fresh, fresh.second_url)
+    second = view.connection
+    old = fresh.served.get(second)
+    assert old is not None
+    assert "trades" in await fresh.ok(second, "trades.list", {})
+    first_call = time.monotonic()
+    live = view.model_copy(update={"environment": "live", "updated_at": view.updated_at + timedelta(seconds=1)})
+    await fresh.announce(live, "updated")
+
+    async def rebuilt() -> bool:
+        now = fresh.served.get(second)
+        return now is not None and now is not old
+
+    await eventually(rebuilt, "rebuilt for its new environment")
+    assert fresh.served.get(second).settings.default_environment == "live"  # type: ignore[union-attr]
+    assert fresh.served.get(second).gateway.limiter is old.gateway.limiter  # type: ignore[union-attr]
+    await asyncio.sleep(max(0.0, 2.5 - (time.monotonic() - first_call)))  # well within the 5 s
+    assert "trades" in await fresh.ok(second, "trades.list", {})
+    statuses = [r["status"] for r in fresh.second.api_requests("/iserver/account/trades")]
+    assert statuses == [200, 200], statuses  # the second call waited its turn: no 429
+    assert fresh.second("GET", "/limits")["violations"] == 0
+    await fresh.announce(live, "removed")
+
+
 def _certificate(url: str) -> str:
     """The simulator's own (self-signed) certificate, as it presents it."""
     host, port = url.split("://", 1)[1].rsplit(":", 1)

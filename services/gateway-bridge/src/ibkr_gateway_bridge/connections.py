@@ -9,7 +9,10 @@ follows it as a listener:
   `BridgeService`, and once the app has started its own `gateway.call` publisher (its connection and
   environment on every event);
 - one whose gateway (host, port, TLS, CA) or environment changes is rebuilt: new calls go to the new
-  gateway at once, calls already under way finish on the old one, then the old client closes;
+  gateway at once, calls already under way finish on the old one, then the old client closes; when only
+  the environment changed, the new client keeps the old one's limiter (the same gateway login: its
+  per-endpoint spacing, e.g. one `/iserver/account/orders` per 5 s, still holds, and a fresh limiter
+  would send the next such call early, a 429 and the penalty box);
 - one that is removed is dropped: new requests answer NOT_FOUND at once, calls under way finish
   (within the order budget), then its client closes.
 
@@ -35,6 +38,7 @@ from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_gateway_bridge.client import CallRecord, ClientPortal, Gateway
 from ibkr_gateway_bridge.client.http import make_http, pem_verify
 from ibkr_gateway_bridge.events import CallEvents
+from ibkr_gateway_bridge.limiter import PriorityLimiter
 from ibkr_gateway_bridge.service import BridgeService
 from ibkr_gateway_bridge.settings import BridgeSettings
 
@@ -139,13 +143,13 @@ class ServedConnections:
             "gateway_ssl": gateway.ssl, "gateway_ca_file": None, "default_environment": connection.environment,
         })
 
-    def _build(self, connection: Connection) -> Served:
+    def _build(self, connection: Connection, limiter: PriorityLimiter | None = None) -> Served:
         settings = self._settings_of(connection)
         if connection.bootstrap:
             gateway = Gateway(settings)  # IBKR_GATEWAY_CA_FILE, checked as before (SettingsError when unusable)
         else:
             verify = pem_verify(connection.id, connection.gateway.ssl, connection.gateway.ca_pem)
-            gateway = Gateway(settings, http=make_http(settings, verify), trust=REGISTRY_CA)
+            gateway = Gateway(settings, limiter=limiter, http=make_http(settings, verify), trust=REGISTRY_CA)
         portal = ClientPortal(gateway, self.clock)
         served = Served(connection, settings, gateway, portal, BridgeService(portal, settings, self.clock),
                         metrics=self._record)
@@ -184,7 +188,8 @@ class ServedConnections:
             self._served[after.id] = self._build(after)
             log.info("serving connection %s (%s, gateway %s)", after.id, after.environment, after.gateway_url)
         elif self._needs_rebuild(current.connection, after):
-            self._served[after.id] = self._build(after)
+            same_gateway = current.connection.gateway == after.gateway
+            self._served[after.id] = self._build(after, current.gateway.limiter if same_gateway else None)
             log.info("connection %s changed its gateway: now %s (%s)", after.id, after.gateway_url,
                      after.environment)
             self._retire(current)
