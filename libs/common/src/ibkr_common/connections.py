@@ -99,6 +99,12 @@ def _ca_pem_of(path: Path | None) -> str | None:
         return None
 
 
+def not_registered(conn: str) -> ServiceError:
+    """The NOT_FOUND error (field `connection`) of a request for a connection that is not registered or served."""
+    return ServiceError(ErrorCode.NOT_FOUND, f"connection {conn!r} is not registered",
+                        [{"field": "connection", "message": "not registered"}])
+
+
 def connection_of_subject(subject: str) -> str:
     """The `<conn>` token of a subject under `ibkr.<conn>.…` (a handler subscribed to `ibkr.*.…` learns its
     connection from the subject it was called on)."""
@@ -175,8 +181,7 @@ class ConnectionDirectory:
         connection when `IBKR_ENFORCE_OWNERSHIP` is on (its owner is `IBKR_USER_ID`)."""
         connection = self._connections.get(conn)
         if connection is None:
-            raise ServiceError(ErrorCode.NOT_FOUND, f"connection {conn!r} is not registered",
-                               [{"field": "connection", "message": "not registered"}])
+            raise not_registered(conn)
         checked = not connection.bootstrap or self.enforce_ownership
         if user_id is not None and checked and user_id != connection.user_id:
             raise ServiceError(ErrorCode.FORBIDDEN, f"user_id {user_id!r} does not own connection {conn!r}",

@@ -29,11 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ibkr_common.bridge_client import BridgeClient
 from ibkr_common.clock import Clock
-from ibkr_common.connections import Connection, ConnectionDirectory, current_connection
+from ibkr_common.connections import Connection, ConnectionDirectory, current_connection, not_registered
 from ibkr_common.events import EventPublisher
 from ibkr_common.messages.orders import Decision
 from ibkr_common.outbox import OutboxRelay
-from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_common.rpc import Rpc
 from ibkr_common.subjects import Subjects, event_type_of
 from ibkr_common.tasks import stop_task
@@ -172,16 +171,14 @@ class Lanes:
         self.directory.require(conn, user_id)
         lane = self._lanes.get(conn)
         if lane is None:
-            raise ServiceError(ErrorCode.NOT_FOUND, f"connection {conn!r} is not registered",
-                               [{"field": "connection", "message": "not registered"}])
+            raise not_registered(conn)
         return lane
 
     def lane_of(self, conn: str) -> Lane:
         """The lane of `conn`; NOT_FOUND when there is none."""
         lane = self._lanes.get(conn)
         if lane is None:
-            raise ServiceError(ErrorCode.NOT_FOUND, f"connection {conn!r} is not registered",
-                               [{"field": "connection", "message": "not registered"}])
+            raise not_registered(conn)
         return lane
 
     def invalidate(self, subject: str, own_order: bool) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ibkr_common.clock import Clock
+from ibkr_common.connections import not_registered
 from ibkr_common.crypto import CredentialCipher, DecryptionError
 from ibkr_common.db.engine import all_users_read_transaction, user_transaction
 from ibkr_common.db.models import ConnectionAccount, Credential
@@ -119,8 +120,7 @@ class RegistryStore:
         FORBIDDEN when someone else owns it (the bootstrap connection only when its ownership is enforced)."""
         found = await self.owner_of(connection)
         if found is None:
-            raise ServiceError(ErrorCode.NOT_FOUND, f"connection {connection!r} is not registered",
-                               [{"field": "connection", "message": "not registered"}])
+            raise not_registered(connection)
         owner, bootstrap = found
         if owner != user_id and (not bootstrap or check_bootstrap_owner):
             raise ServiceError(ErrorCode.FORBIDDEN, f"user_id {user_id!r} does not own connection {connection!r}",
@@ -255,8 +255,7 @@ class RegistryStore:
             query = query.with_for_update()
         row = (await session.execute(query)).scalar_one_or_none()
         if row is None:
-            raise ServiceError(ErrorCode.NOT_FOUND, f"connection {connection!r} is not registered",
-                               [{"field": "connection", "message": "not registered"}])
+            raise not_registered(connection)
         return row, await self._accounts(session, connection)
 
     @staticmethod

@@ -18,10 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ibkr_common.bridge_client import BridgeClient
 from ibkr_common.clock import Clock
-from ibkr_common.connections import Connection
+from ibkr_common.connections import Connection, not_registered
 from ibkr_common.events import EventPublisher
 from ibkr_common.outbox import OutboxRelay
-from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_common.subjects import Subjects
 from ibkr_session_keeper.gateway import SessionGateway
 from ibkr_session_keeper.keeper import Keeper
@@ -61,8 +60,7 @@ class Keepers:
         """The keeper of `conn`; ServiceError NOT_FOUND (field `connection`) when the connection is not served."""
         keeper = self._keepers.get(conn)
         if keeper is None:
-            raise ServiceError(ErrorCode.NOT_FOUND, f"connection {conn!r} is not registered",
-                               [{"field": "connection", "message": "not registered"}])
+            raise not_registered(conn)
         return keeper
 
     def __iter__(self) -> Iterator[tuple[str, Keeper]]:

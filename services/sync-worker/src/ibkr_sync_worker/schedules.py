@@ -19,10 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ibkr_common.bridge_client import BridgeClient
 from ibkr_common.clock import Clock
-from ibkr_common.connections import Connection
+from ibkr_common.connections import Connection, not_registered
 from ibkr_common.events import EventPublisher
 from ibkr_common.outbox import OutboxRelay
-from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_common.subjects import Subjects
 from ibkr_sync_worker.settings import SyncSettings
 from ibkr_sync_worker.store import SyncStore
@@ -83,8 +82,7 @@ class Schedules:
         """The schedule of `conn`; ServiceError NOT_FOUND (field `connection`) when it is not served."""
         found = self._syncs.get(conn)
         if found is None:
-            raise ServiceError(ErrorCode.NOT_FOUND, f"connection {conn!r} is not registered",
-                               [{"field": "connection", "message": "not registered"}])
+            raise not_registered(conn)
         return found
 
     def __iter__(self) -> Iterator[ConnectionSync]:
