@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import stat
 import subprocess
 import sys
@@ -129,7 +130,7 @@ def test_a_viewers_crafted_post_is_refused(prod: ProdStack, tmp_path: Path) -> N
     """An account added with the console's own command (as an operator would, in its container), then a
     POST crafted by hand with a valid CSRF token: refused by role, and trading stays as it was."""
     password_file = tmp_path / "viewer-password"
-    password_file.write_text("viewer-password-" + prod.variables["AUTHZ_PERSON_PASSWORD"][:12])
+    password_file.write_text(secrets.token_urlsafe(18))
     password_file.chmod(0o600)
     added = subprocess.run(
         [sys.executable, "-m", "ibkr_console.users", "add", "prod-viewer", "--role", "viewer",
