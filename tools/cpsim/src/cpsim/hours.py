@@ -143,10 +143,14 @@ class Calendar:
             day += timedelta(days=1)
 
 
-def cache_path() -> Path:
+def cache_path() -> Path | None:
     """Where the calendar read from the library is kept: `$XDG_CACHE_HOME/cpsim` (default `~/.cache/cpsim`),
-    one file per `exchange_calendars` version, so a release with a new holiday is read again."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    one file per `exchange_calendars` version, so a release with a new holiday is read again. None without a
+    home folder (nothing is cached then)."""
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except (RuntimeError, KeyError):  # no HOME and no password entry
+        return None
     span = "_".join(CALENDAR_SPAN)
     return base / "cpsim" / f"xnys-{version('exchange-calendars')}-{span}-v{CACHE_FORMAT}.json"
 
@@ -157,6 +161,8 @@ _LOCK = threading.Lock()
 @lru_cache(maxsize=1)
 def _load() -> Calendar:
     path = cache_path()
+    if path is None:
+        return Calendar.from_library()
     try:
         return Calendar.from_json(json.loads(path.read_text()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
