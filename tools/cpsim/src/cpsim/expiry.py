@@ -50,14 +50,11 @@ def stamp_unstamped(state: SimState, now: datetime) -> None:
             stamp(state, o, now)
 
 
-def expire(state: SimState, now: datetime) -> bool:
-    """Cancel every working DAY order whose session closed at or before `now`; whether any was."""
+def expire(state: SimState, now: datetime) -> None:
+    """Cancel every working DAY order whose session closed at or before `now`, as of that close."""
     if state.market_hours != "exchange":
-        return False
-    done = False
+        return
     for o in state.book.working():
         if o.tif == "DAY" and o.expires_at is not None and o.expires_at <= now:
             o.cancel_reason = EXPIRED_REASON
             o.set_status("Cancelled", o.expires_at)
-            done = True
-    return done
