@@ -148,7 +148,8 @@ def test_the_system_account_has_one_user_who_may_only_kick_a_client():
     kick = account_users(text)["SYS"]["authz-kick"]
     assert kick.may("publish", "$SYS.REQ.SERVER.NABC.KICK") and kick.may("subscribe", "_INBOX_authz-kick.x")
     for subject in ("$SYS.REQ.SERVER.NABC.LDM", "$SYS.REQ.SERVER.PING", "$SYS.REQ.SERVER.NABC.CONNZ",
-                    "$SYS.REQ.SERVER.NABC.RELOAD", "$SYS.REQ.ACCOUNT.$G.CONNZ", "$SYS.REQ.USER.AUTH", CONN.orders_submit):
+                    "$SYS.REQ.SERVER.NABC.RELOAD", "$SYS.REQ.ACCOUNT.$G.CONNZ", "$SYS.REQ.USER.AUTH",
+                    CONN.orders_submit):
         assert not kick.may("publish", subject), subject
     for subject in ("$SYS.ACCOUNT.$G.CONNECT", "$SYS.REQ.USER.AUTH", "$SYS.SERVER.NABC.STATSZ", "_INBOX_authz.x"):
         assert not kick.may("subscribe", subject), subject
