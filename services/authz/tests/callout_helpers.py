@@ -11,7 +11,7 @@ import nats
 from ibkr_authz.kick import KICK_INBOX_PREFIX
 
 PASSWORDS = {"alice": "alice-" + secrets.token_hex(8), "bob": "bob-" + secrets.token_hex(8),
-             "operator": "op-" + secrets.token_hex(8)}
+             "operator": "op-" + secrets.token_hex(8), "carol": "carol-" + secrets.token_hex(8)}
 SERVICE_PASSWORDS = {"authz": secrets.token_hex(12), "console": secrets.token_hex(12),
                      "authz-kick": secrets.token_hex(12)}
 

@@ -116,3 +116,25 @@ async def test_the_trusted_service_user_keeps_its_static_credentials(callout_nat
     reply = await console.request(Subjects(stack["b"]).orders_get, b"{}", timeout=5)
     assert json.loads(reply.data)["ok"] is True and reply_seen == [Subjects(stack["b"]).orders_get]
     assert "console" not in {g.user_id for g in stack["app"].callout.granted}  # never asked about
+
+
+async def test_a_person_who_owns_no_connection_may_publish_nothing(callout_nats: str, stack: dict[str, Any]) -> None:
+    """NATS reads an empty allow list as no limit: Carol, who owns nothing, must still be refused everything."""
+    console, a = stack["console"], stack["a"]
+    seen: list[str] = []
+    for subject in (Subjects(a).orders_check, Subjects(a).bridge("orders.place"), "ibkr_admin.connections.list"):
+        await serve(console, subject, seen)
+    await console.flush()
+    errors: list[str] = []
+    carol = await connect(callout_nats, "carol", PASSWORDS["carol"], errors, inbox_prefix=inbox_prefix("carol"))
+    try:
+        assert {g.user_id: g for g in stack["app"].callout.granted}["carol"].connections == ()
+        for subject in (Subjects(a).orders_check, Subjects(a).bridge("orders.place"), "ibkr_admin.connections.list"):
+            await carol.publish(subject, b"{}", reply=carol.new_inbox())
+        await carol.flush()
+        await eventually(lambda: len([e for e in errors if "permissions violation for publish" in e.lower()]) == 3,
+                         "every publish refused")
+    finally:
+        await carol.close()
+    await console.flush()
+    assert seen == []

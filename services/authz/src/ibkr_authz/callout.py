@@ -26,6 +26,12 @@ from ibkr_common.connections import Connection
 log = logging.getLogger("ibkr_authz.callout")
 
 
+def _only(subjects: tuple[str, ...]) -> PubSubPermissions:
+    """Permissions allowing `subjects` and nothing else. NATS reads an empty allow list as no limit at all, so
+    nothing to allow (a person who owns no connection may publish nothing) is said as a denial of every subject."""
+    return PubSubPermissions(allow=list(subjects), deny=[] if subjects else [">"])
+
+
 class CalloutService(BaseAuthCalloutService):
     """Authenticates a person by user id and password, and allows only their own connections' subjects."""
 
@@ -55,8 +61,7 @@ class CalloutService(BaseAuthCalloutService):
         grant = grant_for(user_id, self.connections())
         self.granted = [*self.granted[-99:], grant]
         log.info("NATS login of %s: connections %s", user_id, ", ".join(grant.connections) or "(none)")
-        return UserData(pub=PubSubPermissions(allow=list(grant.publish), deny=[]),
-                        sub=PubSubPermissions(allow=list(grant.subscribe), deny=[]),
+        return UserData(pub=_only(grant.publish), sub=_only(grant.subscribe),
                         version=auth_request_data.version, tags=auth_request_data.tags)
 
     async def answer(self, request_jwt: str) -> str:
