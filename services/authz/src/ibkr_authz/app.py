@@ -64,6 +64,9 @@ def build_app(settings: AuthzSettings) -> FastStream:
             return kicker.connected
 
         ops.check("kick", kick_connected)  # the system account connection that drops clients on a grant change
+        ops.counter("ibkr_authz_kicks", "Kicks of people's NATS clients on a grant change, by outcome: closed, "
+                    "gone (the client had left), unanswered (kept for the next change).",
+                    lambda: {(outcome,): n for outcome, n in kicker.totals.items()}, labels=("outcome",))
     app.kicker = kicker  # type: ignore[attr-defined]
     app.callout = callout  # type: ignore[attr-defined]
     app.directory = directory  # type: ignore[attr-defined]

@@ -99,6 +99,7 @@ class Kicker:
         self._nc: Client | None = None
         self._tasks: set[asyncio.Task[int]] = set()
         self.kicked: list[tuple[str, ClientRef]] = []  # the last 100 kicks, newest last (tests, diagnosis)
+        self.totals = {"closed": 0, "gone": 0, "unanswered": 0}  # kicks by outcome since start (metrics)
 
     @property
     def connected(self) -> bool:
@@ -152,11 +153,14 @@ class Kicker:
         except (TimeoutError, NatsError) as exc:
             log.warning("kick of %s's client %d on %s not answered: %s", user_id, ref.client_id, ref.server_id,
                         type(exc).__name__)
+            self.totals["unanswered"] += 1
             return False
         self.clients.discard(user_id, ref)
         error = json.loads(msg.data).get("error")
         if error:  # "no such client or leafnode id": it left already
             log.debug("kick of %s's client %d: %s", user_id, ref.client_id, error.get("description"))
+            self.totals["gone"] += 1
             return False
+        self.totals["closed"] += 1
         self.kicked = [*self.kicked[-99:], (user_id, ref)]
         return True
