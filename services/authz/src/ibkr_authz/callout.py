@@ -55,8 +55,8 @@ class CalloutService(BaseAuthCalloutService):
             raise AuthError("unknown user or wrong password")
         assert user_id is not None  # authenticate() refuses None
         client_id = auth_request_data.client_info.id
-        if self.clients is not None and client_id is not None:  # noted before the grant is read: a change
-            # landing meanwhile kicks this client too, and its reconnection gets the new set
+        if self.clients is not None and client_id is not None:  # noted first: a change applied after the grant
+            # below was read (while this answer is on its way, say) kicks this client too
             self.clients.add(user_id, ClientRef(auth_request_data.server_id.id, client_id))
         grant = grant_for(user_id, self.connections())
         self.granted = [*self.granted[-99:], grant]
