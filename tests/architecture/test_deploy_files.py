@@ -1,11 +1,13 @@
 """docker-compose.yml and deploy/nats.conf, validated offline (no Docker engine runs here)."""
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from ibkr_common.subjects import BRIDGE_OPERATIONS, Subjects
+from ibkr_contract.subjects import COMMANDS, EVENT_TYPES
 
 from .natsconf import Permissions, account_users, nats_users, parse
 
@@ -155,3 +157,55 @@ def test_the_system_account_has_one_user_who_may_only_kick_a_client():
         assert not kick.may("subscribe", subject), subject
     service = _compose()["services"]["authz"]["environment"]
     assert service["IBKR_AUTHZ_KICK_NATS_URL"].startswith("nats://authz-kick:")
+
+
+#: Public commands no page or action of the console sends (so its NATS user may not either).
+CONSOLE_NEVER_CALLS = ("contracts.search", "contracts.option_chain", "positions.exercise")
+#: The registry's commands: the wizard's steps and the list of connections, not the rest.
+CONSOLE_ADMIN = ("connections.create", "connections.verify", "connections.settings", "connections.acknowledge",
+                 "connections.list", "connections.get")
+CONSOLE_NO_ADMIN = ("connections.update", "connections.delete", "connections.directory", "connections.rotate_key")
+
+
+def _console_source() -> str:
+    return "\n".join(p.read_text() for p in sorted((ROOT / "services/console/src/ibkr_console").glob("*.py")))
+
+
+def test_the_console_user_may_send_the_commands_the_console_calls_and_nothing_else():
+    console = nats_users((ROOT / "deploy" / "nats.conf").read_text())["console"]
+    source = _console_source()
+    for command in COMMANDS:
+        assert console.may("publish", CONN.command(command)) == (command not in CONSOLE_NEVER_CALLS), command
+    for command in (*CONSOLE_NEVER_CALLS, *CONSOLE_NO_ADMIN):  # were one called, this list and nats.conf change
+        assert not re.search(rf"\.{re.escape(command)}\(", source), f"the console calls {command}"
+        assert not console.may("publish", f"ibkr_admin.{command}"), command
+    for command in CONSOLE_ADMIN:
+        assert console.may("publish", f"ibkr_admin.{command}"), command
+    for operation in BRIDGE_OPERATIONS:
+        assert not console.may("publish", CONN.bridge(operation)), operation
+    for event_type in EVENT_TYPES:
+        assert not console.may("publish", CONN.event(event_type, "DU1234567")), event_type
+    stream = "$JS.API.CONSUMER.{}.IBKR_EVENTS.{}"
+    for kind in ("CREATE", "INFO", "MSG.NEXT"):  # its live pages' ephemeral consumer
+        assert console.may("publish", stream.format(kind, "Xh3k2")), kind
+    for kind in ("CREATE", "MSG.NEXT"):  # never audit's
+        assert not console.may("publish", stream.format(kind, "audit")), kind
+    for subject in ("$JS.API.STREAM.DELETE.IBKR_EVENTS", "$JS.API.STREAM.INFO.IBKR_EVENTS", "$JS.ACK.IBKR_EVENTS.x.>",
+                    "$JS.API.CONSUMER.DURABLE.CREATE.IBKR_EVENTS.x", "_INBOX_client.x", "_INBOX_console.x"):
+        assert not console.may("publish", subject), subject
+    assert console.may("subscribe", "_INBOX_console.abc.1")
+    for subject in (CONN.events_all, "_INBOX_client.x", "_INBOX.x", CONN.orders_submit, CONN.bridge("orders.place")):
+        assert not console.may("subscribe", subject), subject
+
+
+def test_the_console_runs_in_compose_as_its_own_nats_user_and_database_role():
+    service = _compose()["services"]["console"]
+    env = service["environment"]
+    assert env["NATS_URL"].startswith("nats://console:") and env["IBKR_NATS_INBOX_PREFIX"] == "_INBOX_console"
+    assert env["DATABASE_URL"].startswith("postgresql+psycopg://ibkr_console:")
+    assert env["IBKR_CONSOLE_SECURE_COOKIES"] == "true" and env["IBKR_MIGRATE_ON_START"] == "false"
+    assert "/readyz" in " ".join(service["healthcheck"]["test"])
+    assert all(port.startswith("127.0.0.1:") for port in service["ports"])
+    assert "--create-console-role" in _compose()["services"]["migrate"]["command"]
+    dockerfile = (ROOT / service["build"]["dockerfile"]).read_text()
+    assert "--package=ibkr-console" in dockerfile and "ibkr_console" in dockerfile and "USER ibkr" in dockerfile

@@ -21,7 +21,8 @@ PASSWORDS = {
     "gateway-bridge": "BRIDGE_NATS_PASSWORD", "session-keeper": "SESSION_NATS_PASSWORD",
     "sync-worker": "SYNC_NATS_PASSWORD", "compliance": "COMPLIANCE_NATS_PASSWORD", "audit": "AUDIT_NATS_PASSWORD",
     "provision": "PROVISION_NATS_PASSWORD", "client": "CLIENT_NATS_PASSWORD", "registry": "REGISTRY_NATS_PASSWORD",
-    "operator": "OPERATOR_NATS_PASSWORD", "authz": "AUTHZ_NATS_PASSWORD", "authz-kick": "AUTHZ_KICK_NATS_PASSWORD",
+    "operator": "OPERATOR_NATS_PASSWORD", "authz": "AUTHZ_NATS_PASSWORD", "console": "CONSOLE_NATS_PASSWORD",
+    "authz-kick": "AUTHZ_KICK_NATS_PASSWORD",
 }
 SERVICES = ["gateway-bridge", "session-keeper", "sync-worker", "compliance", "audit", "registry"]
 #: Connections the tests open are named so; the services' are `ibkr-<service>-<conn>`.
