@@ -128,11 +128,6 @@ class Kicker:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-    async def settled(self) -> None:
-        """Wait for the kicks under way (tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
     async def kick_person(self, user_id: str) -> int:
         """Close every client connection of `user_id`; the number closed."""
         refs = self.clients.of(user_id)
