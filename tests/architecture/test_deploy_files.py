@@ -9,7 +9,7 @@ import yaml
 from ibkr_common.subjects import BRIDGE_OPERATIONS, Subjects
 from ibkr_contract.subjects import COMMANDS, EVENT_TYPES
 
-from .natsconf import Permissions, nats_users, parse
+from .natsconf import Permissions, account_users, nats_users, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ["gateway-bridge", "session-keeper", "sync-worker", "compliance", "audit"]
@@ -124,7 +124,8 @@ def test_every_static_user_is_exempt_from_the_auth_callout_and_authz_may_only_an
     text = (ROOT / "deploy" / "nats.conf").read_text()
     callout = parse(text)["authorization"]["auth_callout"]
     assert callout["issuer"] == "$AUTHZ_ISSUER"
-    assert sorted(callout["auth_users"]) == sorted(nats_users(text))
+    static = [*nats_users(text), *(user for users in account_users(text).values() for user in users)]
+    assert sorted(callout["auth_users"]) == sorted(static)
     authz = nats_users(text)["authz"]
     assert authz.may("subscribe", "$SYS.REQ.USER.AUTH") and authz.may("subscribe", "_INBOX_authz.x")
     assert authz.may("subscribe", CONN.events_of("connection") + ".added")
@@ -138,6 +139,24 @@ def test_every_static_user_is_exempt_from_the_auth_callout_and_authz_may_only_an
     assert service["environment"]["NATS_URL"].startswith("nats://authz:")
     assert service["environment"]["IBKR_NATS_INBOX_PREFIX"] == "_INBOX_authz"
     assert "--package=ibkr-authz" in (ROOT / service["build"]["dockerfile"]).read_text()
+
+
+def test_the_system_account_has_one_user_who_may_only_kick_a_client():
+    """authz's `authz-kick` is the system account's only user: it may ask a server to close one client
+    connection (`$SYS.REQ.SERVER.<id>.KICK`) and read its replies, nothing else of the system account."""
+    text = (ROOT / "deploy" / "nats.conf").read_text()
+    assert parse(text)["system_account"] == "SYS"
+    assert list(account_users(text)) == ["SYS"] and list(account_users(text)["SYS"]) == ["authz-kick"]
+    kick = account_users(text)["SYS"]["authz-kick"]
+    assert kick.may("publish", "$SYS.REQ.SERVER.NABC.KICK") and kick.may("subscribe", "_INBOX_authz-kick.x")
+    for subject in ("$SYS.REQ.SERVER.NABC.LDM", "$SYS.REQ.SERVER.PING", "$SYS.REQ.SERVER.NABC.CONNZ",
+                    "$SYS.REQ.SERVER.NABC.RELOAD", "$SYS.REQ.ACCOUNT.$G.CONNZ", "$SYS.REQ.USER.AUTH",
+                    CONN.orders_submit):
+        assert not kick.may("publish", subject), subject
+    for subject in ("$SYS.ACCOUNT.$G.CONNECT", "$SYS.REQ.USER.AUTH", "$SYS.SERVER.NABC.STATSZ", "_INBOX_authz.x"):
+        assert not kick.may("subscribe", subject), subject
+    service = _compose()["services"]["authz"]["environment"]
+    assert service["IBKR_AUTHZ_KICK_NATS_URL"].startswith("nats://authz-kick:")
 
 
 #: Public commands no page or action of the console sends (so its NATS user may not either).

@@ -20,12 +20,12 @@ from ibkr_console.live import LIVE_TYPES
 from ibkr_contract.envelope import new_event
 from ibkr_devstack.prod import ProdStack
 
-from .prodkit import ACCOUNT, CONN, SERVICES, TEST_CONNECTION, connected, password
+from .prodkit import ACCOUNT, CONN, SERVICES, TEST_CONNECTION, connected, password, wait_until
 
 pytestmark = [pytest.mark.connected, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
 STREAM = "IBKR_EVENTS"
 AUDIT = "audit"
-USERS = [*SERVICES, "client", "provision", "operator", "authz", "console"]
+USERS = [*SERVICES, "client", "provision", "operator", "authz", "console", "authz-kick"]
 ORDER_CHANGING = ["orders.place", "orders.reply", "orders.cancel", "orders.modify"]
 
 
@@ -111,6 +111,24 @@ async def test_authz_answers_the_callout_and_reads_the_directory_and_nothing_els
             await authz.publish_refused(subject)
         for subject in (f"ibkr.{CONN}.events.>", f"ibkr.{CONN}.bridge.>", "_INBOX_client.>", "ibkr_admin.>"):
             await authz.subscribe_refused(subject)
+
+
+async def test_authz_kick_may_close_a_client_connection_and_nothing_else(prod: ProdStack) -> None:
+    """The system account's one user: the kick (a client of the stack, closed), and no other system request,
+    no system event, no subject of the stack."""
+    async with httpx.AsyncClient() as http:
+        server_id = (await http.get(f"http://127.0.0.1:{prod.variables['NATS_HTTP_PORT']}/varz")).json()["server_id"]
+    async with connected(prod, "client") as victim, connected(prod, "authz-kick") as kick:
+        reply = await kick.nc.request(f"$SYS.REQ.SERVER.{server_id}.KICK",
+                                      json.dumps({"cid": victim.nc.client_id}).encode(), timeout=10)
+        assert "error" not in json.loads(reply.data), reply.data
+        await wait_until(lambda: victim.nc.is_closed, "the client closed by the server")
+        for subject in (f"$SYS.REQ.SERVER.{server_id}.LDM", f"$SYS.REQ.SERVER.{server_id}.CONNZ",
+                        f"$SYS.REQ.SERVER.{server_id}.RELOAD", "$SYS.REQ.SERVER.PING", "$SYS.REQ.ACCOUNT.$G.CONNZ",
+                        "$SYS.REQ.USER.AUTH", f"ibkr.{CONN}.session.status", "ibkr_admin.connections.list"):
+            await kick.publish_refused(subject)
+        for subject in ("$SYS.>", "$SYS.ACCOUNT.>", "$SYS.REQ.USER.AUTH", "_INBOX_authz.>", f"ibkr.{CONN}.events.>"):
+            await kick.subscribe_refused(subject)
 
 
 async def test_the_console_reaches_what_its_pages_use_and_nothing_else(prod: ProdStack) -> None:

@@ -175,6 +175,10 @@ def test_authz_runs_as_its_own_nats_user_with_the_harness_key_pair_and_users_fil
     authz = compose.services["authz"]
     env = authz.environment
     assert env["NATS_URL"].startswith("nats://authz:") and env["IBKR_NATS_INBOX_PREFIX"] == "_INBOX_authz"
+    kick_password = variables["AUTHZ_KICK_NATS_PASSWORD"]  # the system account user that closes clients
+    assert env["IBKR_AUTHZ_KICK_NATS_URL"] == f"nats://authz-kick:{kick_password}@127.0.0.1:{variables['NATS_PORT']}"
+    assert compose.services["nats"].environment["AUTHZ_KICK_NATS_PASSWORD"] == kick_password
+    assert kick_password != variables["AUTHZ_NATS_PASSWORD"]
     assert authz.depends_on == {"nats": "service_healthy", "registry": "service_healthy"}
     assert authz.healthcheck is not None and "/readyz" in authz.healthcheck.test[-1]
     assert "DATABASE_URL" not in env and "IBKR_ENCRYPTION_KEY" not in env
