@@ -1,5 +1,5 @@
-"""Disclosures, status and the halt switch: `compliance.acknowledge`, `compliance.status`,
-`trading.halt`, `trading.resume`."""
+"""Disclosures, status (with the halt's reason and the account's open IBKR questions) and the halt switch:
+`compliance.acknowledge`, `compliance.status`, `trading.halt`, `trading.resume`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from ibkr_common.messages.sync import AccountView
 from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_compliance.controls import Controls
 from ibkr_compliance.disclosures import DisclosureCatalogue
-from ibkr_compliance.messages import AcknowledgeRequest, HaltRequest, StatusRequest
+from ibkr_compliance.ledger import Ledger
+from ibkr_compliance.messages import MAX_QUESTIONS, AcknowledgeRequest, HaltRequest, StatusRequest
+from ibkr_compliance.questions import open_question
 from ibkr_compliance.rules import AccountState, RulesConfig, resolve_regime
 from ibkr_compliance.state import StateGatherer, day_trades_used
 
@@ -24,10 +26,11 @@ class ComplianceAdmin:
     """The user- and operator-facing switches around the order path."""
 
     def __init__(
-        self, *, controls: Controls, disclosures: DisclosureCatalogue, gatherer: StateGatherer,
+        self, *, controls: Controls, ledger: Ledger, disclosures: DisclosureCatalogue, gatherer: StateGatherer,
         publisher: EventPublisher, clock: Clock, config: RulesConfig, regime: str, connection: Connection,
     ) -> None:
         self.controls = controls
+        self.ledger = ledger
         self.disclosures = disclosures
         self.gatherer = gatherer
         self.publisher = publisher
@@ -57,7 +60,8 @@ class ComplianceAdmin:
         return {"acknowledged": stored, "missing_acknowledgments": missing}
 
     async def status(self, request: StatusRequest) -> dict[str, Any]:
-        """Regime, day trades, options level, missing acknowledgments and the halt switch.
+        """Regime, day trades, options level, missing acknowledgments, the halt switch (with its reason) and
+        the account's orders waiting for an answer to IBKR's question, whoever placed them.
 
         An account the sync-worker has not read yet answers with nulls (and `account_synced: false`)
         rather than an error, so a new user can see what to acknowledge before the first sync.
@@ -68,7 +72,8 @@ class ComplianceAdmin:
             account = None
         acknowledged = await self.controls.acknowledged(request.user_id, self.environment)
         missing = self.disclosures.missing(self.environment, acknowledged)
-        halted = await self.controls.halted()
+        halt = await self.controls.halt_state()
+        asking = await self.ledger.questions(request.account_id, MAX_QUESTIONS + 1)
         regime: str | None = None if self.regime == "auto" else self.regime
         remaining = account.day_trades_remaining if account else None
         if account is not None and regime is None:
@@ -87,9 +92,12 @@ class ComplianceAdmin:
                 {"id": d.id, "title": d.title, "version": d.version, "acknowledged": d.id not in missing}
                 for d in self.disclosures.required(self.environment)
             ],
-            "halted": halted,
+            "halted": halt is not None,
             "account_synced": account is not None,
             "synced_at": account.synced_at if account else None,
+            "halt": halt,
+            "questions": [open_question(entry) for entry in asking[:MAX_QUESTIONS]],
+            "questions_truncated": len(asking) > MAX_QUESTIONS,
         }
 
     async def set_halted(self, halted: bool, request: HaltRequest) -> dict[str, Any]:

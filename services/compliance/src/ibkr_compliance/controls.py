@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -95,6 +96,16 @@ class Controls:
             value = bool(row is not None and row.halted)
         self._halted = (time.monotonic(), value)
         return value
+
+    async def halt_state(self) -> dict[str, Any] | None:
+        """The halt's reason, who and when (`HaltState`), None while trading runs; read from the database
+        (and remembered as the switch's state)."""
+        async with user_transaction(self.sessions, self.owner) as session:
+            row = await session.get(TradingControl, self.connection)
+            state = None if row is None or not row.halted else {
+                "reason": row.reason, "changed_by": row.changed_by, "changed_at": row.updated_at}
+        self._halted = (time.monotonic(), state is not None)
+        return state
 
     def _halt_known(self) -> bool:
         return self._halted is not None and time.monotonic() - self._halted[0] < self.halt_cache_s

@@ -49,7 +49,8 @@ ANSWERS = {
         "Records a user's acknowledgment of disclosures. Answers within 5 s (one database transaction)."
     ),
     "compliance_status": (
-        "A user's regime, day trades, options level and missing acknowledgments. Answers within 5 s (the "
+        "A user's regime, day trades, options level, missing acknowledgments, the halt switch with its reason "
+        "and the account's orders waiting for an answer to IBKR's question. Answers within 5 s (the "
         'synced account, waited IBKR_COMPLIANCE_STATE_TIMEOUT_MS, 2 s, and the database).'
     ),
     "trading_halt": (

@@ -42,6 +42,8 @@ UNRESOLVED = ("pending", "unknown", "answering")
 #: A send that certainly never reached the gateway (no bridge listened, the bridge refused before sending,
 #: or the resolution proved it absent): nothing final, the same id with the same body is decided and sent again.
 NOT_SENT = "not_sent"
+#: The status of a row whose question waits for the user (`orders.confirm` answers it).
+ASKING = "confirmation_required"
 #: Statuses whose order is, or may be, at the gateway: it holds buying power until the synced state shows it.
 HOLDING = ("pending", "unknown", "answering", "confirmation_required", "submitted")
 #: Row Level Security on PostgreSQL: the transaction's user (as `ibkr_common.db.engine.user_transaction`).
@@ -251,6 +253,18 @@ class Ledger:
                     LEDGER.c.connection == self.connection, LEDGER.c.account_id == account_id,
                     LEDGER.c.status.in_(HOLDING), LEDGER.c.created_at >= since,
                 )
+            )).all()
+        return [_entry(r) for r in rows]
+
+    async def questions(self, account_id: str, limit: int) -> list[LedgerEntry]:
+        """The account's rows waiting for the user's answer to IBKR's question (`confirmation_required`),
+        whoever placed them, newest question first, at most `limit` (one read-only query)."""
+        async with self._transaction() as connection:
+            rows = (await connection.execute(
+                select(LEDGER).where(
+                    LEDGER.c.connection == self.connection, LEDGER.c.account_id == account_id,
+                    LEDGER.c.status == ASKING,
+                ).order_by(LEDGER.c.updated_at.desc(), LEDGER.c.client_order_id).limit(limit)
             )).all()
         return [_entry(r) for r in rows]
 

@@ -5,6 +5,7 @@
 """
 
 from ibkr_common.messages.compliance import (
+    MAX_QUESTIONS,
     AcknowledgeRequest,
     AcknowledgeResult,
     ComplianceStatus,
@@ -13,4 +14,5 @@ from ibkr_common.messages.compliance import (
     StatusRequest,
 )
 
-__all__ = ["AcknowledgeRequest", "AcknowledgeResult", "ComplianceStatus", "HaltRequest", "HaltResult", "StatusRequest"]
+__all__ = ["MAX_QUESTIONS", "AcknowledgeRequest", "AcknowledgeResult", "ComplianceStatus", "HaltRequest", "HaltResult",
+           "StatusRequest"]

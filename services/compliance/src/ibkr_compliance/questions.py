@@ -22,8 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+from ibkr_compliance.ledger import LedgerEntry
 from ibkr_compliance.settings import pairs
 
 Action = Literal["auto_confirm", "ask_user", "reject"]
@@ -97,3 +98,36 @@ class QuestionPolicy:
         if "ask_user" in by_id.values():
             return Ruling("ask_user", by_id)
         return Ruling("auto_confirm", by_id)
+
+
+def open_question(entry: LedgerEntry) -> dict[str, Any]:
+    """A `confirmation_required` ledger row as `compliance.status` lists it (`OpenQuestion`): the question
+    as the row kept it and the order as placed (for a modify: as changed, the request waiting to be sent)."""
+    question = entry.result.get("confirmation") or {}
+    changed = entry.result.get("new_request")
+    request: dict[str, Any] = changed if isinstance(changed, dict) else entry.request
+    instrument = request.get("instrument") or {}
+    legs = request.get("legs") or []
+    sent = entry.result.get("order") or {}
+    symbols = [str(leg.get("instrument", {}).get("symbol") or leg.get("instrument", {}).get("conid") or "?")
+               for leg in legs if isinstance(leg, dict)]
+    return {
+        "client_order_id": entry.client_order_id,
+        "reply_id": str(question.get("reply_id") or ""),
+        "messages": [str(m) for m in question.get("messages") or []],
+        "message_ids": [str(m) for m in question.get("message_ids") or []],
+        "action": "modify" if isinstance(changed, dict) else "place",
+        "order_id": entry.order_id,
+        "order": {
+            "symbol": instrument.get("symbol") or ("/".join(symbols) if symbols else None),
+            "conid": instrument.get("conid") or (sent.get("conid") if not legs else None),
+            "sec_type": instrument.get("sec_type"),
+            "side": request.get("side"),
+            "quantity": request.get("quantity"),
+            "order_type": request.get("order_type"),
+            "limit_price": request.get("limit_price"),
+            "stop_price": request.get("stop_price"),
+            "tif": request.get("tif"),
+        },
+        "asked_at": entry.updated_at,
+    }
