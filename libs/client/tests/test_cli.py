@@ -160,6 +160,33 @@ def test_declining_a_question_refuses_the_order(cli: Stack):
     assert "declined by cli-tests" in one_clear_line(declined)
 
 
+def test_compliance_status_lists_a_question_asked_elsewhere_until_answered_and_the_halt_reason(cli: Stack):
+    cli.sim("POST", "questions", {"message_ids": ["o163"]})
+    client_order_id = f"cli-{uuid.uuid4().hex[:12]}"
+    asked = run(cli, "place", "BUY", "1", "AAPL", "--type", "LMT", "--limit", "98", "--client-order-id",
+                client_order_id, "--json")
+    reply_id = json.loads(asked.stdout)["confirmation"]["reply_id"]
+    shown = run(cli, "compliance", "status")
+    assert shown.returncode == 0, shown.stderr
+    assert client_order_id in shown.stdout and reply_id in shown.stdout and "BUY 1 AAPL LMT 98" in shown.stdout
+    assert "ibkr confirm CLIENT_ORDER_ID REPLY_ID" in shown.stdout and "running" in shown.stdout
+    [listed] = [q for q in run_json(cli, "compliance", "status")["questions"]
+                if q["client_order_id"] == client_order_id]
+    assert (listed["reply_id"], listed["message_ids"], listed["order"]["limit_price"]) == (reply_id, ["o163"], "98")
+    assert run(cli, "confirm", client_order_id, reply_id, "--no").returncode == 5
+    assert client_order_id not in [q["client_order_id"] for q in run_json(cli, "compliance", "status")["questions"]]
+    assert run(cli, "halt", "--reason", "questions drill", "--yes").returncode == 0
+    try:
+        halted = run(cli, "compliance", "status")
+        data = run_json(cli, "compliance", "status")
+    finally:
+        assert run(cli, "resume", "--reason", "drill over", "--yes").returncode == 0
+    assert "HALTED: questions drill (by cli-tests" in halted.stdout
+    assert data["halted"] is True and (data["halt"]["reason"], data["halt"]["changed_by"]) == (
+        "questions drill", USER)
+    assert run_json(cli, "compliance", "status")["halt"] is None
+
+
 def test_modify_changes_an_open_order(cli: Stack):
     order_id = run_json(cli, "place", "BUY", "1", "AAPL", "--type", "LMT", "--limit", "98")["order_id"]
     modified = run_json(cli, "modify", order_id, "--limit", "98.25")

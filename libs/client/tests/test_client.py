@@ -170,6 +170,8 @@ async def test_halt_refuses_opening_orders_until_resume(ib: IbkrClient):
             await ib.orders.submit(account_id=ACCOUNT, user_id=USER, symbol="AAPL", side="BUY", quantity=1,
                                    order_type="MKT")
         assert (await ib.service_status("compliance")).details["halted"] is True
+        halt = (await ib.compliance.status(USER, ACCOUNT)).halt
+        assert halt is not None and (halt.reason, halt.changed_by) == ("client test", "tests") and halt.changed_at
     finally:
         assert (await ib.trading.resume("client test over", "tests")).halted is False
 
@@ -181,8 +183,13 @@ async def test_a_question_from_ibkr_is_answered_with_confirm(ib: IbkrClient, sta
                                     symbol="AAPL", side="BUY", quantity=1, order_type="LMT", limit_price="98")
     assert result.status == "confirmation_required" and result.confirmation is not None
     assert result.confirmation.message_ids == ["o163"] and result.confirmation.messages
+    waiting = await ib.compliance.status(USER, ACCOUNT)
+    [listed] = [q for q in waiting.questions if q.client_order_id == client_order_id]
+    assert (listed.reply_id, listed.messages, listed.order.symbol, listed.order.limit_price) == (
+        result.confirmation.reply_id, result.confirmation.messages, "AAPL", Decimal("98"))
     answered = await ib.orders.confirm(client_order_id, result.confirmation.reply_id, True, answered_by=USER)
     assert answered.status == "submitted" and answered.order_id
+    assert client_order_id not in [q.client_order_id for q in (await ib.compliance.status(USER, ACCOUNT)).questions]
     modified = await ib.orders.modify(ACCOUNT, answered.order_id, limit_price="97.5", user_id=USER)
     assert modified.status in ("submitted", "confirmation_required")
     assert (await ib.orders.cancel(ACCOUNT, answered.order_id)).status

@@ -12,7 +12,7 @@ import typer
 from ibkr_client.cli import reads, trade  # noqa: F401
 
 # isort: split
-from ibkr_client.cli import admin, connections  # noqa: F401
+from ibkr_client.cli import admin, compliance, connections  # noqa: F401
 from ibkr_client.cli.base import OPTIONS, app
 from ibkr_client.cli.output import EXIT_ERROR, EXIT_INTERRUPTED, describe_error, exit_code_of, fail_line
 from ibkr_client.errors import IbkrError
