@@ -178,7 +178,8 @@ def test_a_halt_from_the_cli_reaches_an_open_page_within_2_s_and_the_ticket_refu
     expect(page.locator("#submit")).to_have_count(0)
     shot(page, "ticket-halted")
 
-    page.goto(console["url"] + "/compliance")
+    page.goto(console["url"] + "/compliance")  # rendered by the server: the reason from compliance.status
+    expect(page.locator("#halted-banner")).to_contain_text("console test (by console-tests)")
     page.fill("#switch-form input[name=reason]", "console test over")
     page.check("#switch-form input[name=confirm]")
     page.click("#switch-form button[value=resume]")
@@ -295,6 +296,28 @@ def test_an_ibkr_question_is_answered_on_the_orders_page_then_the_order_is_cance
     row.locator("form[action='/orders/cancel'] button").click()
     expect(page.locator("#flash")).to_contain_text(f"cancel of order {order_id}")
     expect(page.locator(f"#open-orders tr[data-order-id='{order_id}']")).to_have_count(0, timeout=60_000)
+
+
+def test_a_question_asked_through_the_cli_shows_on_the_orders_page_and_is_confirmed_there(
+        admin_page: Page, stack: Any, console: dict[str, Any]):
+    page, url = admin_page, console["url"]
+    acknowledge_on_page(page, url)
+    stack.sim("POST", "questions", {"message_ids": ["o163"]})
+    client_order_id = f"cli-question-{int(time.time() * 1000) % 10**9}"
+    owner = console["admin"]["owner_user_id"]  # not this browser session: the `ibkr` command places it
+    asked = stack.ibkr("place", "BUY", "1", "AAPL", "--type", "LMT", "--limit", "94", "--client-order-id",
+                       client_order_id, "--json", IBKR_USER=owner)
+    assert asked.returncode == 6 and '"confirmation_required"' in asked.stdout, (asked.stdout, asked.stderr)
+    page.goto(url + "/orders")
+    question = page.locator(f"#questions .question[data-client-order-id='{client_order_id}']")
+    expect(question).to_contain_text("BUY 1 AAPL LMT limit 94")
+    assert question.locator("li").first.inner_text().strip()  # IBKR's text, as asked
+    question.locator("button[value=confirm]").click()
+    expect(page.locator("#flash")).to_contain_text("confirmed")
+    assert "status submitted" in page.locator("#flash b").inner_text()
+    expect(question).to_have_count(0)
+    cancelled = stack.ibkr("cancel", "--client-order-id", client_order_id, IBKR_USER=owner)
+    assert cancelled.returncode == 0, cancelled.stderr
 
 
 def test_close_goes_through_compliance_and_shows_its_decision(admin_page: Page, stack: Any, console: dict[str, Any]):

@@ -109,8 +109,8 @@ class Lane:
             reservations=Reservations(timedelta(seconds=max_age_s + 60)), wake_resolver=self.resolver.wake,
         )
         self.admin = ComplianceAdmin(controls=self.controls, ledger=self.ledger, disclosures=shared.disclosures,
-                                     gatherer=self.gatherer, publisher=self.publisher, clock=clock, config=shared.config,
-                                     regime=settings.regime, connection=connection)
+                                     gatherer=self.gatherer, publisher=self.publisher, clock=clock,
+                                     config=shared.config, regime=settings.regime, connection=connection)
         self._resolving: asyncio.Task[None] | None = None
 
     def update(self, connection: Connection) -> None:

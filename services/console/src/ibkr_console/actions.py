@@ -152,13 +152,6 @@ async def answer_question(request: Request, account: Account, form: FormData) ->
         result = await view.ib.orders.confirm(cid, reply_id, yes, answered_by=account.username)
         text, reasons = describe(result)
         flash(request, "ok", f"{'confirmed' if yes else 'declined'}: {text}", reasons)
-        pending = dict(request.session.get("pending_questions", {}))
-        if result.status != "confirmation_required":
-            pending.pop(cid, None)
-        elif result.confirmation is not None:
-            pending[cid] = {**pending.get(cid, {}), "reply_id": result.confirmation.reply_id,
-                            "messages": result.confirmation.messages}
-        request.session["pending_questions"] = pending
     except IbkrError as exc:
         flash(request, "error", f"answer failed: {exc.code}: {exc.message}", error_lines(exc))
     return back(request, "/orders")
@@ -187,13 +180,7 @@ async def ticket(request: Request, account: Account, form: FormData) -> Response
     reasons: list[str] = []
     try:
         if field(form, "action") == "submit":
-            result = await view.ib.orders.submit(**order)
-            if result.status == "confirmation_required" and result.confirmation is not None:
-                pending = dict(request.session.get("pending_questions", {}))
-                pending[result.client_order_id] = {"reply_id": result.confirmation.reply_id,
-                                                   "messages": result.confirmation.messages,
-                                                   "order": f"{order['side']} {order['quantity']} {order['symbol']}"}
-                request.session["pending_questions"] = pending
+            result = await view.ib.orders.submit(**order)  # a question waits on Orders (compliance.status)
         else:
             decision = await view.ib.orders.check(**order)
             values["client_order_id"] = decision.client_order_id

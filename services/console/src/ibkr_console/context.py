@@ -18,6 +18,7 @@ from ibkr_client.errors import IbkrError
 from ibkr_console.auth import csrf_token, may
 from ibkr_console.stack import Conn, StackAccess
 from ibkr_console.users import Account
+from ibkr_contract.compliance import ComplianceStatus
 from ibkr_contract.session import SessionStatusResult
 from ibkr_contract.status import ServiceStatus
 
@@ -42,6 +43,28 @@ class View:
     halt_reason: str | None = None
     session: SessionStatusResult | None = None
     services: dict[str, ServiceStatus | IbkrError] = field(default_factory=dict)
+    _compliance: ComplianceStatus | IbkrError | None = field(default=None, init=False, repr=False)
+
+    async def compliance(self) -> ComplianceStatus | IbkrError | None:
+        """`compliance.status` of the chosen account for the owner (read once per request; None without an
+        account): the halt's reason and the account's open IBKR questions, whoever placed the orders."""
+        if self._compliance is None and self.account_id:
+            try:
+                self._compliance = await self.ib.compliance.status(self.account.owner_user_id, self.account_id,
+                                                                   timeout=3.0)
+            except IbkrError as exc:
+                self._compliance = exc
+        return self._compliance
+
+    async def open_questions(self) -> dict[str, Any]:
+        """The Orders page's IBKR questions (`questions.html`): `questions` (each an `OpenQuestion`),
+        `truncated`, and `error` when compliance did not answer."""
+        status = await self.compliance()
+        if isinstance(status, IbkrError):
+            return {"questions": [], "truncated": False, "error": f"questions: {status.code}: {status.message}"}
+        if status is None:
+            return {"questions": [], "truncated": False, "error": None}
+        return {"questions": status.questions, "truncated": status.questions_truncated, "error": None}
 
     @property
     def live(self) -> bool:
@@ -101,14 +124,10 @@ async def load_view(request: Request, account: Account, *, full: bool = False) -
             compliance = exc
     if isinstance(compliance, ServiceStatus):
         view.halted = bool(compliance.details.get("halted"))
-    if view.halted:  # why, and who: the switch's last event
-        try:
-            last = await ib.audit.query(type_prefix="trading.halted", conn=conn.id, limit=1, timeout=2.0)
-            if last.events:
-                payload = last.events[0].payload
-                view.halt_reason = f"{payload.get('reason', '')} (by {payload.get('changed_by') or 'unknown'})"
-        except IbkrError:
-            view.halt_reason = None
+    if view.halted:  # why, and who: compliance keeps it with the switch
+        status = await view.compliance()
+        if isinstance(status, ComplianceStatus) and status.halt is not None:
+            view.halt_reason = f"{status.halt.reason or ''} (by {status.halt.changed_by or 'unknown'})"
     return view
 
 

@@ -101,7 +101,7 @@ async def orders_page(request: Request, account: Account) -> Response:
     )
     open_orders, open_error = _part(open_orders)
     history, history_error = _part(history)
-    pending = request.session.get("pending_questions", {})
+    pending = await view.open_questions()  # every order of the account waiting for an answer, whoever placed it
     return render(request, "orders.html", view, open_orders=open_orders, history=history,
                   error=open_error or history_error, pending=pending)
 
