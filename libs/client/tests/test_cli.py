@@ -149,23 +149,25 @@ def test_confirm_accepts_named_questions_in_advance_and_only_those(cli: Stack):
     assert json.loads(other.stdout)["status"] == "confirmation_required"
 
 
-def test_declining_a_question_refuses_the_order(cli: Stack):
+def ask_a_question(cli: Stack) -> tuple[str, str]:
+    """Place BUY 1 AAPL LMT 98 that IBKR asks o163 about: its client order id and the question's reply id."""
     cli.sim("POST", "questions", {"message_ids": ["o163"]})
     client_order_id = f"cli-{uuid.uuid4().hex[:12]}"
     asked = run(cli, "place", "BUY", "1", "AAPL", "--type", "LMT", "--limit", "98", "--client-order-id",
                 client_order_id, "--json")
-    reply_id = json.loads(asked.stdout)["confirmation"]["reply_id"]
+    assert asked.returncode == 6, asked.stderr
+    return client_order_id, json.loads(asked.stdout)["confirmation"]["reply_id"]
+
+
+def test_declining_a_question_refuses_the_order(cli: Stack):
+    client_order_id, reply_id = ask_a_question(cli)
     declined = run(cli, "confirm", client_order_id, reply_id, "--no")
     assert declined.returncode == 5 and "status rejected" in declined.stdout
     assert "declined by cli-tests" in one_clear_line(declined)
 
 
 def test_compliance_status_lists_a_question_asked_elsewhere_until_answered_and_the_halt_reason(cli: Stack):
-    cli.sim("POST", "questions", {"message_ids": ["o163"]})
-    client_order_id = f"cli-{uuid.uuid4().hex[:12]}"
-    asked = run(cli, "place", "BUY", "1", "AAPL", "--type", "LMT", "--limit", "98", "--client-order-id",
-                client_order_id, "--json")
-    reply_id = json.loads(asked.stdout)["confirmation"]["reply_id"]
+    client_order_id, reply_id = ask_a_question(cli)
     shown = run(cli, "compliance", "status")
     assert shown.returncode == 0, shown.stderr
     assert client_order_id in shown.stdout and reply_id in shown.stdout and "BUY 1 AAPL LMT 98" in shown.stdout
