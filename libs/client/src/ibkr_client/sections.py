@@ -98,6 +98,7 @@ class Orders(Section):
         confirmed: bool = True,
         *,
         answered_by: str | None = None,
+        user_id: str | None = None,
         timeout: float | None = None,
     ) -> OrderResult:
         """Answer IBKR's question about an order (`confirmed=False` declines it)."""
@@ -108,6 +109,7 @@ class Orders(Section):
                 "reply_id": reply_id,
                 "confirmed": confirmed,
                 "answered_by": answered_by,
+                "user_id": user_id,
             },
         )
         return await self.client.call(
@@ -120,11 +122,13 @@ class Orders(Section):
         order_id: str | None = None,
         *,
         client_order_id: str | None = None,
+        user_id: str | None = None,
         timeout: float | None = None,
     ) -> CancelResult:
         """Cancel an order, by IBKR's order id or our client_order_id."""
         request = validated(
-            CancelRequest, {"account_id": account_id, "order_id": order_id, "client_order_id": client_order_id}
+            CancelRequest, {"account_id": account_id, "order_id": order_id, "client_order_id": client_order_id,
+                            "user_id": user_id}
         )
         return await self.client.call(
             "orders.cancel", request, CancelResult, timeout=timeout or self.client.order_timeout
@@ -218,11 +222,12 @@ class Account(Section):
 class Sync(Section):
     """`sync.trigger` (sync-worker)."""
 
-    async def trigger(self, account_id: str | None = None, *, timeout: float | None = None) -> SyncTriggerResult:
-        """Sync now (one account or all) and answer once done."""
+    async def trigger(self, account_id: str | None = None, *, user_id: str | None = None,
+                      timeout: float | None = None) -> SyncTriggerResult:
+        """Sync now (one account or all) and answer once done; `user_id`: whom a trusted caller acts for."""
         return await self.client.call(
             "sync.trigger",
-            validated(SyncTriggerRequest, {"account_id": account_id}),
+            validated(SyncTriggerRequest, {"account_id": account_id, "user_id": user_id}),
             SyncTriggerResult,
             timeout=timeout or self.client.sync_timeout,
         )
@@ -235,11 +240,16 @@ class Session(Section):
         """The brokerage session as the keeper sees it."""
         return await self.client.call("session.status", SessionRequest(), SessionStatusResult, timeout=timeout)
 
-    async def logout(self, *, timeout: float | None = None) -> SessionLogoutResult:
-        return await self.client.call("session.logout", SessionRequest(), SessionLogoutResult, timeout=timeout)
+    async def logout(self, *, user_id: str | None = None, timeout: float | None = None) -> SessionLogoutResult:
+        """End the gateway session; `user_id`: whom a trusted caller acts for."""
+        return await self.client.call("session.logout", validated(SessionRequest, {"user_id": user_id}),
+                                      SessionLogoutResult, timeout=timeout)
 
-    async def reauthenticate(self, *, timeout: float | None = None) -> SessionStatusResult:
-        return await self.client.call("session.reauthenticate", SessionRequest(), SessionStatusResult, timeout=timeout)
+    async def reauthenticate(self, *, user_id: str | None = None, timeout: float | None = None
+                             ) -> SessionStatusResult:
+        """Ask the gateway to authenticate again; `user_id`: whom a trusted caller acts for."""
+        return await self.client.call("session.reauthenticate", validated(SessionRequest, {"user_id": user_id}),
+                                      SessionStatusResult, timeout=timeout)
 
 
 class Compliance(Section):
@@ -272,18 +282,22 @@ class Compliance(Section):
 class Trading(Section):
     """`trading.halt` / `trading.resume`: the connection's switch for new opening orders."""
 
-    async def halt(self, reason: str, changed_by: str | None = None, *, timeout: float | None = None) -> HaltResult:
+    async def halt(self, reason: str, changed_by: str | None = None, *, user_id: str | None = None,
+                   timeout: float | None = None) -> HaltResult:
+        """Halt opening orders on the connection; `user_id`: whom a trusted caller acts for."""
         return await self.client.call(
             "trading.halt",
-            validated(HaltRequest, {"reason": reason, "changed_by": changed_by}),
+            validated(HaltRequest, {"reason": reason, "changed_by": changed_by, "user_id": user_id}),
             HaltResult,
             timeout=timeout,
         )
 
-    async def resume(self, reason: str, changed_by: str | None = None, *, timeout: float | None = None) -> HaltResult:
+    async def resume(self, reason: str, changed_by: str | None = None, *, user_id: str | None = None,
+                     timeout: float | None = None) -> HaltResult:
+        """Resume trading on the connection; `user_id`: whom a trusted caller acts for."""
         return await self.client.call(
             "trading.resume",
-            validated(HaltRequest, {"reason": reason, "changed_by": changed_by}),
+            validated(HaltRequest, {"reason": reason, "changed_by": changed_by, "user_id": user_id}),
             HaltResult,
             timeout=timeout,
         )

@@ -54,7 +54,7 @@ async def sync_now(request: Request, account: Account, form: FormData) -> Respon
     if not isinstance(view, View):
         return view
     try:
-        done = await view.ib.sync.trigger(view.account_id)
+        done = await view.ib.sync.trigger(view.account_id, user_id=account.owner_user_id)
         flash(request, "ok", f"synced at {done.synced_at:%H:%M:%S} UTC: {done.positions} positions, "
               f"{done.orders} orders, {len(done.problems)} problems", [p.message for p in done.problems])
     except IbkrError as exc:
@@ -68,7 +68,7 @@ async def reauthenticate(request: Request, account: Account, form: FormData) -> 
     if not isinstance(view, View):
         return view
     try:
-        status = await view.ib.session.reauthenticate(timeout=30.0)
+        status = await view.ib.session.reauthenticate(user_id=account.owner_user_id, timeout=30.0)
         flash(request, "ok" if status.authenticated else "warn",
               f"re-authentication: session {status.status}" + (f" ({status.reason})" if status.reason else ""))
     except IbkrError as exc:
@@ -82,7 +82,7 @@ async def session_logout(request: Request, account: Account, form: FormData) -> 
     if not isinstance(view, View):
         return view
     try:
-        done = await view.ib.session.logout()
+        done = await view.ib.session.logout(user_id=account.owner_user_id)
         flash(request, "ok" if done.logged_out else "warn",
               "logged out of the gateway" if done.logged_out else "the gateway did not confirm the log-out")
     except IbkrError as exc:
@@ -116,7 +116,8 @@ async def cancel_order(request: Request, account: Account, form: FormData) -> Re
     if not isinstance(view, View):
         return view
     try:
-        done = await view.ib.orders.cancel(view.account_id or "", field(form, "order_id") or None)
+        done = await view.ib.orders.cancel(view.account_id or "", field(form, "order_id") or None,
+                                           user_id=account.owner_user_id)
         flash(request, "ok", f"cancel of order {done.order_id}: {done.status}" + (
             f" ({done.message})" if done.message else ""))
     except IbkrError as exc:
@@ -149,7 +150,8 @@ async def answer_question(request: Request, account: Account, form: FormData) ->
     cid, reply_id = field(form, "client_order_id"), field(form, "reply_id")
     yes = field(form, "answer") == "confirm"
     try:
-        result = await view.ib.orders.confirm(cid, reply_id, yes, answered_by=account.username)
+        result = await view.ib.orders.confirm(cid, reply_id, yes, answered_by=account.username,
+                                             user_id=account.owner_user_id)
         text, reasons = describe(result)
         flash(request, "ok", f"{'confirmed' if yes else 'declined'}: {text}", reasons)
     except IbkrError as exc:
@@ -226,7 +228,7 @@ async def halt_switch(request: Request, account: Account, form: FormData) -> Res
     else:
         try:
             switch = view.ib.trading.halt if action == "halt" else view.ib.trading.resume
-            done = await switch(reason, account.username)
+            done = await switch(reason, account.username, user_id=account.owner_user_id)
             flash(request, "ok", f"trading on {view.conn.id} is now {'HALTED' if done.halted else 'running'}")
         except IbkrError as exc:
             flash(request, "error", f"{action} failed: {exc.code}: {exc.message}", error_lines(exc))
