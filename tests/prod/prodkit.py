@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import nats
 from nats.aio.client import Client
 
@@ -24,6 +25,10 @@ PASSWORDS = {
     "operator": "OPERATOR_NATS_PASSWORD", "authz": "AUTHZ_NATS_PASSWORD", "console": "CONSOLE_NATS_PASSWORD",
     "authz-kick": "AUTHZ_KICK_NATS_PASSWORD",
 }
+#: The gateway of a connection a test registers when only its grant matters: nothing listens there, so the
+#: services' calls for it never reach the simulator (IBKR limits per gateway address: calls to the run's
+#: cpsim for a second connection would spend the budget, and risk the penalty box, of the whole session).
+NOWHERE = {"host": "127.0.0.1", "port": 1}
 SERVICES = ["gateway-bridge", "session-keeper", "sync-worker", "compliance", "audit", "registry"]
 #: Connections the tests open are named so; the services' are `ibkr-<service>-<conn>`.
 TEST_CONNECTION = "prod-test-"
@@ -66,6 +71,15 @@ class Connection:
         msg = await self.nc.request(f"ibkr.{CONN}.{subject}", json.dumps(payload).encode(), timeout=timeout)
         reply: dict[str, Any] = json.loads(msg.data)
         return reply
+
+
+def gateway_session(stack: ProdStack) -> dict[str, Any]:
+    """The simulator's session as its /sim control API shows it (no gateway call: a test's own Client Portal
+    call would come from the bridge's address, outside the bridge's rate limiter)."""
+    answer = httpx.get(f"{stack.info()['gateway_url']}/sim/state", verify=False, timeout=5)
+    answer.raise_for_status()
+    session: dict[str, Any] = answer.json()["session"]
+    return session
 
 
 def password(stack: ProdStack, user: str) -> str:

@@ -20,7 +20,7 @@ from ibkr_console.live import LIVE_TYPES
 from ibkr_contract.envelope import new_event
 from ibkr_devstack.prod import ProdStack
 
-from .prodkit import ACCOUNT, CONN, SERVICES, TEST_CONNECTION, connected, password, wait_until
+from .prodkit import ACCOUNT, CONN, SERVICES, TEST_CONNECTION, connected, gateway_session, password, wait_until
 
 pytestmark = [pytest.mark.connected, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
 STREAM = "IBKR_EVENTS"
@@ -237,5 +237,5 @@ async def test_a_push_consumer_aimed_at_a_bridge_subject_changes_nothing(prod: P
         refused = await keeper.call("bridge.session.logout", envelope.model_dump(mode="json"), timeout=10)
         assert refused["ok"] is False and refused["error"]["code"] == "VALIDATION_ERROR", refused
         assert keeper.errors == []
-    gateway = httpx.post(f"{prod.info()['gateway_url']}/v1/api/iserver/auth/status", json={}, verify=False, timeout=5)
-    assert gateway.json()["authenticated"] is True, gateway.text
+    session = gateway_session(prod)
+    assert session["authenticated"] is True, session

@@ -27,7 +27,7 @@ from ibkr_authz.users import hash_password
 from ibkr_contract.connections import AdminSubjects
 from ibkr_devstack.prod import ProdStack
 
-from .prodkit import CONN, Connection, connected, wait_until
+from .prodkit import CONN, NOWHERE, Connection, connected, wait_until
 
 pytestmark = [pytest.mark.connected, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
 ADMIN = AdminSubjects()
@@ -67,11 +67,9 @@ async def _admin(prod: ProdStack, command: str, body: dict[str, Any]) -> dict[st
 
 
 async def _create(prod: ProdStack, owner: str, conn: str, username: str = "someone1") -> None:
-    """A connection of `owner` through the setup's first step. Its gateway is a port where nothing listens:
-    only the grant matters here, and the services' calls to a gateway of its own would spend the simulator's
-    global request budget that the other tests of the session share."""
+    """A connection of `owner` through the setup's first step, on `NOWHERE`: only the grant matters here."""
     await _admin(prod, "connections.create", {"user_id": owner, "connection": conn, "environment": "paper",
-                                              "gateway": {"host": "127.0.0.1", "port": 1}, "username": username})
+                                              "gateway": NOWHERE, "username": username})
 
 
 async def _answered(person: Connection, subject: str) -> dict[str, Any]:
@@ -125,8 +123,7 @@ async def test_the_person_asks_her_own_connection_and_hears_its_events(prod: Pro
 async def test_the_person_reaches_no_other_connection_nor_anything_but_her_commands(prod: ProdStack) -> None:
     async with connected(prod, "client") as client:  # another user's connection, registered before she logs in
         created = await client.nc.request(ADMIN.command("connections.create"), json.dumps({
-            "user_id": "bob", "connection": OTHER, "environment": "paper",
-            "gateway": {"host": "127.0.0.1", "port": int(prod.variables["GATEWAY_PORT"])},
+            "user_id": "bob", "connection": OTHER, "environment": "paper", "gateway": NOWHERE,
             "username": "bobuser1"}).encode(), timeout=15)
         assert json.loads(created.data)["ok"], created.data
     try:

@@ -1,7 +1,9 @@
 """One bridge, many connections: a connection registered at run time is served by its own gateway client and
-rate limiter, moved when its gateway changes and dropped when it is removed, without a restart.
+its gateway's rate limiter (shared by every connection on that gateway), moved when its gateway changes and
+dropped when it is removed, without a restart.
 
-Two cpsim processes: the bootstrap connection's (the run's cpsim) and one for the connections added here. The
+Three cpsim processes: the bootstrap connection's (the run's cpsim), one for the connections added here and
+one whose endpoint a test puts in the penalty box (the bridge remembers that for its run). The
 bridge runs on a NATS server of its own (it takes every connection's subjects). Connections are announced
 with the registry's own event (`ibkr_testkit.connections.announce_connection`)."""
 
@@ -73,6 +75,12 @@ class Stack(SimpleNamespace):
 
 @pytest.fixture(scope="module")
 def second_cpsim() -> Iterator[CpsimHandle]:
+    with start_cpsim() as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def boxed_cpsim() -> Iterator[CpsimHandle]:
     with start_cpsim() as handle:
         yield handle
 
@@ -174,21 +182,21 @@ async def test_each_connection_reaches_only_its_own_gateway(fresh: Stack) -> Non
     await fresh.announce(view, "removed")
 
 
-async def test_each_connection_has_its_own_rate_limiter(fresh: Stack) -> None:
-    view = await add_connection(fresh, fresh.second_url)
-    second = view.connection
+async def test_each_gateway_has_its_own_rate_limiter(fresh: Stack, boxed_cpsim: CpsimHandle) -> None:
+    view = await add_connection(fresh, boxed_cpsim.url)
+    second, sim = view.connection, Sim(boxed_cpsim.url)
     limiter = fresh.served.get(second).gateway.limiter  # type: ignore[union-attr]
     assert limiter is not fresh.served.bootstrap.gateway.limiter
-    # the second gateway puts its trades endpoint in the penalty box (calls from outside the bridge)
-    with httpx.Client(base_url=fresh.second_url, verify=False) as direct:
+    # that gateway puts its trades endpoint in the penalty box (calls from outside the bridge)
+    with httpx.Client(base_url=boxed_cpsim.url, verify=False) as direct:
         for _ in range(3):
             direct.get("/v1/api/iserver/account/trades")
     boxed = await fresh.request(second, "trades.list", {}, timeout=25)
     assert boxed["ok"] is False and boxed["error"]["code"] == "RATE_LIMITED", boxed
-    calls = len(fresh.second.api_requests("/iserver/account/trades"))
+    calls = len(sim.api_requests("/iserver/account/trades"))
     again = await fresh.request(second, "trades.list", {}, timeout=25)
     assert again["ok"] is False and again["error"]["code"] == "RATE_LIMITED"
-    assert len(fresh.second.api_requests("/iserver/account/trades")) == calls  # its limiter keeps it away
+    assert len(sim.api_requests("/iserver/account/trades")) == calls  # its limiter keeps it away
 
     # the first connection's limiter knows nothing of it: its trades call goes to its own gateway
     before = len(fresh.first.api_requests("/iserver/account/trades"))
@@ -197,6 +205,51 @@ async def test_each_connection_has_its_own_rate_limiter(fresh: Stack) -> None:
     assert len(fresh.first.api_requests("/iserver/account/trades")) == before + 1
     assert limiter.granted == granted  # the second's limiter saw none of the first's calls
     await fresh.announce(view, "removed")
+
+
+async def _trades_twice(stack: Stack, first: str, second: str) -> list[int]:
+    """`trades.list` (IBKR: one a 5 s) on `first`, then at once on `second`; the second gateway's statuses."""
+    assert "trades" in await stack.ok(first, "trades.list", {}, timeout=25)
+    assert "trades" in await stack.ok(second, "trades.list", {}, timeout=25)
+    return [r["status"] for r in stack.second.api_requests("/iserver/account/trades")]
+
+
+async def test_connections_on_one_gateway_share_its_rate_limiter(fresh: Stack) -> None:
+    """IBKR paces and boxes per gateway: a second connection registered on a gateway already served (here
+    the bootstrap one's too) goes through the same limiter, so together they keep one call per 5 s."""
+    one = (await add_connection(fresh, fresh.second_url)).connection
+    two = (await add_connection(fresh, fresh.second_url)).connection
+    assert await _trades_twice(fresh, one, two) == [200, 200]  # the second call waited its turn: no 429
+    assert fresh.second("GET", "/limits")["violations"] == 0
+    assert fresh.served.get(two).gateway.limiter is fresh.served.get(one).gateway.limiter  # type: ignore[union-attr]
+    on_bootstrap = (await add_connection(fresh, fresh.first_url)).connection
+    assert fresh.served.get(on_bootstrap).gateway.limiter is fresh.served.bootstrap.gateway.limiter  # type: ignore[union-attr]
+    for conn in (one, two, on_bootstrap):
+        await fresh.announce(connection_view(conn, user_id=USER, gateway_url=fresh.second_url), "removed")
+
+
+async def test_a_connection_registered_again_keeps_its_gateways_pacing(fresh: Stack) -> None:
+    """Deleted and registered again within 5 s of its last trades call, a connection still waits its turn."""
+    first = await add_connection(fresh, fresh.second_url)
+    assert "trades" in await fresh.ok(first.connection, "trades.list", {}, timeout=25)
+    await fresh.announce(first, "removed")
+
+    async def dropped() -> bool:
+        return fresh.served.get(first.connection) is None
+
+    await eventually(dropped, f"{first.connection} dropped")
+    again = connection_view(first.connection, user_id=USER, gateway_url=fresh.second_url)
+    await fresh.announce(again)
+
+    async def served() -> bool:
+        return fresh.served.get(again.connection) is not None
+
+    await eventually(served, f"{again.connection} served again")
+    assert "trades" in await fresh.ok(again.connection, "trades.list", {}, timeout=25)
+    statuses = [r["status"] for r in fresh.second.api_requests("/iserver/account/trades")]
+    assert statuses == [200, 200], statuses  # the second call waited its turn: no 429
+    assert fresh.second("GET", "/limits")["violations"] == 0
+    await fresh.announce(again, "removed")
 
 
 async def test_a_removed_connection_answers_not_found_and_closes_its_client(fresh: Stack) -> None:

@@ -4,15 +4,20 @@ The bridge learns connections from `ibkr_common.connections.ConnectionDirectory`
 bootstrap connection, the registry's list and its `connection.*` events) and `ServedConnections`
 follows it as a listener:
 
-- a connection that appears is served at once: its own `Gateway` (an httpx client to its gateway and
-  a `PriorityLimiter`, since IBKR's limits hold per gateway login), `ClientPortal` and
-  `BridgeService`, and once the app has started its own `gateway.call` publisher (its connection and
-  environment on every event);
+- a connection that appears is served at once: its own `Gateway` (an httpx client to its gateway),
+  `ClientPortal` and `BridgeService`, and once the app has started its own `gateway.call` publisher (its
+  connection and environment on every event);
+- the `PriorityLimiter` belongs to the gateway, not to the connection: IBKR's limits hold per gateway
+  (its 10 req/s pacing, the per-endpoint table, the penalty box of the caller's address), so every
+  connection whose gateway has the same host and port -- the bootstrap one included -- shares one
+  limiter, and the bridge keeps it for as long as it runs: a second connection registered on a gateway
+  already served, or a connection deleted and registered again, or rebuilt for a new environment, finds
+  the per-endpoint spacing (one `/iserver/account/orders` per 5 s, one `/sso/validate` a minute) and any
+  penalty still in force, where a fresh limiter would send its first such call early: a 429, and 10
+  minutes in the penalty box for every connection of that gateway;
 - one whose gateway (host, port, TLS, CA) or environment changes is rebuilt: new calls go to the new
-  gateway at once, calls already under way finish on the old one, then the old client closes; when only
-  the environment changed, the new client keeps the old one's limiter (the same gateway login: its
-  per-endpoint spacing, e.g. one `/iserver/account/orders` per 5 s, still holds, and a fresh limiter
-  would send the next such call early, a 429 and the penalty box);
+  gateway at once (through that gateway's limiter), calls already under way finish on the old one, then
+  the old client closes;
 - one that is removed is dropped: new requests answer NOT_FOUND at once, calls under way finish
   (within the order budget), then its client closes.
 
@@ -36,6 +41,7 @@ from ibkr_common.connections import Connection, ConnectionDirectory
 from ibkr_common.events import EventPublisher
 from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_gateway_bridge.client import CallRecord, ClientPortal, Gateway
+from ibkr_gateway_bridge.client.gateway import new_limiter
 from ibkr_gateway_bridge.client.http import make_http, pem_verify
 from ibkr_gateway_bridge.events import CallEvents
 from ibkr_gateway_bridge.limiter import PriorityLimiter
@@ -103,6 +109,8 @@ class ServedConnections:
         self._publisher: Callable[[Served], EventPublisher] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
         self._closing = False
+        #: One limiter per gateway address (lower-cased host, port), shared by its connections, kept for the run.
+        self._limiters: dict[tuple[str, int], PriorityLimiter] = {}
         self.bootstrap = self._build(directory.bootstrap)
         self._served: dict[str, Served] = {self.bootstrap.id: self.bootstrap}
 
@@ -143,10 +151,19 @@ class ServedConnections:
             "gateway_ssl": gateway.ssl, "gateway_ca_file": None, "default_environment": connection.environment,
         })
 
-    def _build(self, connection: Connection, limiter: PriorityLimiter | None = None) -> Served:
+    def limiter_for(self, settings: BridgeSettings) -> PriorityLimiter:
+        """The rate limiter of the gateway at `settings`' host and port (made on first use, then shared)."""
+        key = (settings.gateway_host.lower(), settings.gateway_port)
+        limiter = self._limiters.get(key)
+        if limiter is None:
+            limiter = self._limiters[key] = new_limiter(settings)
+        return limiter
+
+    def _build(self, connection: Connection) -> Served:
         settings = self._settings_of(connection)
-        if connection.bootstrap:
-            gateway = Gateway(settings)  # IBKR_GATEWAY_CA_FILE, checked as before (SettingsError when unusable)
+        limiter = self.limiter_for(settings)
+        if connection.bootstrap:  # IBKR_GATEWAY_CA_FILE, checked as before (SettingsError when unusable)
+            gateway = Gateway(settings, limiter=limiter)
         else:
             verify = pem_verify(connection.id, connection.gateway.ssl, connection.gateway.ca_pem)
             gateway = Gateway(settings, limiter=limiter, http=make_http(settings, verify), trust=REGISTRY_CA)
@@ -188,8 +205,7 @@ class ServedConnections:
             self._served[after.id] = self._build(after)
             log.info("serving connection %s (%s, gateway %s)", after.id, after.environment, after.gateway_url)
         elif self._needs_rebuild(current.connection, after):
-            same_gateway = current.connection.gateway == after.gateway
-            self._served[after.id] = self._build(after, current.gateway.limiter if same_gateway else None)
+            self._served[after.id] = self._build(after)
             log.info("connection %s changed its gateway: now %s (%s)", after.id, after.gateway_url,
                      after.environment)
             self._retire(current)

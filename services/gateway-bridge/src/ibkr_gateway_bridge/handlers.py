@@ -29,8 +29,8 @@ QUEUE = "gateway-bridge"
 #: budget (IBKR_BRIDGE_ORDER_BUDGET_S, see budget.py), and answer `unknown` with evidence when it ends.
 NO_DEADLINE = frozenset({"orders.place", "orders.reply", "orders.cancel", "orders.modify", "orders.lookup"})
 SLOW = frozenset({"orders.live", "trades.list"})
-#: Requests handled at once per operation, over every connection; each connection's limiter, not the
-#: handler, paces its gateway (a request beyond the limiter's queue time answers RATE_LIMITED).
+#: Requests handled at once per operation, over every connection; each gateway's limiter, not the
+#: handler, paces it (a request beyond the limiter's queue time answers RATE_LIMITED).
 MAX_WORKERS = 64
 #: NATS' default max_payload (1 MiB) less room for headers; deploy/nats.conf keeps the default.
 MAX_REPLY_BYTES = 1024 * 1024 - 4096

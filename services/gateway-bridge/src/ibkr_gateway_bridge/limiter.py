@@ -1,4 +1,4 @@
-"""One rate limiter per connection: a global token bucket, IBKR's per-endpoint limits, a priority
+"""One rate limiter per gateway: a global token bucket, IBKR's per-endpoint limits, a priority
 queue and a penalty box per endpoint.
 
 `LimiterCore` is pure logic over an injected monotonic clock (seconds); `PriorityLimiter` is the

@@ -2,9 +2,10 @@
 
 Calls are counted from the `CallRecord` each one leaves (by connection and endpoint template, never
 the filled path, so no account number becomes a label). Each connection's limiter queue, penalty box
-and gateway's last known state are read when Prometheus scrapes. The bootstrap connection's gateway
-state is in the health and readiness bodies as `gateway` (as before), every other served connection's
-as `connections`; none makes the bridge not ready: the stack comes up before anyone logs in.
+(its gateway's, shared with the connections on the same gateway) and gateway's last known state are read
+when Prometheus scrapes. The bootstrap connection's gateway state is in the health and readiness bodies
+as `gateway` (as before), every other served connection's as `connections`; none makes the bridge not
+ready: the stack comes up before anyone logs in.
 """
 
 from __future__ import annotations

@@ -107,6 +107,13 @@ def _looks_html(content_type: str, raw: str) -> bool:
     return "html" in content_type or raw.lstrip()[:1] == "<"
 
 
+def new_limiter(settings: BridgeSettings) -> PriorityLimiter:
+    """A rate limiter for one gateway login, as the settings configure it (IBKR_RATE_LIMIT_*, queue time)."""
+    return PriorityLimiter(
+        settings.rate_limit_rps, penalty_s=settings.rate_limit_penalty_s, max_wait_s=settings.queue_timeout_s
+    )
+
+
 class Gateway:
     """The bridge's side of the Client Portal gateway: sends each call through the limiter, keeps what the
     current brokerage session has learnt (pre-flights done, `epoch`), and turns every failure into a
@@ -120,9 +127,7 @@ class Gateway:
         self.settings = settings
         #: Where the CA that verifies this gateway comes from, as a tls_verify_failed error names it.
         self.trust = trust or CA_VARIABLE
-        self.limiter = limiter or PriorityLimiter(
-            settings.rate_limit_rps, penalty_s=settings.rate_limit_penalty_s, max_wait_s=settings.queue_timeout_s
-        )
+        self.limiter = limiter or new_limiter(settings)
         self.http = http or make_http(settings)
         self.on_call = on_call
         self.accounts_ready = False
