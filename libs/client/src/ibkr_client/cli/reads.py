@@ -207,7 +207,8 @@ def positions(page_size: PageSize = DEFAULT_PAGE_SIZE, cursor: Cursor = None, as
             total_realized += p.realized_pnl or 0
         if result.positions:
             table.add_section()
-            table.add_row("total" if result.next_cursor is None and cursor is None else "page total", "", "", "", "", "", money(total_value), _pnl(total_unrealized), _pnl(total_realized))
+            label = "total" if result.next_cursor is None and cursor is None else "page total"
+            table.add_row(label, "", "", "", "", "", money(total_value), _pnl(total_unrealized), _pnl(total_realized))
         else:
             table.add_row("no positions", *[""] * 8)
         out.print(table)
