@@ -14,9 +14,9 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 #: Items per page when the request gives no `page_size`.
 DEFAULT_PAGE_SIZE = 100
@@ -52,11 +52,20 @@ def decode_cursor(kind: str, shape: tuple[type, ...], cursor: str) -> Key:
     return tuple(key)
 
 
+def _with_limit(schema: dict[str, Any]) -> None:
+    """Documents `limit`, the deprecated alias of `page_size`, beside it (JSON Schema names one alias only)."""
+    schema.setdefault("properties", {})["limit"] = {
+        "type": "integer", "minimum": 1, "maximum": 10_000, "deprecated": True, "title": "Limit",
+        "description": "Deprecated: the old name of `page_size` (give one or the other)."}
+
+
 class PageRequest(BaseModel):
     """The paging fields of a request: `cursor` (from the previous page's `next_cursor`) and `page_size`.
 
     `limit` is accepted as a deprecated alias of `page_size` (its old bound of 10,000 still holds; every
     value is served at most `MAX_PAGE_SIZE` items per page)."""
+
+    model_config = ConfigDict(json_schema_extra=_with_limit)
 
     #: The list a cursor belongs to, and the types of its key (set by each paged request).
     cursor_kind: ClassVar[str] = ""
