@@ -137,7 +137,7 @@ def test_a_paged_request_takes_page_size_or_its_old_name_limit_and_serves_at_mos
     assert OrdersGetRequest.model_validate({"account_id": "DU1"}).size() == DEFAULT_PAGE_SIZE
     assert OrdersGetRequest.model_validate({"account_id": "DU1", "limit": 7}).page_size == 7
     assert OrdersGetRequest.model_validate({"account_id": "DU1", "limit": 10_000}).size() == MAX_PAGE_SIZE
-    with pytest.raises(ValueError, match="page_size|limit"):
+    with pytest.raises(ValueError, match=r"page_size"):
         OrdersGetRequest.model_validate({"account_id": "DU1", "page_size": 0})
     assert OrdersGetRequest.model_json_schema()["properties"]["limit"]["deprecated"] is True
 

@@ -167,7 +167,7 @@ async def test_orders_are_read_newest_first_after_a_key_and_keep_their_place_as_
 async def test_positions_are_read_by_symbol_then_conid_after_a_key(store):
     s, _ = store
     held = [stock_position(conid=9000 + i, symbol=sym) for i, sym in enumerate(["MSFT", "AAPL", "AAPL", "IBM"])]
-    await s.apply(snapshot(held + [stock_position(conid=8999, symbol=None)]), T0, {})
+    await s.apply(snapshot([*held, stock_position(conid=8999, symbol=None)]), T0, {})
     first = await s.positions(ACCT, None, 2)
     assert [(p.symbol, p.conid) for p in first] == [(None, 8999), ("AAPL", 9001)]
     rest = await s.positions(ACCT, ("AAPL", 9001), 10)
