@@ -38,7 +38,7 @@ class Pager:
         cursor = query.get(f"{prefix}cursor") or None
         back = tuple(c for c in (query.get(f"{prefix}back") or "").split(SEP) if c) if cursor else ()
         try:
-            number = max(int(query.get(f"{prefix}page") or 1), 1) if cursor else 1
+            number = max(int(query.get(f"{prefix}page") or len(back) + 2), 1) if cursor else 1
         except ValueError:
             number = len(back) + 2
         params = tuple((k, v) for k, v in query.multi_items() if k not in own)
