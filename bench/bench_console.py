@@ -3,8 +3,9 @@
 Starts its own nats-server, PostgreSQL (or uses DATABASE_URL, as bench_sync does), cpsim, and the real
 gateway-bridge, sync-worker and console as processes (`python -m ...`), nothing mocked and nothing of a
 running stack touched. cpsim holds two accounts: the loaded one with `--positions` positions and `--orders`
-orders (`--live` of them resting limits placed at cpsim, the rest filled executions), the other empty. The
-sync-worker's start sync stores them (its own path, its own database). Then one signed-in HTTP client asks
+orders (`--live` of them resting limits placed at cpsim, which the sync-worker's start sync stores; the
+rest filled orders written through the sync-worker's own store API), the other empty; the outbox is
+drained (every order event published) before anything is timed. Then one signed-in HTTP client asks
 the console for /positions and /orders of each account in turn, `--rounds` times after a warm-up; the
 baseline of each page is the same page of the empty account, measured in the same run, interleaved.
 Target (issue 18): the loaded page's p95 within 3x the empty page's p95.
@@ -22,7 +23,7 @@ import time
 from typing import Any
 
 import httpx
-from bench_sync import Sim, executions, pg_url, place_live, positions
+from bench_sync import Sim, drained, pg_url, place_live, positions
 from table import emit, percentile, row
 
 BENCH = "console"
@@ -30,14 +31,57 @@ LOADED, EMPTY = "DU1234567", "DU7654321"
 USER, OWNER = "bench-viewer", "bench"
 PAGES = ("/positions", "/orders")
 TARGET = 3.0
+STREAM = "IBKR_EVENTS_BENCHC"
 
 
 def seed(sim: Sim, url: str, args: argparse.Namespace) -> None:
+    """cpsim: the positions and the resting orders of the loaded account (the sync-worker stores them)."""
     sim("POST", "/reset", {"accounts": [LOADED, EMPTY]})
     sim("POST", "/limits", {"enabled": False})
     sim("POST", f"/positions/{LOADED}", positions(args.positions, 9_500_000))
-    sim("POST", f"/trades/{LOADED}", executions(args.orders - args.live, 600_000))
     place_live(url, LOADED, args.live)
+
+
+def seed_filled(database_url: str, nats_url: str, n: int) -> None:
+    """The filled orders, through the sync-worker's own store (`SyncStore.apply`, as a sync stores them).
+
+    Not through cpsim's executions: the bridge's `trades.list` answers every execution of the last days in
+    one NATS message, and thousands of them pass its 1 MB (TOO_LARGE), a limit of the bridge, not of paging."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from ibkr_common.db.engine import make_engine, make_sessionmaker
+    from ibkr_common.events import EventPublisher
+    from ibkr_common.service import make_broker
+    from ibkr_common.settings import CommonSettings
+    from ibkr_common.subjects import Subjects
+    from ibkr_sync_worker.normalize import OrderRecord
+    from ibkr_sync_worker.store import AccountSnapshot, SyncStore
+
+    now = datetime.now(UTC)
+    orders = {}
+    for i in range(n):
+        when, price, qty = now - timedelta(days=2, minutes=n - i), Decimal(10 + i % 30), Decimal(1 + i % 7)
+        fill = {"execution_id": f"bench.{i}", "quantity": str(qty), "price": str(price), "at": when.isoformat()}
+        orders[str(600_000 + i)] = (OrderRecord(
+            account_id=LOADED, order_id=str(600_000 + i), status="filled", client_order_id=f"bench-filled-{i}",
+            conid=9_300_000 + i % 50, symbol=f"E{i % 50}", sec_type="STK", side="BUY" if i % 2 else "SELL",
+            order_type="LMT", quantity=qty, filled_quantity=qty, remaining_quantity=Decimal(0), limit_price=price,
+            avg_fill_price=price, tif="DAY", fills=(fill,), last_execution_at=when), False)
+
+    async def write() -> None:
+        engine = make_engine(database_url)
+        publisher = EventPublisher(make_broker(CommonSettings(nats_url=nats_url, connection="bench"), "sync-worker"),
+                                   subjects=Subjects("bench"), stream=STREAM, source="sync-worker",
+                                   environment="paper")
+        store = SyncStore(make_sessionmaker(engine), publisher, connection="bench", user_id=OWNER)
+        try:
+            await store.apply(AccountSnapshot(LOADED, orders=orders), now, {})
+        finally:
+            await engine.dispose()
+
+    asyncio.run(write())
 
 
 def add_user(database_url: str, password: str) -> None:
@@ -66,6 +110,37 @@ def signed_in(base: str, password: str) -> httpx.Client:
     if done.status_code != 200 or "/signin" in str(done.url):
         raise RuntimeError(f"signing in failed: {done.status_code} {done.url}")
     return client
+
+
+def stored(nats_url: str) -> tuple[int, int]:
+    """Positions and orders the sync-worker holds for the loaded account, every page walked."""
+    import asyncio
+
+    from ibkr_client import IbkrClient
+
+    async def count() -> tuple[int, int]:
+        async with IbkrClient(nats_url, connection="bench") as ib:
+            held = [p async for page in ib.positions.pages(LOADED) for p in page.positions]
+            orders = [o async for page in ib.orders.pages(LOADED) for o in page.orders]
+        return len(held), len(orders)
+
+    return asyncio.run(count())
+
+
+def outbox_drained(database_url: str) -> None:
+    """Wait until the sync-worker has published every staged event (the console's feed would read them)."""
+    import asyncio
+
+    from ibkr_common.db.engine import make_engine
+
+    async def wait() -> None:
+        engine = make_engine(database_url)
+        try:
+            await drained(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(wait())
 
 
 def wait_synced(client: httpx.Client, args: argparse.Namespace, timeout_s: float = 600) -> tuple[int, int]:
@@ -109,8 +184,9 @@ def main(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     try:
         seed(Sim(cpsim.url), cpsim.url, args)
+        seed_filled(db_url, nats.url, args.orders - args.live)
         password = secrets.token_urlsafe(16)
-        names = {"nats_url": nats.url, "conn": "bench", "stream": "IBKR_EVENTS_BENCHC",
+        names = {"nats_url": nats.url, "conn": "bench", "stream": STREAM,
                  "stream_subjects": "ibkr.bench.events.>", "gateway_url": cpsim.url, "IBKR_USER_ID": OWNER}
         env = service_env(database_url=db_url, **names)
         processes.append(start_service("ibkr_gateway_bridge", service_env(database_url=None, **names)))
@@ -125,10 +201,15 @@ def main(args: argparse.Namespace) -> int:
         client = signed_in(found.group(1), password)
         try:
             shown, orders = wait_synced(client, args)
+            outbox_drained(db_url)
             print(f"loaded account synced: first pages show {shown} positions, {orders} order rows", file=sys.stderr)
             samples = measure(client, args.rounds, args.warmup)
         finally:
             client.close()
+        held, orders = stored(nats.url)
+        rows.append(row(BENCH, "loaded account as stored (positions, orders)", float(held + orders), "rows",
+                        target=f"{args.positions} + {args.orders}",
+                        passed=(held, orders) == (args.positions, args.orders)))
         for path in PAGES:
             loaded, empty = samples[(path, LOADED)], samples[(path, EMPTY)]
             p95, base = percentile(loaded, 95), percentile(empty, 95)
