@@ -174,14 +174,11 @@ class Permissions:
         return grant.permits(subject)
 
 
-def nats_users(text: str) -> dict[str, Permissions]:
-    """Each user of `authorization.users` with their effective permissions."""
-    authorization = parse(text).get("authorization")
-    if not isinstance(authorization, dict) or not isinstance(authorization.get("users"), list):
-        raise ConfError("no authorization.users list")
-    defaults = authorization.get("default_permissions") or {}
+def _users(entries: Any, defaults: Any) -> dict[str, Permissions]:
+    if not isinstance(entries, list):
+        raise ConfError("a users list expected")
     users: dict[str, Permissions] = {}
-    for entry in authorization["users"]:
+    for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("user"), str):
             raise ConfError(f"a user entry without a name: {entry!r}")
         permissions = entry.get("permissions", defaults)
@@ -189,3 +186,19 @@ def nats_users(text: str) -> dict[str, Permissions]:
             raise ConfError(f"user {entry['user']}: permissions must be a map")
         users[entry["user"]] = Permissions(Grant.of(permissions.get("publish")), Grant.of(permissions.get("subscribe")))
     return users
+
+
+def nats_users(text: str) -> dict[str, Permissions]:
+    """Each user of `authorization.users` (the global account) with their effective permissions."""
+    authorization = parse(text).get("authorization")
+    if not isinstance(authorization, dict) or not isinstance(authorization.get("users"), list):
+        raise ConfError("no authorization.users list")
+    return _users(authorization["users"], authorization.get("default_permissions") or {})
+
+
+def account_users(text: str) -> dict[str, dict[str, Permissions]]:
+    """The users of each account of the `accounts` block (none: an empty map), with their permissions."""
+    accounts = parse(text).get("accounts") or {}
+    if not isinstance(accounts, dict):
+        raise ConfError("accounts must be a map")
+    return {name: _users(account.get("users") or [], {}) for name, account in accounts.items()}

@@ -1,13 +1,15 @@
 """docker-compose.yml and deploy/nats.conf, validated offline (no Docker engine runs here)."""
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from ibkr_common.subjects import BRIDGE_OPERATIONS, Subjects
+from ibkr_contract.subjects import COMMANDS, EVENT_TYPES
 
-from .natsconf import Permissions, nats_users, parse
+from .natsconf import Permissions, account_users, nats_users, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ["gateway-bridge", "session-keeper", "sync-worker", "compliance", "audit"]
@@ -122,7 +124,8 @@ def test_every_static_user_is_exempt_from_the_auth_callout_and_authz_may_only_an
     text = (ROOT / "deploy" / "nats.conf").read_text()
     callout = parse(text)["authorization"]["auth_callout"]
     assert callout["issuer"] == "$AUTHZ_ISSUER"
-    assert sorted(callout["auth_users"]) == sorted(nats_users(text))
+    static = [*nats_users(text), *(user for users in account_users(text).values() for user in users)]
+    assert sorted(callout["auth_users"]) == sorted(static)
     authz = nats_users(text)["authz"]
     assert authz.may("subscribe", "$SYS.REQ.USER.AUTH") and authz.may("subscribe", "_INBOX_authz.x")
     assert authz.may("subscribe", CONN.events_of("connection") + ".added")
@@ -136,3 +139,73 @@ def test_every_static_user_is_exempt_from_the_auth_callout_and_authz_may_only_an
     assert service["environment"]["NATS_URL"].startswith("nats://authz:")
     assert service["environment"]["IBKR_NATS_INBOX_PREFIX"] == "_INBOX_authz"
     assert "--package=ibkr-authz" in (ROOT / service["build"]["dockerfile"]).read_text()
+
+
+def test_the_system_account_has_one_user_who_may_only_kick_a_client():
+    """authz's `authz-kick` is the system account's only user: it may ask a server to close one client
+    connection (`$SYS.REQ.SERVER.<id>.KICK`) and read its replies, nothing else of the system account."""
+    text = (ROOT / "deploy" / "nats.conf").read_text()
+    assert parse(text)["system_account"] == "SYS"
+    assert list(account_users(text)) == ["SYS"] and list(account_users(text)["SYS"]) == ["authz-kick"]
+    kick = account_users(text)["SYS"]["authz-kick"]
+    assert kick.may("publish", "$SYS.REQ.SERVER.NABC.KICK") and kick.may("subscribe", "_INBOX_authz-kick.x")
+    for subject in ("$SYS.REQ.SERVER.NABC.LDM", "$SYS.REQ.SERVER.PING", "$SYS.REQ.SERVER.NABC.CONNZ",
+                    "$SYS.REQ.SERVER.NABC.RELOAD", "$SYS.REQ.ACCOUNT.$G.CONNZ", "$SYS.REQ.USER.AUTH",
+                    CONN.orders_submit):
+        assert not kick.may("publish", subject), subject
+    for subject in ("$SYS.ACCOUNT.$G.CONNECT", "$SYS.REQ.USER.AUTH", "$SYS.SERVER.NABC.STATSZ", "_INBOX_authz.x"):
+        assert not kick.may("subscribe", subject), subject
+    service = _compose()["services"]["authz"]["environment"]
+    assert service["IBKR_AUTHZ_KICK_NATS_URL"].startswith("nats://authz-kick:")
+
+
+#: Public commands no page or action of the console sends (so its NATS user may not either).
+CONSOLE_NEVER_CALLS = ("contracts.search", "contracts.option_chain", "positions.exercise")
+#: The registry's commands: the wizard's steps and the list of connections, not the rest.
+CONSOLE_ADMIN = ("connections.create", "connections.verify", "connections.settings", "connections.acknowledge",
+                 "connections.list", "connections.get")
+CONSOLE_NO_ADMIN = ("connections.update", "connections.delete", "connections.directory", "connections.rotate_key")
+
+
+def _console_source() -> str:
+    return "\n".join(p.read_text() for p in sorted((ROOT / "services/console/src/ibkr_console").glob("*.py")))
+
+
+def test_the_console_user_may_send_the_commands_the_console_calls_and_nothing_else():
+    console = nats_users((ROOT / "deploy" / "nats.conf").read_text())["console"]
+    source = _console_source()
+    for command in COMMANDS:
+        assert console.may("publish", CONN.command(command)) == (command not in CONSOLE_NEVER_CALLS), command
+    for command in (*CONSOLE_NEVER_CALLS, *CONSOLE_NO_ADMIN):  # were one called, this list and nats.conf change
+        assert not re.search(rf"\.{re.escape(command)}\(", source), f"the console calls {command}"
+        assert not console.may("publish", f"ibkr_admin.{command}"), command
+    for command in CONSOLE_ADMIN:
+        assert console.may("publish", f"ibkr_admin.{command}"), command
+    for operation in BRIDGE_OPERATIONS:
+        assert not console.may("publish", CONN.bridge(operation)), operation
+    for event_type in EVENT_TYPES:
+        assert not console.may("publish", CONN.event(event_type, "DU1234567")), event_type
+    stream = "$JS.API.CONSUMER.{}.IBKR_EVENTS.{}"
+    for kind in ("CREATE", "INFO", "MSG.NEXT"):  # its live pages' ephemeral consumer
+        assert console.may("publish", stream.format(kind, "Xh3k2")), kind
+    for kind in ("CREATE", "MSG.NEXT"):  # never audit's
+        assert not console.may("publish", stream.format(kind, "audit")), kind
+    for subject in ("$JS.API.STREAM.DELETE.IBKR_EVENTS", "$JS.API.STREAM.INFO.IBKR_EVENTS", "$JS.ACK.IBKR_EVENTS.x.>",
+                    "$JS.API.CONSUMER.DURABLE.CREATE.IBKR_EVENTS.x", "_INBOX_client.x", "_INBOX_console.x"):
+        assert not console.may("publish", subject), subject
+    assert console.may("subscribe", "_INBOX_console.abc.1")
+    for subject in (CONN.events_all, "_INBOX_client.x", "_INBOX.x", CONN.orders_submit, CONN.bridge("orders.place")):
+        assert not console.may("subscribe", subject), subject
+
+
+def test_the_console_runs_in_compose_as_its_own_nats_user_and_database_role():
+    service = _compose()["services"]["console"]
+    env = service["environment"]
+    assert env["NATS_URL"].startswith("nats://console:") and env["IBKR_NATS_INBOX_PREFIX"] == "_INBOX_console"
+    assert env["DATABASE_URL"].startswith("postgresql+psycopg://ibkr_console:")
+    assert env["IBKR_CONSOLE_SECURE_COOKIES"] == "true" and env["IBKR_MIGRATE_ON_START"] == "false"
+    assert "/readyz" in " ".join(service["healthcheck"]["test"])
+    assert all(port.startswith("127.0.0.1:") for port in service["ports"])
+    assert "--create-console-role" in _compose()["services"]["migrate"]["command"]
+    dockerfile = (ROOT / service["build"]["dockerfile"]).read_text()
+    assert "--package=ibkr-console" in dockerfile and "ibkr_console" in dockerfile and "USER ibkr" in dockerfile

@@ -15,15 +15,17 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from ibkr_client import IbkrClient
+from ibkr_console.live import LIVE_TYPES
 from ibkr_contract.envelope import new_event
 from ibkr_devstack.prod import ProdStack
 
-from .prodkit import CONN, SERVICES, connected
+from .prodkit import ACCOUNT, CONN, SERVICES, TEST_CONNECTION, connected, password, wait_until
 
 pytestmark = [pytest.mark.connected, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
 STREAM = "IBKR_EVENTS"
 AUDIT = "audit"
-USERS = [*SERVICES, "client", "provision", "operator", "authz"]
+USERS = [*SERVICES, "client", "provision", "operator", "authz", "console", "authz-kick"]
 ORDER_CHANGING = ["orders.place", "orders.reply", "orders.cancel", "orders.modify"]
 
 
@@ -37,7 +39,7 @@ async def _stream_and_audit_consumer_exist(prod: ProdStack) -> None:
 @pytest.mark.parametrize("operation", ORDER_CHANGING)
 async def test_only_compliance_may_publish_order_changing_bridge_subjects(prod: ProdStack, operation: str) -> None:
     subject = f"ibkr.{CONN}.bridge.{operation}"
-    for user in ("sync-worker", "session-keeper", "audit", "gateway-bridge", "client"):
+    for user in ("sync-worker", "session-keeper", "audit", "gateway-bridge", "client", "console"):
         async with connected(prod, user) as conn:
             await conn.publish_refused(subject)
     async with connected(prod, "compliance") as compliance:  # allowed: the bridge answers (a validation error)
@@ -85,9 +87,11 @@ async def test_services_may_not_create_or_change_the_stream(prod: ProdStack, use
         assert info.config.name == STREAM
 
 
-@pytest.mark.parametrize("owner", ["compliance", "sync-worker", "gateway-bridge", "audit"])
+@pytest.mark.parametrize("owner", ["compliance", "sync-worker", "gateway-bridge", "audit", "console"])
 async def test_no_user_reads_another_users_replies(prod: ProdStack, owner: str) -> None:
-    for user in ("client", *(s for s in SERVICES if s != owner)):
+    for user in ("client", "console", *(s for s in SERVICES if s != owner)):
+        if user == owner:
+            continue
         async with connected(prod, user) as conn:
             await conn.subscribe_refused(f"_INBOX_{owner}.>")
             await conn.subscribe_refused("_INBOX.>")
@@ -107,6 +111,51 @@ async def test_authz_answers_the_callout_and_reads_the_directory_and_nothing_els
             await authz.publish_refused(subject)
         for subject in (f"ibkr.{CONN}.events.>", f"ibkr.{CONN}.bridge.>", "_INBOX_client.>", "ibkr_admin.>"):
             await authz.subscribe_refused(subject)
+
+
+async def test_authz_kick_may_close_a_client_connection_and_nothing_else(prod: ProdStack) -> None:
+    """The system account's one user: the kick (a client of the stack, closed), and no other system request,
+    no system event, no subject of the stack."""
+    async with httpx.AsyncClient() as http:
+        server_id = (await http.get(f"http://127.0.0.1:{prod.variables['NATS_HTTP_PORT']}/varz")).json()["server_id"]
+    async with connected(prod, "client") as victim, connected(prod, "authz-kick") as kick:
+        reply = await kick.nc.request(f"$SYS.REQ.SERVER.{server_id}.KICK",
+                                      json.dumps({"cid": victim.nc.client_id}).encode(), timeout=10)
+        assert "error" not in json.loads(reply.data), reply.data
+        await wait_until(lambda: victim.nc.is_closed, "the client closed by the server")
+        for subject in (f"$SYS.REQ.SERVER.{server_id}.LDM", f"$SYS.REQ.SERVER.{server_id}.CONNZ",
+                        f"$SYS.REQ.SERVER.{server_id}.RELOAD", "$SYS.REQ.SERVER.PING", "$SYS.REQ.ACCOUNT.$G.CONNZ",
+                        "$SYS.REQ.USER.AUTH", f"ibkr.{CONN}.session.status", "ibkr_admin.connections.list"):
+            await kick.publish_refused(subject)
+        for subject in ("$SYS.>", "$SYS.ACCOUNT.>", "$SYS.REQ.USER.AUTH", "_INBOX_authz.>", f"ibkr.{CONN}.events.>"):
+            await kick.subscribe_refused(subject)
+
+
+async def test_the_console_reaches_what_its_pages_use_and_nothing_else(prod: ProdStack) -> None:
+    """The console's user, through ibkr_client as the console uses it: a public command, the wizard's registry
+    commands and one live consumer of the connection's events are answered; a bridge subject, an event,
+    another inbox, what no page calls, the registry's directory and key rotation, audit's consumer and the
+    stream itself are refused."""
+    owner = prod.variables["IBKR_USER_ID"]
+    async with IbkrClient(prod.nats_url("console", password(prod, "console")), connection=CONN,
+                          inbox_prefix="_INBOX_console", name=f"{TEST_CONNECTION}console-client") as ib:
+        assert (await ib.session.status(timeout=10)).status
+        assert CONN in [view.connection for view in await ib.connections.list(user_id=owner, timeout=10)]
+        async with ib.events(types=LIVE_TYPES, start="new", idle_timeout=0.5) as events:  # create, info, next
+            assert [event async for event in events if event.conn != CONN] == []
+    async with connected(prod, "console") as console:
+        for subject in (f"ibkr.{CONN}.bridge.session.logout", f"ibkr.{CONN}.bridge.orders.place",
+                        f"ibkr.{CONN}.bridge.accounts.list", f"ibkr.{CONN}.events.trading.halted",
+                        f"ibkr.{CONN}.events.orders.{ACCOUNT}.filled", "_INBOX_compliance.forged.1",
+                        "_INBOX_client.forged.1", f"ibkr.{CONN}.contracts.search", f"ibkr.{CONN}.positions.exercise",
+                        "ibkr_admin.connections.directory", "ibkr_admin.connections.rotate_key",
+                        "ibkr_admin.connections.delete", f"$JS.API.STREAM.INFO.{STREAM}",
+                        f"$JS.API.CONSUMER.CREATE.{STREAM}.{AUDIT}", f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{AUDIT}",
+                        f"$JS.API.CONSUMER.DURABLE.CREATE.{STREAM}.console-durable",
+                        f"$JS.ACK.{STREAM}.{AUDIT}.1.1.1.1.1"):
+            await console.publish_refused(subject)
+        for subject in (f"ibkr.{CONN}.events.>", f"ibkr.{CONN}.orders.submit", "_INBOX_client.>", "_INBOX.>"):
+            await console.subscribe_refused(subject)
 
 
 async def test_nobody_forges_a_reply_into_an_inbox(prod: ProdStack) -> None:

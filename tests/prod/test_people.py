@@ -2,35 +2,100 @@
 the `authz` service of docker-compose.yml): the harness's one person, `alice`, owns the bootstrap connection
 (IBKR_USER_ID) and logs in with her own password; the server allows her that connection's commands and
 events and nothing else, and refuses a wrong password. The static users are not asked about (every other
-test of tests/prod logs in as one)."""
+test of tests/prod logs in as one).
+
+Her grant follows the connections she owns while her client stays open (it reconnects on its own, as
+nats-py does by default): a connection registered for her through `ibkr_admin.connections.create` is
+hers within seconds, and one deleted and registered again under the same id by Bob is no longer hers;
+authz has the server drop the clients of exactly the people whose connections changed (deploy/nats.conf's
+system account user `authz-kick`), so a bystander, Carol, stays connected."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import secrets
+import time
+from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from ibkr_authz.permissions import inbox_prefix
+from ibkr_authz.users import hash_password
 
 from ibkr_contract.connections import AdminSubjects
 from ibkr_devstack.prod import ProdStack
 
-from .prodkit import CONN, connected
+from .prodkit import CONN, Connection, connected, wait_until
 
 pytestmark = [pytest.mark.connected, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
 ADMIN = AdminSubjects()
 OTHER = "prod-bob"
+GRANT_CHANGE_S = 10.0  # nats-py reconnects reconnect_time_wait (2 s) after the drop: "within seconds"
 
 
 def _person(prod: ProdStack) -> tuple[str, str]:
     return prod.variables["AUTHZ_PERSON"], prod.variables["AUTHZ_PERSON_PASSWORD"]
 
 
-def _as_person(prod: ProdStack, user: str | None = None, secret: str | None = None) -> Any:
+def _as_person(prod: ProdStack, user: str | None = None, secret: str | None = None, *, reconnect: bool = False) -> Any:
     person, password = _person(prod)
     user = user or person
-    return connected(prod, user, inbox=inbox_prefix(user), secret=password if secret is None else secret)
+    return connected(prod, user, inbox=inbox_prefix(user), secret=password if secret is None else secret,
+                     reconnect=reconnect)
+
+
+@pytest.fixture(scope="module")
+def others(prod: ProdStack) -> dict[str, str]:
+    """Bob and Carol, two more people in authz's users file (it is read again when it changes): name -> password."""
+    passwords = {user: "p" + secrets.token_hex(16) for user in ("bob", "carol")}
+    path = Path(prod.variables["AUTHZ_USERS_DIR"]) / "users.json"
+    users = json.loads(path.read_text())
+    users["users"].update({user: hash_password(password) for user, password in passwords.items()})
+    path.write_text(json.dumps(users))
+    return passwords
+
+
+async def _admin(prod: ProdStack, command: str, body: dict[str, Any]) -> dict[str, Any]:
+    """An `ibkr_admin.connections.*` command as the trusted `client` user, acting for `body["user_id"]`."""
+    async with connected(prod, "client") as client:
+        reply = await client.nc.request(ADMIN.command(command), json.dumps(body).encode(), timeout=15)
+    answer: dict[str, Any] = json.loads(reply.data)
+    assert answer["ok"], answer
+    return answer
+
+
+async def _create(prod: ProdStack, owner: str, conn: str, username: str = "someone1") -> None:
+    """A connection of `owner` through the setup's first step. Its gateway is a port where nothing listens:
+    only the grant matters here, and the services' calls to a gateway of its own would spend the simulator's
+    global request budget that the other tests of the session share."""
+    await _admin(prod, "connections.create", {"user_id": owner, "connection": conn, "environment": "paper",
+                                              "gateway": {"host": "127.0.0.1", "port": 1}, "username": username})
+
+
+async def _answered(person: Connection, subject: str) -> dict[str, Any]:
+    """A request the server let through (any service's answer, an error reply included)."""
+    reply: dict[str, Any] = json.loads((await person.nc.request(subject, b"{}", timeout=15)).data)
+    return reply
+
+
+async def _answered_once_granted(person: Connection, subject: str) -> dict[str, Any]:
+    """The answer to a request on a connection just registered for `person`: the registry's event may reach
+    authz after the person logged in, and then the kick gives them the grant within seconds."""
+    deadline = time.monotonic() + GRANT_CHANGE_S
+    while True:
+        try:
+            reply: dict[str, Any] = json.loads((await person.nc.request(subject, b"{}", timeout=3)).data)
+            return reply
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+            if time.monotonic() > deadline:
+                raise
+
+
+async def _back_with_a_new_grant(person: Connection, drops: int = 1) -> None:
+    await wait_until(lambda: person.drops >= drops and person.returns >= drops and person.nc.is_connected,
+                     f"{person.user}'s client dropped and reconnected", GRANT_CHANGE_S)
 
 
 async def test_the_person_asks_her_own_connection_and_hears_its_events(prod: ProdStack) -> None:
@@ -93,3 +158,73 @@ async def test_a_wrong_password_or_unknown_person_is_refused(prod: ProdStack, ca
             pass
     log = prod.log("authz")
     assert password not in log and prod.variables["CLIENT_NATS_PASSWORD"] not in log
+
+
+async def test_a_connection_registered_after_she_connected_is_hers_within_seconds(
+        prod: ProdStack, others: dict[str, str]) -> None:
+    person, _ = _person(prod)
+    new = "prod-alice-new"
+    async with _as_person(prod, reconnect=True) as alice, \
+            _as_person(prod, "carol", others["carol"], reconnect=True) as carol:
+        await alice.publish_refused(f"ibkr.{new}.session.status")  # not registered: not hers
+        started = time.monotonic()
+        await _create(prod, person, new)
+        try:
+            await _back_with_a_new_grant(alice)  # nothing called to reconnect: the server dropped her client
+            assert "ok" in await _answered(alice, f"ibkr.{new}.session.status")
+            took = time.monotonic() - started
+            assert took < GRANT_CHANGE_S, took
+            assert "ok" in await _answered(alice, f"ibkr.{CONN}.session.status")  # and her first one still
+            assert (alice.drops, carol.drops) == (1, 0), "Carol owns nothing that changed, yet was disconnected"
+        finally:
+            await _admin(prod, "connections.delete", {"user_id": person, "connection": new})
+    assert f"grant of {person} changed" in prod.log("authz") and "grant of carol" not in prod.log("authz")
+
+
+async def test_a_connection_deleted_and_registered_again_by_bob_is_no_longer_hers(
+        prod: ProdStack, others: dict[str, str]) -> None:
+    person, _ = _person(prod)
+    shared = "prod-shared"
+    await _create(prod, person, shared)  # hers before she connects
+    try:
+        async with _as_person(prod, reconnect=True) as alice, \
+                _as_person(prod, "bob", others["bob"], reconnect=True) as bob, \
+                _as_person(prod, "carol", others["carol"], reconnect=True) as carol:
+            heard: list[str] = []
+
+            async def hear(msg: Any) -> None:
+                heard.append(msg.subject)
+
+            await alice.nc.subscribe(f"ibkr.{shared}.events.>", cb=hear)
+            await alice.nc.flush()
+            assert "ok" in await _answered_once_granted(alice, f"ibkr.{shared}.session.status")
+            await bob.publish_refused(f"ibkr.{shared}.session.status")
+
+            drops = alice.drops  # 1 when authz heard of the connection only after her login, else 0
+            await _admin(prod, "connections.delete", {"user_id": person, "connection": shared})
+            await _back_with_a_new_grant(alice, drops + 1)
+            await wait_until(lambda: any("subscription to \"ibkr.prod-shared.events.>\"" in e for e in alice.errors),
+                             "her client's subscription, sent again as it reconnected, refused")
+            mark = len(heard)
+            await _create(prod, "bob", shared, "bobuser2")
+            await _back_with_a_new_grant(bob)  # his set changed too: his open client gains it
+            assert "ok" in await _answered(bob, f"ibkr.{shared}.session.status")
+
+            bobs: list[str] = []
+
+            async def bob_hears(msg: Any) -> None:
+                bobs.append(msg.subject)
+
+            await bob.nc.subscribe(f"ibkr.{shared}.events.>", cb=bob_hears)
+            await bob.nc.flush()
+            await _admin(prod, "connections.update", {"user_id": "bob", "connection": shared, "username": "bobuser3"})
+            await wait_until(lambda: f"ibkr.{shared}.events.connection.updated" in bobs, "Bob hears his event")
+            await alice.nc.flush()  # whatever the server routed to her with it has arrived by now
+            assert not [s for s in heard[mark:] if s.startswith(f"ibkr.{shared}.")], heard[mark:]
+            await alice.publish_refused(f"ibkr.{shared}.session.status")
+            assert alice.drops == drops + 1, "kicked again though her connections did not change when Bob registered"
+            assert carol.drops == 0, "Carol owns nothing that changed, yet was disconnected"
+    finally:
+        async with connected(prod, "client") as client:
+            await client.nc.request(ADMIN.command("connections.delete"),
+                                    json.dumps({"user_id": "bob", "connection": shared}).encode(), timeout=15)

@@ -56,3 +56,17 @@ def combo_order(status: str) -> OrderView:
 def test_a_combo_order_is_neither_a_working_stock_order_nor_stock_trades() -> None:
     lines = account_lines([], [combo_order("submitted"), combo_order("filled")], {})
     assert (lines.open_orders, lines.executions) == ((), ())  # not a buy and a sale of AAPL stock (a day trade)
+
+
+def stock_order(order_id: str, status: str, tif: str) -> OrderView:
+    return OrderView.model_validate({
+        "account_id": "DU1", "order_id": order_id, "conid": AAPL, "symbol": "AAPL", "sec_type": "STK", "side": "BUY",
+        "order_type": "LMT", "quantity": "5", "remaining_quantity": "5", "limit_price": "90", "status": status,
+        "tif": tif,
+    })
+
+
+def test_a_day_order_expired_at_the_close_no_longer_works_a_gtc_one_does() -> None:
+    """IBKR (and cpsim) cancels a DAY order at the close: the sync-worker records `cancelled`, a final status."""
+    lines = account_lines([], [stock_order("1", "cancelled", "DAY"), stock_order("2", "submitted", "GTC")], {})
+    assert [(o.symbol, o.qty, o.status) for o in lines.open_orders] == [("AAPL", Decimal(5), "submitted")]

@@ -172,3 +172,37 @@ async def test_an_open_order_that_vanishes_from_the_live_list_is_kept_not_guesse
         [kept] = [o for o in after["result"]["orders"] if o["client_order_id"] == "vanish-1"]
         assert kept["status"] == order["status"]
         assert not [e for e in events.items if e["type"] == "orders.cancelled"]
+
+
+async def test_a_day_order_that_expires_at_the_close_is_recorded_cancelled_and_final(
+    sim, names, events, nats_client, sqlite_url, cpsim_url, start_bridge, start_worker
+):
+    """cpsim keeps exchange hours: at the close IBKR cancels a working DAY order (`Cancelled`, REFERENCE.md 6)."""
+    import httpx
+
+    from cpsim.testing import place_confirmed
+
+    sim("POST", "/market_hours", {"mode": "exchange"})
+    sim("POST", "/clock", {"now": "2026-03-03T20:58:00Z"})  # Tuesday 15:58 New York
+    sim("POST", "/login")
+    try:
+        with httpx.Client(base_url=cpsim_url, verify=False, timeout=10) as gw:
+            gw.get("/v1/api/iserver/accounts")
+            for coid, tif in (("expires-1", "DAY"), ("keeps-1", "GTC")):
+                status, placed = place_confirmed(gw, {"conid": 265598, "orderType": "LMT", "side": "BUY",
+                                                      "tif": tif, "quantity": 1, "price": 1.0, "cOID": coid})
+                assert status == 200 and "order_id" in placed[0], placed
+        async with start_bridge(), start_worker(sqlite_url):
+            assert (await request(nats_client, names.subject("sync.trigger"), {}))["ok"]
+            sim("POST", "/clock", {"now": "2026-03-03T21:00:30Z"})  # 16:00:30: the session closed
+            assert (await request(nats_client, names.subject("sync.trigger"), {}))["ok"]
+            got = await request(nats_client, names.subject("orders.get"), {"account_id": ACCT})
+            status_of = {o["client_order_id"]: (o["status"], o["tif"]) for o in got["result"]["orders"]}
+            assert status_of["expires-1"] == ("cancelled", "DAY")
+            assert status_of["keeps-1"][0] in ("submitted", "pre_submitted") and status_of["keeps-1"][1] == "GTC"
+            cancelled = await events.wait_for(lambda e: e["type"] == "orders.cancelled")
+            assert cancelled["payload"]["order"]["client_order_id"] == "expires-1"
+            still_open = await request(nats_client, names.subject("orders.get"), {"account_id": ACCT, "status": "open"})
+            assert [o["client_order_id"] for o in still_open["result"]["orders"]] == ["keeps-1"]  # final: not open
+    finally:
+        sim("POST", "/reset")  # the shared cpsim back to its clock and market open around the clock

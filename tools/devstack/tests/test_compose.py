@@ -157,7 +157,7 @@ def test_compose_runs_the_nats_version_the_tests_run():
 def test_every_image_built_here_runs_as_an_unprivileged_user():
     compose = load_compose(COMPOSE, generated_variables(COMPOSE.read_text()))
     dockerfiles = {spec.build["dockerfile"] for spec in compose.services.values() if spec.build}
-    assert len(dockerfiles) == 8, dockerfiles
+    assert len(dockerfiles) == 9, dockerfiles
     for dockerfile in dockerfiles:
         final_stage = (ROOT / dockerfile).read_text().rsplit("\nFROM ", 1)[-1]
         users = [line.split()[1] for line in final_stage.splitlines() if line.startswith("USER ")]
@@ -175,6 +175,10 @@ def test_authz_runs_as_its_own_nats_user_with_the_harness_key_pair_and_users_fil
     authz = compose.services["authz"]
     env = authz.environment
     assert env["NATS_URL"].startswith("nats://authz:") and env["IBKR_NATS_INBOX_PREFIX"] == "_INBOX_authz"
+    kick_password = variables["AUTHZ_KICK_NATS_PASSWORD"]  # the system account user that closes clients
+    assert env["IBKR_AUTHZ_KICK_NATS_URL"] == f"nats://authz-kick:{kick_password}@127.0.0.1:{variables['NATS_PORT']}"
+    assert compose.services["nats"].environment["AUTHZ_KICK_NATS_PASSWORD"] == kick_password
+    assert kick_password != variables["AUTHZ_NATS_PASSWORD"]
     assert authz.depends_on == {"nats": "service_healthy", "registry": "service_healthy"}
     assert authz.healthcheck is not None and "/readyz" in authz.healthcheck.test[-1]
     assert "DATABASE_URL" not in env and "IBKR_ENCRYPTION_KEY" not in env
@@ -198,3 +202,26 @@ def test_docker_compose_mounts_an_empty_users_file_by_default():
     path = authz.environment["IBKR_AUTHZ_USERS_FILE"]
     mount = next(v for v in authz.volumes if path.startswith(v.target + "/"))
     assert mount.read_only and (ROOT / mount.source / path[len(mount.target) + 1:]).is_file()
+
+
+def test_the_console_runs_as_its_own_nats_user_and_database_role_with_its_admin_file_in_its_volume(tmp_path):
+    from ibkr_devstack.prodparts import mounts_of
+
+    variables = generated_variables(COMPOSE.read_text())
+    compose = load_compose(COMPOSE, variables)
+    console = compose.services["console"]
+    env = console.environment
+    assert env["NATS_URL"].startswith("nats://console:") and env["IBKR_NATS_INBOX_PREFIX"] == "_INBOX_console"
+    assert env["DATABASE_URL"].startswith("postgresql+psycopg://ibkr_console:")
+    assert variables["POSTGRES_CONSOLE_PASSWORD"] in env["DATABASE_URL"]
+    assert variables["POSTGRES_APP_PASSWORD"] not in env["DATABASE_URL"] and "IBKR_ENCRYPTION_KEY" not in env
+    assert env["IBKR_CONSOLE_SECURE_COOKIES"] == "true" and len(env["IBKR_CONSOLE_SESSION_KEY"]) >= 32
+    for name, other in compose.services.items():  # the cookie key and the role's password go to it alone
+        if name not in ("console", "migrate"):
+            assert variables["IBKR_CONSOLE_SESSION_KEY"] not in other.environment.values(), name
+            assert not any(variables["POSTGRES_CONSOLE_PASSWORD"] in v for v in other.environment.values()), name
+    assert console.depends_on["migrate"] == "service_completed_successfully"
+    assert console.depends_on["registry"] == "service_healthy"
+    assert console.healthcheck is not None and "/readyz" in console.healthcheck.test[-1]
+    admin_file = translate(env["IBKR_CONSOLE_ADMIN_FILE"], mounts_of(console, compose, tmp_path))
+    assert admin_file == str(tmp_path / "volumes" / "console-data" / "console-admin.json")

@@ -114,12 +114,13 @@ def connection_of_subject(subject: str) -> str:
     return parts[1]
 
 
-_subject: ContextVar[str] = ContextVar("ibkr_message_subject", default="")
+_message: ContextVar[StreamMessage[Any] | None] = ContextVar("ibkr_message", default=None)
 
 
 class ConnectionMiddleware(BaseMiddleware):
-    """Holds the subject of the message being handled, so a handler subscribed over every connection
-    (`Subjects.every_connection()`) learns its connection with `current_connection()`.
+    """Holds the message being handled, so a handler subscribed over every connection
+    (`Subjects.every_connection()`) learns its connection with `current_connection()`, and an event handler
+    reads the message's subject and raw body with `current_message()`.
 
     Add it to the router of such handlers (`NatsRouter(middlewares=[..., ConnectionMiddleware])`). FastStream's
     own ways to reach the message in a handler (the `NatsMessage` annotation, `Context`, `Path`) are resolved
@@ -127,16 +128,26 @@ class ConnectionMiddleware(BaseMiddleware):
     and a thread hop per message); a middleware costs next to nothing."""
 
     async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]) -> Any:
-        token = _subject.set(msg.raw_message.subject)
+        token = _message.set(msg)
         try:
             return await call_next(msg)
         finally:
-            _subject.reset(token)
+            _message.reset(token)
+
+
+def current_message() -> StreamMessage[Any]:
+    """The message being handled (under `ConnectionMiddleware`): `.raw_message.subject`, `.body` (raw bytes);
+    ValueError outside one."""
+    msg = _message.get()
+    if msg is None:
+        raise ValueError("no message is being handled (is ConnectionMiddleware on the router?)")
+    return msg
 
 
 def current_connection() -> str:
     """The `<conn>` of the message being handled (under `ConnectionMiddleware`); ValueError outside one."""
-    return connection_of_subject(_subject.get())
+    msg = _message.get()
+    return connection_of_subject(msg.raw_message.subject if msg is not None else "")
 
 
 class ConnectionDirectory:

@@ -14,6 +14,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from ibkr_common.logs import mask_urls, setup_logging
+from ibkr_common.loop import run as run_loop
 from ibkr_common.ops.tracing import configure_tracing
 from ibkr_common.settings import (
     CommonSettings,
@@ -98,7 +99,7 @@ def run_service(service: str, settings_cls: type[S], build_app: Callable[[S], Fa
         log.info("%s ready (connection %s, nats %s)", service, settings.connection, mask_urls(settings.nats_url))
 
     try:
-        asyncio.run(app.run())
+        run_loop(app.run())
     except KeyboardInterrupt:
         pass
     except Exception:

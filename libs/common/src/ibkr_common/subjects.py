@@ -66,3 +66,9 @@ class Subjects(public.Subjects):
 #: NATS's auth callout: the server asks here who a connecting client is (services/authz answers).
 AUTH_CALLOUT: Final = "$SYS.REQ.USER.AUTH"
 
+
+
+def server_kick(server_id: str) -> str:
+    """The system account's request that makes NATS server `server_id` close one client connection
+    (body `{"cid": <client id>}`, nats-server 2.10+); authz sends it when a person's grant changes."""
+    return f"$SYS.REQ.SERVER.{server_id}.KICK"

@@ -32,6 +32,13 @@ class AuthzSettings(CommonSettings):
         description="JSON file `{\"users\": {\"<user_id>\": \"<scrypt hash>\"}}` of the people who may connect "
         "(`python -m ibkr_authz hash` makes a hash).",
     )
+    authz_kick_nats_url: SecretStr = Field(
+        SecretStr(""), validation_alias=env("IBKR_AUTHZ_KICK_NATS_URL"),
+        description="NATS URL with the credentials of a system account user that may publish only "
+        "`$SYS.REQ.SERVER.*.KICK` (deploy/nats.conf's `authz-kick`): authz closes a person's open NATS clients "
+        "when the connections they own change, so they reconnect with the new grant. Empty: grants change only "
+        "when the client reconnects or its user JWT expires (an hour).",
+    )
 
     @field_validator("authz_issuer_seed")
     @classmethod

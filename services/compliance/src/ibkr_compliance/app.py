@@ -7,10 +7,10 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from faststream import FastStream
-from faststream.nats.annotations import NatsMessage
+from faststream.nats import NatsRouter
 
 from ibkr_common.clock import Clock, SystemClock
-from ibkr_common.connections import ConnectionDirectory
+from ibkr_common.connections import ConnectionDirectory, ConnectionMiddleware, current_message
 from ibkr_common.db.engine import make_engine, make_sessionmaker
 from ibkr_common.events import EventPublisher
 from ibkr_common.outbox import OutboxRelay
@@ -63,11 +63,13 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     broker.include_router(build_router(lanes))
     every = Subjects.every_connection()
     invalidate = _invalidator(lanes)
+    invalidators = NatsRouter(middlewares=[ConnectionMiddleware])  # the message without a worker-thread hop
     for area in INVALIDATING_AREAS:  # not events.>: the bridge's gateway.call alone is one per HTTP call
         # Core NATS without a queue group: every replica drops its own caches.
-        broker.subscriber(every.events_of(area), title=f"invalidate-on-{area}-events", no_reply=True,
-                          description=f"Drops cached state of the connection when a `{area}` event says it "
-                                      "changed.")(invalidate)
+        invalidators.subscriber(every.events_of(area), title=f"invalidate-on-{area}-events", no_reply=True,
+                                description=f"Drops cached state of the connection when a `{area}` event says it "
+                                            "changed.")(invalidate)
+    broker.include_router(invalidators)
     directory.subscribe()
     document_events(broker, settings, PUBLISHED_EVENTS, SOURCE)
     app = FastStream(broker, logger=logging.getLogger("ibkr_compliance.faststream"))
@@ -99,10 +101,11 @@ def build_app(settings: ComplianceSettings, *, clock: Clock | None = None) -> Fa
     return app
 
 
-def _invalidator(lanes: Lanes) -> Callable[[NatsMessage], Awaitable[None]]:
+def _invalidator(lanes: Lanes) -> Callable[[], Awaitable[None]]:
     """Drops cached state of the event's connection when it says it changed (core subscription, no ack)."""
 
-    async def on_event(message: NatsMessage) -> None:
+    async def on_event() -> None:
+        message = current_message()
         lanes.invalidate(message.raw_message.subject, b'"source":"compliance"' in message.body)
 
     return on_event

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from ibkr_compliance.ledger import Ledger
@@ -32,6 +33,11 @@ class Held:
     client_order_id: str
     opened_at: datetime
     orders: tuple[WorkingOrder, ...]
+
+    @cached_property
+    def logged(self) -> list[dict[str, Any]]:
+        """The held orders as a decision's state snapshot lists them (`reserved`), built once."""
+        return [{"client_order_id": self.client_order_id, **o.model_dump(mode="json")} for o in self.orders]
 
 
 def reserve_of(spec: OrderSpec, computed: dict[str, Any]) -> dict[str, Any] | None:

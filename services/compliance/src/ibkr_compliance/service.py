@@ -146,8 +146,7 @@ class ComplianceService:
         if held:
             gathered.account = gathered.account.model_copy(
                 update={"open_orders": gathered.account.open_orders + tuple(o for h in held for o in h.orders)})
-            gathered.reserved = [{"client_order_id": h.client_order_id, **o.model_dump(mode="json")}
-                                 for h in held for o in h.orders]
+            gathered.reserved = [row for h in held for row in h.logged]
         flags = ServiceFlags(missing_disclosures=tuple(missing), requested_environment=request.environment,
                              trading_halted=halted)
         spec = engine_order(request, gathered.symbols)

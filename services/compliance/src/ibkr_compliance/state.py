@@ -59,15 +59,20 @@ class Gathered:
     last_good: bool = False
     #: Orders sent since the copy was read, holding buying power: `[{client_order_id, symbol, ...}]`.
     reserved: list[dict[str, Any]] = field(default_factory=list)
+    #: `account_view` as JSON text (serialised once per synced copy, not per decision).
+    account_json: str | None = None
 
     def snapshot(self, flags: dict[str, Any]) -> RawJson:
         """The state as used, with the decision's flags, for `trading_compliance_log.state_snapshot`
         (JSON text: the account's lists are serialised once per synced copy, not per decision)."""
         a = self.account
         lines = self.lines or Lines(a.positions, a.open_orders, a.today_executions)
+        if self.account_json is not None:
+            account = self.account_json
+        else:
+            account = self.account_view.model_dump_json() if self.account_view else "null"
         rest = {
-            "account": self.account_view.model_dump(mode="json") if self.account_view else None,
-            "session": a.session.model_dump() if a.session else None,
+            "session": a.session.model_dump(mode="json") if a.session else None,
             "snapshot_age_s": str(a.snapshot_age_s) if a.snapshot_age_s is not None else None,
             "quotes": {
                 k: {"bid": str(q.bid) if q.bid is not None else None, "ask": str(q.ask) if q.ask is not None else None}
@@ -79,7 +84,9 @@ class Gathered:
             "restrictions": [r.model_dump(mode="json") for r in a.restrictions],
             "flags": flags,
         }
-        return RawJson(json.dumps(jsonable(rest), separators=(",", ":"))[:-1] + "," + lines.snapshot_members + "}")
+        # Every value above is plain JSON already; `jsonable` only for what a flag may carry (a Decimal).
+        members = json.dumps(rest, separators=(",", ":"), default=jsonable)[1:-1]
+        return RawJson(f'{{"account":{account},{members},{lines.snapshot_members}}}')
 
 
 @dataclass
@@ -99,6 +106,11 @@ class _Pieces:
     @property
     def complete(self) -> bool:
         return None not in (self.account, self.positions, self.orders)
+
+    @cached_property
+    def account_json(self) -> str:
+        """The account view as the decision log keeps it (JSON text), once per copy."""
+        return self.account.model_dump_json() if self.account is not None else "null"
 
     @cached_property
     def shown(self) -> frozenset[str]:
@@ -360,7 +372,7 @@ class StateGatherer:
             lines=lines,
         )
         return Gathered(state, market, symbols, _instruments_of(request), missing, account, lines,
-                        shown=pieces.shown, last_good=pieces.last_good)
+                        shown=pieces.shown, last_good=pieces.last_good, account_json=pieces.account_json)
 
 
 def _instruments_of(request: OrderRequest) -> list[Instrument]:

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import text
 
 from ibkr_common.logs import mask_urls, setup_logging
+from ibkr_common.loop import run as run_loop
 from ibkr_common.ops.figures import Figures
 from ibkr_common.ops.http import OpsServer, bind, ops_app
 from ibkr_common.service import migrate_at_start
@@ -95,7 +96,7 @@ def main() -> None:
     setup_logging("console", settings.log_level, connection=settings.connection, log_format=settings.log_format,
                   secrets=settings.secret_values())
     try:
-        asyncio.run(serve(settings))
+        run_loop(serve(settings))
     except KeyboardInterrupt:
         pass
     except Exception:

@@ -13,11 +13,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from faststream.nats import NatsBroker
-from faststream.nats.annotations import NatsMessage
+from faststream.nats import NatsBroker, NatsRouter
 
 from ibkr_common.bridge_client import BridgeError
-from ibkr_common.connections import connection_of_subject
+from ibkr_common.connections import ConnectionMiddleware, connection_of_subject, current_message
 from ibkr_common.subjects import Subjects
 from ibkr_common.tasks import stop_tasks
 from ibkr_sync_worker.syncer import SyncAborted, Syncer, SyncResult
@@ -206,26 +205,31 @@ def subscribe_events(broker: NatsBroker, scheduler_of: Callable[[str], SyncSched
     wildcard subscriptions cover every connection, present and future: nothing is created or deleted when a
     connection comes or goes, and replicas share no consumer state."""
 
-    async def on_session(message: NatsMessage) -> None:
+    router = NatsRouter(middlewares=[ConnectionMiddleware])  # the message without a worker-thread hop
+
+    async def on_session() -> None:
+        message = current_message()
         with contextlib.suppress(Exception):
             subject = message.raw_message.subject
             scheduler = scheduler_of(connection_of_subject(subject))
             if scheduler is not None:
                 await scheduler.on_session_event(subject, message.body)
 
-    async def on_order(message: NatsMessage) -> None:
+    async def on_order() -> None:
+        message = current_message()
         with contextlib.suppress(Exception):
             subject = message.raw_message.subject
             scheduler = scheduler_of(connection_of_subject(subject))
             if scheduler is not None:
                 await scheduler.on_order_event(subject, message.body, source)
 
-    broker.subscriber(Subjects.every_connection().events_of("session"), title="sync-on-session-events", no_reply=True,
+    router.subscriber(Subjects.every_connection().events_of("session"), title="sync-on-session-events", no_reply=True,
                       description="Pauses a connection's syncs while its session is down; a full sync when it "
                                   "is back.")(on_session)
-    broker.subscriber(Subjects.every_connection().events_of("orders"), title="sync-on-order-events", no_reply=True,
+    router.subscriber(Subjects.every_connection().events_of("orders"), title="sync-on-order-events", no_reply=True,
                       description="Looks at an account again shortly after compliance submitted an order on its "
                                   "connection.")(on_order)
+    broker.include_router(router)
 
 
 def _consume(future: asyncio.Future[SyncResult]) -> None:

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import uvicorn
 
+from cpsim import hours
 from cpsim.app import build_app
 from cpsim.config import REGION_TZ, SimConfig
 from cpsim.hours import normalise_mode
@@ -47,7 +48,8 @@ def parse_gateways(argv: list[str] | None = None) -> list[SimConfig]:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--region", choices=sorted(REGION_TZ), default="us")
     p.add_argument("--market-hours", choices=["exchange", "always", "rth"], default="exchange",
-                   help="exchange (default): orders work 09:30-16:00 New York on weekdays; always: around the clock")
+                   help="exchange (default): orders work in NYSE sessions, 09:30-16:00 New York (13:00 on "
+                        "early closes, none on holidays); always: around the clock")
     p.add_argument("--no-latency", action="store_true", help="answer at once (benchmarks, fast tests)")
     p.add_argument("--latency-scale", type=float, default=1.0, help="multiplies the per-endpoint latency model")
     p.add_argument("--no-walk", action="store_true", help="prices only move through /sim/prices")
@@ -123,6 +125,8 @@ async def serve(config: SimConfig | list[SimConfig]) -> None:
     names the first gateway's URL.
     """
     configs = config if isinstance(config, list) else [config]
+    if any(c.market_hours == "exchange" for c in configs):
+        hours.warm_up()  # the exchange calendar loads while the servers start, not on the first order
     first = configs[0]
     tls = TemporaryCertificate(first.host) if first.https else None
     servers = [_server(c, tls) for c in configs]

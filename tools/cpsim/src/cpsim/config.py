@@ -23,10 +23,11 @@ class SimConfig:
     partial_fill_threshold: orders larger than this fill in chunks of this size, one chunk per sim second.
     price_constraint_pct: a limit price further than this from the last price asks question o163.
     reply_ttl_s: a question's reply id expires after this long (sim clock).
-    market_hours: "exchange" (the default, as a paper account trades: regular hours 09:30-16:00 New York,
-        Monday to Friday, on the sim clock; `outsideRTH` orders also 04:00-20:00) or "always" (orders work
-        around the clock). "rth" is the former name of "exchange". /sim/market_hours changes it at run time
-        and /sim/reset brings this value back.
+    market_hours: "exchange" (the default, as a paper account trades: the NYSE sessions of the XNYS calendar,
+        09:30-16:00 New York, none on holidays, 13:00 on early closes, on the sim clock; `outsideRTH` orders
+        also 04:00 until four hours after the close; DAY orders expire at their session's close, `expiry.py`)
+        or "always" (orders work around the clock, nothing expires). "rth" is the former name of "exchange".
+        /sim/market_hours changes it at run time and /sim/reset brings this value back.
     walk: whether unpinned prices move on the seeded random walk (one step per sim second).
     latency: whether answers take the per-endpoint time of `latency.py` (on by default; off for benchmarks
         and tests that ask for speed); latency_scale multiplies it. /sim/latency changes both at run time.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from cpsim import expiry
 from cpsim.accounts import commission
 from cpsim.orders import Order, Pending
 from cpsim.trading import (
@@ -52,7 +53,10 @@ def apply_modify(state: SimState, o: Order, d: dict[str, Any]) -> Reply:
     now = state.clock.now()
     if not o.working:
         return 200, {"error": f"OrderID {o.order_id} doesn't exist"}
-    o.quantity, o.limit, o.stop, o.tif, o.order_type = d["quantity"], d["limit"], d["stop"], d["tif"], d["order_type"]
+    if d["tif"] != o.tif:
+        o.tif = d["tif"]
+        expiry.stamp(state, o, now)  # a DAY order from now on ends at the close of the session open now or next
+    o.quantity, o.limit, o.stop, o.order_type = d["quantity"], d["limit"], d["stop"], d["order_type"]
     o.body = {**o.body, **d["body"]}
     o.updated_at = now
     o.set_status(_resting_status(state, o, now) if o.status != "Submitted" else o.status, now)

@@ -54,6 +54,8 @@ class Order:
     updated_at: datetime | None = None
     day_trade_counted: bool = False
     cancel_reason: str | None = None
+    #: A DAY order ends at the close of its session (exchange mode; `expiry.py`); None: it never expires.
+    expires_at: datetime | None = None
     body: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -109,6 +109,8 @@ def live_order(o: Order, market: Market, now: datetime) -> dict[str, Any]:
         body["auxPrice"] = _px(o.stop)
     if inst is not None and inst.sec_type == "OPT" and not o.legs:
         body["description2"] = inst.description
+    if o.cancel_reason:  # OpenAPI liveOrdersResponse: "Only present for Cancelled orders" (expiry.py)
+        body["order_cancellation_by_system_reason"] = o.cancel_reason
     return body
 
 

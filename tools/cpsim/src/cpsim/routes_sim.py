@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -280,6 +281,9 @@ def routes(state: SimState) -> list[Route]:
             body = await body_of(request)
             when = sim_time(body["now"], "now") if "now" in body else None
             advance = sim_seconds(body["advance_s"], "advance_s") if "advance_s" in body else None
+            target = (when or state.clock.now()) + timedelta(seconds=advance or 0)
+            if advance is not None and not 1971 <= target.astimezone(UTC).year <= 2199:  # as sim_time, for hours.py
+                raise sim_error("advance_s", "would move the clock outside the years 1971 to 2199")
             if when is not None:
                 state.clock.set(when)
             if advance is not None:

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cpsim import hours, trading
+from cpsim import expiry, hours, trading
 from cpsim.latency import CAP_MS
 from cpsim.state import SimState
 from cpsim.web import ok, sim_bool, sim_error, sim_json, sim_number, sim_object, sim_str
@@ -73,6 +73,7 @@ def routes(state: SimState) -> list[Route]:
                 raise sim_error("mode", str(exc)) from None
             state.market_hours = mode
             now = state.clock.now()
+            expiry.stamp_unstamped(state, now)  # DAY orders placed while open around the clock get their close
             state.dirty = True
             trading.tick(state, now)  # orders held for the open work now if it is open
         return ok(hours.describe(state.market_hours, state.clock.now()))

@@ -71,6 +71,8 @@ def dump_state(state: SimState) -> dict[str, Any]:
             "created_at": o.created_at,
             "parent": o.parent_coid,
             "legs": o.legs,
+            "expires_at": o.expires_at,
+            "cancel_reason": o.cancel_reason,
         }
         for o in state.book.orders.values()
     ]

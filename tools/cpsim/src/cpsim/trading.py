@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from cpsim import fills, hours, questions
+from cpsim import expiry, fills, hours, questions
 from cpsim.accounts import Account, Position, commission
 from cpsim.market import SPREAD_CONID, Instrument, Quote
 from cpsim.orders import Order, Pending
@@ -235,28 +235,13 @@ def _accept(state: SimState, drafts: list[dict[str, Any]], account: str) -> Repl
     created: list[Order] = []
     for d in drafts:
         o = Order(
-            book.new_id(),
-            account,
-            d["conid"],
-            d["conidex"],
-            d["symbol"],
-            d["sec_type"],
-            d["side"],
-            d["order_type"],
-            d["quantity"],
-            d["tif"],
-            now,
-            d["limit"],
-            d["stop"],
-            d["coid"],
-            d["parent"],
-            d["outside_rth"],
-            d["legs"],
-            body=d["body"],
-            updated_at=now,
+            book.new_id(), account, d["conid"], d["conidex"], d["symbol"], d["sec_type"], d["side"],
+            d["order_type"], d["quantity"], d["tif"], now, d["limit"], d["stop"], d["coid"], d["parent"],
+            d["outside_rth"], d["legs"], body=d["body"], updated_at=now,
         )
         book.add(o)
         created.append(o)
+        expiry.stamp(state, o, now)
         o.set_status(_resting_status(state, o, now), now)
     _mark_received(state, len(drafts), "accepted", [o.order_id for o in created])
     body = [{"order_id": str(o.order_id), "order_status": o.status, "encrypt_message": "1"} for o in created]
@@ -378,7 +363,9 @@ def _record_execution(
 
 
 def tick(state: SimState, now: datetime) -> None:
-    """Advance the random walk and let working orders fill, trigger or continue partial fills."""
+    """Expire DAY orders past their close (`expiry.py`), advance the random walk, let working orders fill, trigger
+    or continue partial fills."""
+    expiry.expire(state, now)
     moved = state.market.step(now)
     session = (market_open(state, now), market_open(state, now, True))
     opened, state.hours_state = session != state.hours_state, session

@@ -9,7 +9,8 @@ env files compose would give its container, and health checked by the same test.
 first as the owner role, the provisioning job as NATS user `provision`, then each service as its own
 process under its own NATS user, on PostgreSQL with scram passwords, against cpsim as the gateway, and
 authz answering NATS's auth callout with a fresh issuer key and one person (`alice`, owner of the bootstrap
-connection, her password in the `.env`) in its users file.
+connection, her password in the `.env`) in its users file, and the operator console as NATS user `console`
+and database role `ibkr_console`, its first admin's generated password in `volumes/console-data/`.
 The run's files (the generated `.env`, logs, data, `stack.json`) live in one folder, by default
 `.var/prod/`, emptied at start.
 """
@@ -48,7 +49,7 @@ PROFILES = frozenset({"cpsim"})
 LOOPBACK_VARIABLES = ("BIND_ADDRESS", "NATS_HOST", "POSTGRES_HOST", "GATEWAY_HOST")
 PORT_VARIABLES = ("NATS_PORT", "NATS_HTTP_PORT", "POSTGRES_PORT", "GATEWAY_PORT", "BRIDGE_HTTP_PORT",
                   "SESSION_HTTP_PORT", "SYNC_HTTP_PORT", "COMPLIANCE_HTTP_PORT", "AUDIT_HTTP_PORT",
-                  "REGISTRY_HTTP_PORT", "AUTHZ_HTTP_PORT")
+                  "REGISTRY_HTTP_PORT", "AUTHZ_HTTP_PORT", "CONSOLE_PORT", "CONSOLE_HTTP_PORT")
 RESTARTING = ("always", "unless-stopped", "on-failure")
 
 
@@ -273,9 +274,15 @@ class ProdStack:
         return {name: f"http://127.0.0.1:{env['IBKR_HTTP_PORT']}" for name, env in self.environments.items()
                 if "IBKR_HTTP_PORT" in env}
 
+    def console_url(self) -> str | None:
+        """Where the operator console serves its pages (None when the compose file has no console)."""
+        env = self.environments.get("console")
+        return f"http://127.0.0.1:{env['IBKR_CONSOLE_PORT']}" if env and "IBKR_CONSOLE_PORT" in env else None
+
     def info(self) -> dict[str, Any]:
-        """What `stack.json` says (no secret: those are in the `.env` it names)."""
+        """What `stack.json` says (no secret: those are in the `.env` and the files it names)."""
         connection = self.environments.get("gateway-bridge", {}).get("IBKR_CONNECTION", "paper")
+        console = self.environments.get("console", {})
         return {
             "connection": connection,
             "nats_url": self.nats_url(),
@@ -283,6 +290,8 @@ class ProdStack:
             "gateway_url": f"https://127.0.0.1:{self.variables['GATEWAY_PORT']}",
             "database_url": f"postgresql://127.0.0.1:{self.variables['POSTGRES_PORT']}/ibkr",
             "http": self.http_urls(),
+            "console_url": self.console_url(),
+            "console_admin_file": console.get("IBKR_CONSOLE_ADMIN_FILE"),
             "env_file": str(self.workdir / ".env"),
             "person": {"user": self.variables["AUTHZ_PERSON"], "password": "AUTHZ_PERSON_PASSWORD in env_file",
                        "users_file": str(Path(self.variables["AUTHZ_USERS_DIR"]) / "users.json")},
@@ -317,9 +326,9 @@ def main() -> int:
             return 0 if stack.failure is None else 1
         info = stack.info()
         print("\nproduction topology is up (Ctrl-C stops everything)\n"
-              + "\n".join(f"  {k:<13}: {json.dumps(v) if isinstance(v, dict) else v}"
+              + "\n".join(f"  {k:<18}: {json.dumps(v) if isinstance(v, dict) else v}"
                           for k, v in info.items() if k != "pids")
-              + f"\n  stack file   : {workdir / 'stack.json'}\n", flush=True)
+              + f"\n  {'stack file':<18}: {workdir / 'stack.json'}\n", flush=True)
         while not stack.stopping.wait(0.5):
             pass
         if stack.failure:

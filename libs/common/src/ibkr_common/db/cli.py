@@ -1,4 +1,5 @@
-"""`ibkr-db`: run the migrations, and create the service role that Row Level Security applies to."""
+"""`ibkr-db`: run the migrations, and create the services' role that Row Level Security applies to and the
+console's role (its own tables only)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy import create_engine
 
 from ibkr_common.db.engine import sync_url
 from ibkr_common.db.migrate import current_revision, upgrade
-from ibkr_common.db.rls import APP_ROLE, create_app_role
+from ibkr_common.db.rls import APP_ROLE, CONSOLE_ROLE, create_app_role, create_console_role
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,21 +23,31 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--create-app-role", action="store_true",
                     help="PostgreSQL: create/refresh the services' login role (password from IBKR_APP_ROLE_PASSWORD)")
     up.add_argument("--app-role", default=APP_ROLE, help=f"name of that role (default {APP_ROLE})")
+    up.add_argument("--create-console-role", action="store_true",
+                    help="PostgreSQL: create/refresh the console's login role, allowed its own tables only "
+                    "(password from IBKR_CONSOLE_ROLE_PASSWORD)")
+    up.add_argument("--console-role", default=CONSOLE_ROLE, help=f"name of that role (default {CONSOLE_ROLE})")
     cur = sub.add_parser("current", help="print the database's revision")
     cur.add_argument("--database-url", default=os.environ.get("DATABASE_URL", "sqlite+aiosqlite:///.var/ibkr.db"))
     args = parser.parse_args(argv)
     if args.command == "current":
         print(current_revision(args.database_url) or "none")
         return 0
-    upgrade(args.database_url)
-    if args.create_app_role:
-        password = os.environ.get("IBKR_APP_ROLE_PASSWORD", "")
-        if not password:
-            print("IBKR_APP_ROLE_PASSWORD: required with --create-app-role", file=sys.stderr)
+    roles = [(option, variable, create, role) for chosen, option, variable, create, role in (
+        (args.create_app_role, "--create-app-role", "IBKR_APP_ROLE_PASSWORD", create_app_role, args.app_role),
+        (args.create_console_role, "--create-console-role", "IBKR_CONSOLE_ROLE_PASSWORD", create_console_role,
+         args.console_role),
+    ) if chosen]
+    for option, variable, _create, _role in roles:
+        if not os.environ.get(variable, ""):
+            print(f"{variable}: required with {option}", file=sys.stderr)
             return 2
+    upgrade(args.database_url)
+    if roles:
         engine = create_engine(sync_url(args.database_url), isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
-            create_app_role(conn, password, args.app_role)
+            for _option, variable, create, role in roles:
+                create(conn, os.environ[variable], role)
         engine.dispose()
     print(f"database at revision {current_revision(args.database_url)}")
     return 0

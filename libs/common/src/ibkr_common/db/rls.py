@@ -8,6 +8,10 @@ from sqlalchemy.engine import Connection
 from ibkr_common.db.models import APPEND_ONLY_TABLES, USER_OWNED_TABLES
 
 APP_ROLE = "ibkr_app"
+#: The operator console's login role: its own table and nothing else (`grant_console_role`).
+CONSOLE_ROLE = "ibkr_console"
+#: The tables only the console's role reaches (the services' role `ibkr_app` has no right on them).
+CONSOLE_TABLES = ("console_users",)
 #: The user-owned tables of the first schema (0001); later migrations enable RLS on the tables they add.
 INITIAL_USER_OWNED_TABLES = (
     "ibkr_credentials", "ibkr_account_info", "ibkr_positions", "ibkr_orders", "ibkr_session_tracking",
@@ -84,8 +88,13 @@ def enable_append_only(conn: Connection) -> None:
                 )
 
 
+def _existing(conn: Connection, tables: tuple[str, ...]) -> list[str]:
+    """The ones of `tables` that exist (a migration before the one adding a table grants too)."""
+    return [t for t in tables if conn.execute(text("SELECT to_regclass(:t)"), {"t": f"public.{t}"}).scalar()]
+
+
 def grant_app_role(conn: Connection, role: str = APP_ROLE) -> None:
-    """Grant the service role what it needs: no UPDATE/DELETE on append-only tables."""
+    """Grant the service role what it needs: no UPDATE/DELETE on append-only tables, nothing of the console's."""
     if conn.dialect.name != "postgresql":
         return
     conn.execute(text(f'GRANT USAGE ON SCHEMA public TO "{role}"'))
@@ -93,17 +102,40 @@ def grant_app_role(conn: Connection, role: str = APP_ROLE) -> None:
     conn.execute(text(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"'))
     for table in APPEND_ONLY_TABLES:
         conn.execute(text(f'REVOKE UPDATE, DELETE ON {table} FROM "{role}"'))
+    for table in _existing(conn, CONSOLE_TABLES):
+        conn.execute(text(f'REVOKE ALL ON {table} FROM "{role}"'))
 
 
-def create_app_role(conn: Connection, password: str, role: str = APP_ROLE) -> None:
-    """Create (or reset) a login role that is neither superuser nor BYPASSRLS, and grant it."""
+def grant_console_role(conn: Connection, role: str = CONSOLE_ROLE) -> None:
+    """Grant the console's role its own tables (read and write) and nothing else: no other table, no sequence."""
+    if conn.dialect.name != "postgresql":
+        return
+    conn.execute(text(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "{role}"'))
+    conn.execute(text(f'GRANT USAGE ON SCHEMA public TO "{role}"'))
+    for table in _existing(conn, CONSOLE_TABLES):
+        conn.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO "{role}"'))
+
+
+def _login_role(conn: Connection, password: str, role: str) -> None:
+    """Create (or reset the password of) a login role that is neither superuser nor BYPASSRLS."""
     exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar()
     verb = "ALTER" if exists else "CREATE"
     conn.execute(
         text(f"{verb} ROLE \"{role}\" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB PASSWORD :pw"
              .replace(":pw", "'" + password.replace("'", "''") + "'"))
     )
+
+
+def create_app_role(conn: Connection, password: str, role: str = APP_ROLE) -> None:
+    """Create (or reset) the services' login role, and grant it."""
+    _login_role(conn, password, role)
     grant_app_role(conn, role)
+
+
+def create_console_role(conn: Connection, password: str, role: str = CONSOLE_ROLE) -> None:
+    """Create (or reset) the console's login role, and grant it its own tables only."""
+    _login_role(conn, password, role)
+    grant_console_role(conn, role)
 
 
 def grant_app_role_if_present(conn: Connection, role: str = APP_ROLE) -> None:
