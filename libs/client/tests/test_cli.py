@@ -99,6 +99,21 @@ def test_orders_show_open_ones_and_history_with_status_history(cli: Stack):
     assert cancelled.returncode == 0 and order_id in cancelled.stdout, cancelled.stderr
 
 
+def test_orders_page_with_page_size_and_the_cursor_the_table_prints(cli: Stack):
+    cli.sim("POST", f"trades/{ACCOUNT}", [{"conid": 265598, "symbol": "AAPL", "side": "BUY", "quantity": 1,
+                                           "price": 100, "order_id": str(940000 + i)} for i in range(3)])
+    assert run(cli, "sync").returncode == 0
+    first = run_json(cli, "orders", "--all", "--page-size", "1")
+    assert len(first["orders"]) == 1 and first["next_cursor"], first
+    table = run(cli, "orders", "--all", "--page-size", "1")
+    assert f"more: --cursor {first['next_cursor']}" in table.stdout
+    second = run_json(cli, "orders", "--all", "--page-size", "1", "--cursor", first["next_cursor"])
+    assert second["orders"][0]["order_id"] != first["orders"][0]["order_id"]
+    assert len(run_json(cli, "orders", "--all", "--limit", "2")["orders"]) == 2
+    bad = run(cli, "orders", "--cursor", "garbage!")
+    assert bad.returncode != 0 and "cursor" in one_clear_line(bad)
+
+
 def test_check_shows_the_decision_and_each_reason_with_its_severity(cli: Stack):
     done = run(cli, "check", "BUY", "1", "AAPL")
     assert done.returncode == 0, done.stderr

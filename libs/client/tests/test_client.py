@@ -289,3 +289,30 @@ def test_nothing_of_the_services_comes_with_the_client():
     loaded = set(done.stdout.split())
     assert not loaded & {"ibkr_common", "faststream", "sqlalchemy", "alembic", "psycopg", "typer", "rich"}
     assert {"ibkr_contract", "nats", "pydantic"} <= loaded
+
+
+async def test_orders_and_positions_come_a_page_at_a_time_and_pages_walks_them_all(stack: Stack, ib: IbkrClient):
+    stack.sim("POST", f"trades/{ACCOUNT}", [
+        {"conid": 265598, "symbol": "AAPL", "side": "BUY", "quantity": 1, "price": 100, "order_id": str(930000 + i)}
+        for i in range(7)
+    ])
+    stack.sim("POST", f"positions/{ACCOUNT}", [  # cpsim's positions are set, not added to: no test relies on them
+        {"conid": 9400000 + i, "symbol": f"ZC{i}", "sec_type": "STK", "quantity": 1, "avg_price": 10,
+         "market_price": 11} for i in range(3)
+    ])
+    await ib.sync.trigger(ACCOUNT)
+    first = await ib.orders.get(ACCOUNT, page_size=3)
+    assert len(first.orders) == 3 and first.next_cursor is not None
+    second = await ib.orders.get(ACCOUNT, page_size=3, cursor=first.next_cursor)
+    assert not {o.order_id for o in first.orders} & {o.order_id for o in second.orders}
+    pages = [page async for page in ib.orders.pages(ACCOUNT, page_size=3)]
+    assert all(len(p.orders) <= 3 for p in pages) and pages[-1].next_cursor is None
+    walked = [o.order_id for p in pages for o in p.orders]
+    assert {str(930000 + i) for i in range(7)} <= set(walked) and len(walked) == len(set(walked))
+    assert [o.order_id for o in first.orders + second.orders] == walked[:6]  # newest first, in a stable order
+    assert len((await ib.orders.get(ACCOUNT, limit=2)).orders) == 2  # the old name still works
+    pages_of_positions = [page async for page in ib.positions.pages(ACCOUNT, page_size=1)]
+    assert [p.symbol for page in pages_of_positions for p in page.positions] == ["ZC0", "ZC1", "ZC2"]
+    with pytest.raises(ValidationFailed) as refused:
+        await ib.orders.get(ACCOUNT, cursor="not a cursor")
+    assert refused.value.details[0]["field"] == "cursor"

@@ -20,7 +20,7 @@ PYDANTIC_FAMILY = {"pydantic", "pydantic_core", "typing_extensions", "annotated_
 MODULES = ("ibkr_contract", "ibkr_contract.orders", "ibkr_contract.sync", "ibkr_contract.session",
            "ibkr_contract.audit", "ibkr_contract.contracts", "ibkr_contract.compliance", "ibkr_contract.status",
            "ibkr_contract.envelope", "ibkr_contract.errors", "ibkr_contract.subjects", "ibkr_contract.events",
-           "ibkr_contract.requests")
+           "ibkr_contract.requests", "ibkr_contract.paging")
 
 
 def _top_level_modules(code: str) -> set[str]:
@@ -128,3 +128,45 @@ def test_the_subjects_of_every_connection_are_wildcards_that_carry_each_connecti
     assert every.events_of("orders") == "ibkr.*.events.orders.>"
     with pytest.raises(ValueError):
         Subjects("*")  # a wildcard is never a connection id
+
+
+def test_a_paged_request_takes_page_size_or_its_old_name_limit_and_serves_at_most_a_bounded_page():
+    from ibkr_contract.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+    from ibkr_contract.sync import OrdersGetRequest
+
+    assert OrdersGetRequest.model_validate({"account_id": "DU1"}).size() == DEFAULT_PAGE_SIZE
+    assert OrdersGetRequest.model_validate({"account_id": "DU1", "limit": 7}).page_size == 7
+    assert OrdersGetRequest.model_validate({"account_id": "DU1", "limit": 10_000}).size() == MAX_PAGE_SIZE
+    with pytest.raises(ValueError, match=r"page_size"):
+        OrdersGetRequest.model_validate({"account_id": "DU1", "page_size": 0})
+    assert OrdersGetRequest.model_json_schema()["properties"]["limit"]["deprecated"] is True
+
+
+def test_a_cursor_is_opaque_round_trips_and_a_foreign_or_broken_one_is_refused_naming_cursor():
+    from pydantic import ValidationError
+
+    from ibkr_contract.paging import encode_cursor
+    from ibkr_contract.sync import OrdersGetRequest, PositionsGetRequest
+
+    cursor = encode_cursor("orders", (42,))
+    assert "42" not in cursor and OrdersGetRequest(account_id="DU1", cursor=cursor).after() == (42,)
+    assert PositionsGetRequest(account_id="DU1", cursor=encode_cursor("positions", ("AAPL", 7))).after() == ("AAPL", 7)
+    for bad in ("%%%", "e30", encode_cursor("positions", ("AAPL", 7)), encode_cursor("orders", ("42",)),
+                encode_cursor("orders", (True,))):
+        with pytest.raises(ValidationError) as refused:
+            OrdersGetRequest(account_id="DU1", cursor=bad)
+        assert [e["loc"] for e in refused.value.errors()] == [("cursor",)], bad
+
+
+def test_a_page_is_cut_by_count_and_by_bytes_and_says_where_the_next_starts():
+    from ibkr_contract.paging import MAX_PAGE_BYTES, decode_cursor, fill_page
+
+    small = [((i,), AccountView(account_id=f"A{i}", synced_at=datetime(2026, 1, 1, tzinfo=UTC))) for i in range(5)]
+    page, cursor = fill_page(small, 3, "orders")  # the store read size + 1 rows
+    assert [v.account_id for v in page] == ["A0", "A1", "A2"] and decode_cursor("orders", (int,), cursor) == (2,)
+    assert fill_page(small[:3], 3, "orders") == ([v for _, v in small[:3]], None)  # the last page
+    big = [((i,), OrderView(account_id="A", order_id=str(i), status="filled", fills=[{"note": "x" * 100_000}]))
+           for i in range(10)]
+    page, cursor = fill_page(big, 10, "orders")
+    assert 1 <= len(page) < 10 and sum(len(v.model_dump_json()) for v in page) <= MAX_PAGE_BYTES
+    assert decode_cursor("orders", (int,), cursor) == (len(page) - 1,)

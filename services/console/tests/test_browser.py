@@ -20,6 +20,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from ibkr_common.db.engine import make_engine
+from ibkr_console.pages import ORDERS_PAGE
 from ibkr_console.users import UserStore
 
 from .browser_helpers import (
@@ -31,6 +32,7 @@ from .browser_helpers import (
     shot,
     sign_in,
 )
+from .conftest import helpers
 
 #: The account of `make run`'s second simulated login (`sim_gateways.spare`).
 SPARE_ACCOUNT = "DU7654321"
@@ -260,6 +262,8 @@ def test_the_setup_wizard_end_to_end(admin_page: Page, stack: Any, console: dict
         expect(page.locator("main")).to_contain_text("Nothing left to acknowledge")
     listed = stack.ibkr("connections", "get", "wizard-paper", "--json", IBKR_USER="local")
     assert listed.returncode == 0 and '"state": "enabled"' in listed.stdout.replace('":"', '": "'), listed
+    page.goto(console["url"] + f"/?conn={stack.info['connection']}")  # the module's other tests work on make run's own
+    expect(page.locator("h1")).to_have_text("Overview")
 
 
 def fill_ticket(page: Page, url: str, **fields: str) -> None:
@@ -343,3 +347,32 @@ def test_close_goes_through_compliance_and_shows_its_decision(admin_page: Page, 
     newest = page.locator("#decisions tbody tr").first
     expect(newest).to_contain_text("AAPL")
     expect(newest).to_contain_text("PDT_NOT_APPLICABLE_INTRADAY_MARGIN_REGIME")
+
+
+def test_orders_come_a_page_at_a_time_with_older_and_newer_links(admin_page: Page, stack: Any,
+                                                                   console: dict[str, Any]):
+    page, url = admin_page, console["url"]
+    seeded = {str(950000 + i) for i in range(ORDERS_PAGE + 15)}  # more than one page, filled at the simulator
+    stack.sim("POST", f"trades/{helpers.ACCOUNT}", [
+        {"conid": 265598, "symbol": "AAPL", "side": "BUY", "quantity": 1, "price": 100, "order_id": order_id}
+        for order_id in sorted(seeded)])
+    assert stack.ibkr("sync").returncode == 0
+    page.goto(url + "/orders")
+    rows = page.locator("#history tbody tr[data-order-id]")
+    expect(rows).to_have_count(ORDERS_PAGE)
+    expect(page.locator("#orders-pager")).to_contain_text(f"page 1 · {ORDERS_PAGE} orders on this page")
+    first = rows.evaluate_all("rows => rows.map(r => r.dataset.orderId)")
+    shot(page, "orders-paged")
+    walked, pages = list(first), 1
+    while page.locator("#orders-pager a.next").count():
+        page.click("#orders-pager a.next")
+        pages += 1
+        expect(page.locator("#orders-pager")).to_contain_text(f"page {pages} ·")
+        walked += rows.evaluate_all("rows => rows.map(r => r.dataset.orderId)")
+    assert pages >= 2 and seeded <= set(walked) and len(walked) == len(set(walked))
+    expect(page.locator("#open-orders")).to_be_visible()  # the open orders stay on every page
+    for back in range(pages - 1, 0, -1):
+        page.click("#orders-pager a.prev")
+        expect(page.locator("#orders-pager")).to_contain_text(f"page {back} ·")
+    assert rows.evaluate_all("rows => rows.map(r => r.dataset.orderId)") == first
+    expect(page.locator("#orders-pager a.prev")).to_have_count(0)

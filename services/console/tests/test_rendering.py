@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from starlette.requests import Request
+
 from ibkr_console.chart import series_from_events, svg
 from ibkr_console.live import summary, to_message
+from ibkr_console.paging import Pager
 from ibkr_contract.audit import AuditEvent
 from ibkr_contract.envelope import EventEnvelope
 
@@ -51,3 +54,24 @@ def test_the_feed_summarises_without_rendering_a_payload_whole():
     assert line == "BUY 7 AAPL filled (order 42)"
     message = to_message(envelope)
     assert message["area"] == "orders" and "do-not-show" not in str(message)
+
+
+def _request(query: str) -> Request:
+    return Request({"type": "http", "method": "GET", "path": "/orders", "query_string": query.encode(),
+                    "headers": [], "scheme": "http", "server": ("127.0.0.1", 80), "root_path": ""})
+
+
+def test_a_pager_carries_the_cursor_forward_and_remembers_the_pages_before():
+    first = Pager.of(_request("conn=paper&open_cursor=OPEN1"))
+    assert first.cursor is None and first.number == 1 and first.previous_url() is None
+    assert first.next_url(None) is None
+    second_url = first.next_url("C1")
+    assert second_url == "/orders?conn=paper&open_cursor=OPEN1&cursor=C1&page=2"  # the other list's cursor stays
+    second = Pager.of(_request(second_url.split("?", 1)[1]))
+    assert second.cursor == "C1" and second.number == 2
+    assert second.previous_url() == "/orders?conn=paper&open_cursor=OPEN1"
+    third = Pager.of(_request(second.next_url("C2").split("?", 1)[1]))
+    assert third.cursor == "C2" and third.back == ("C1",) and third.number == 3
+    assert third.previous_url() == "/orders?conn=paper&open_cursor=OPEN1&cursor=C1&page=2"
+    opened = Pager.of(_request("open_cursor=OPEN1&open_page=2&cursor=C2"), "open_")
+    assert opened.cursor == "OPEN1" and opened.previous_url() == "/orders?cursor=C2"

@@ -143,8 +143,32 @@ async def test_reads_return_views_with_decimals_and_history(store):
     await s.apply(snapshot(), T0, {"account": T0})
     account = await s.account(ACCT)
     assert account is not None and account.day_trades_remaining_t4 == 3 and account.cash == Decimal(100000)
-    orders = await s.orders(ACCT, {"submitted"}, 10)
+    orders = [view for _, view in await s.orders(ACCT, {"submitted"}, 10)]
     assert [o.order_id for o in orders] == ["1001"] and orders[0].status_history[0]["status"] == "submitted"
     assert await s.orders(ACCT, {"filled"}, 10) == []
     option = await s.position(ACCT, 700001)
     assert option is not None and option.right == "C" and option.multiplier == Decimal(100)
+
+
+async def test_orders_are_read_newest_first_after_a_key_and_keep_their_place_as_they_change(store):
+    s, _ = store
+    await s.apply(snapshot(orders=[live_order(str(2000 + i)) for i in range(7)]), T0, {})
+    first = await s.orders(ACCT, None, 3)
+    assert [o.order_id for _, o in first] == ["2006", "2005", "2004"]
+    # an order of the next page is filled and a new order arrives: the next page starts where the first ended
+    changed = [live_order("2003", status="filled", filled="10"), live_order("2100")]
+    await s.apply(snapshot(orders=changed), T0 + timedelta(seconds=30), {})
+    rest = await s.orders(ACCT, None, 10, before=first[-1][0])
+    assert [o.order_id for _, o in rest] == ["2003", "2002", "2001", "2000"] and rest[0][1].status == "filled"
+    assert [o.order_id for _, o in await s.orders(ACCT, {"filled"}, 10)] == ["2003"]
+    assert [o.order_id for _, o in await s.orders(ACCT, None, 1)] == ["2100"]
+
+
+async def test_positions_are_read_by_symbol_then_conid_after_a_key(store):
+    s, _ = store
+    held = [stock_position(conid=9000 + i, symbol=sym) for i, sym in enumerate(["MSFT", "AAPL", "AAPL", "IBM"])]
+    await s.apply(snapshot([*held, stock_position(conid=8999, symbol=None)]), T0, {})
+    first = await s.positions(ACCT, None, 2)
+    assert [(p.symbol, p.conid) for p in first] == [(None, 8999), ("AAPL", 9001)]
+    rest = await s.positions(ACCT, ("AAPL", 9001), 10)
+    assert [(p.symbol, p.conid) for p in rest] == [("AAPL", 9002), ("IBM", 9003), ("MSFT", 9000)]

@@ -21,8 +21,8 @@ def many(n: int, first_quantity: int = 10) -> list[dict[str, Any]]:
 
 
 async def stored(nc: Any, names: Any) -> dict[int, Decimal]:
-    got = await request(nc, names.subject("positions.get"), {"account_id": ACCT})
-    assert got["ok"] is True, got
+    got = await request(nc, names.subject("positions.get"), {"account_id": ACCT, "page_size": 500})
+    assert got["ok"] is True and got["result"]["next_cursor"] is None, got  # every position on the one page
     return {p["conid"]: Decimal(p["quantity"]) for p in got["result"]["positions"]}
 
 

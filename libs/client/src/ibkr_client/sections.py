@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from ibkr_client.errors import validated
 from ibkr_contract.audit import AuditEvent, AuditQueryRequest, AuditQueryResult, AuditVerifyRequest, AuditVerifyResult
@@ -28,6 +28,7 @@ from ibkr_contract.orders import (
     OrderRequest,
     OrderResult,
 )
+from ibkr_contract.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from ibkr_contract.session import SessionLogoutResult, SessionRequest, SessionStatusResult
 from ibkr_contract.sync import (
     AccountGetRequest,
@@ -47,11 +48,31 @@ if TYPE_CHECKING:
     from ibkr_client.client import IbkrClient
 
 
+class Paged(Protocol):
+    """A page of a paged result (`OrdersResult`, `PositionsResult`)."""
+
+    next_cursor: str | None
+
+
+P = TypeVar("P", bound=Paged)
+
+
 class Section:
     """Base of a section: the client it sends through."""
 
     def __init__(self, client: IbkrClient) -> None:
         self.client = client
+
+
+async def walk(page: Callable[[str | None], Awaitable[P]]) -> AsyncIterator[P]:
+    """The pages `page(cursor)` answers, from the first (cursor None) until one has no `next_cursor`."""
+    cursor: str | None = None
+    while True:
+        found = await page(cursor)
+        yield found
+        cursor = found.next_cursor
+        if cursor is None:
+            return
 
 
 def new_client_order_id(prefix: str = "cli") -> str:
@@ -167,27 +188,39 @@ class Orders(Section):
         self,
         account_id: str,
         status: str | Sequence[str] | None = None,
-        limit: int = 1000,
+        page_size: int = DEFAULT_PAGE_SIZE,
         *,
+        cursor: str | None = None,
+        limit: int | None = None,
         timeout: float | None = None,
     ) -> OrdersResult:
-        """Orders of an account as last synced (`status="open"`: those that can still change)."""
+        """One page of an account's orders as last synced, newest first (`status="open"`: those that can still
+        change); pass its `next_cursor` as `cursor` for the next page (None on the last). `limit` is the
+        deprecated name of `page_size`."""
         wanted = status if isinstance(status, str) or status is None else list(status)
-        request = validated(OrdersGetRequest, {"account_id": account_id, "status": wanted, "limit": limit})
+        request = validated(OrdersGetRequest, {"account_id": account_id, "status": wanted, "cursor": cursor,
+                                               "page_size": page_size if limit is None else limit})
         return await self.client.call("orders.get", request, OrdersResult, timeout=timeout)
+
+    def pages(self, account_id: str, status: str | Sequence[str] | None = None, page_size: int = MAX_PAGE_SIZE,
+              *, timeout: float | None = None) -> AsyncIterator[OrdersResult]:
+        """Every page of `get`, first to last (each order once, however many arrive meanwhile)."""
+        return walk(lambda cursor: self.get(account_id, status, page_size, cursor=cursor, timeout=timeout))
 
 
 class Positions(Section):
     """`positions.*` (sync-worker)."""
 
-    async def get(self, account_id: str, *, timeout: float | None = None) -> PositionsResult:
-        """Positions of an account as last synced."""
-        return await self.client.call(
-            "positions.get",
-            validated(PositionsGetRequest, {"account_id": account_id}),
-            PositionsResult,
-            timeout=timeout,
-        )
+    async def get(self, account_id: str, page_size: int = DEFAULT_PAGE_SIZE, *, cursor: str | None = None,
+                  timeout: float | None = None) -> PositionsResult:
+        """One page of an account's positions as last synced, by symbol; `next_cursor` asks for the next."""
+        request = validated(PositionsGetRequest, {"account_id": account_id, "page_size": page_size, "cursor": cursor})
+        return await self.client.call("positions.get", request, PositionsResult, timeout=timeout)
+
+    def pages(self, account_id: str, page_size: int = MAX_PAGE_SIZE, *,
+              timeout: float | None = None) -> AsyncIterator[PositionsResult]:
+        """Every page of `get`, first to last."""
+        return walk(lambda cursor: self.get(account_id, page_size, cursor=cursor, timeout=timeout))
 
     async def close(
         self, account_id: str, conid: int, user_id: str, *, timeout: float | None = None, **fields: Any

@@ -7,6 +7,7 @@ middleware the broker carries (metrics, traces) sees each hop.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import nats.errors
@@ -84,3 +85,14 @@ class Rpc:
         """The `result` of the reply; raises RpcError or RpcUnavailable."""
         raw = await self.request(subject, json.dumps(jsonable(payload)).encode(), timeout)
         return unwrap_reply(subject, raw)
+
+    async def pages(self, subject: str, payload: dict[str, Any], timeout: float) -> AsyncIterator[Any]:
+        """The `result` of every page of a paged command (`cursor` in, `next_cursor` out; CONTRACT.md
+        "Paging"), first to last, each asked with `timeout`; raises as `call` does."""
+        cursor: str | None = None
+        while True:
+            result = await self.call(subject, {**payload, "cursor": cursor} if cursor else payload, timeout)
+            yield result
+            cursor = result.get("next_cursor") if isinstance(result, dict) else None
+            if not cursor:
+                return

@@ -1,7 +1,8 @@
 """Request and reply models of the sync-worker's subjects. Served by the sync-worker.
 
 `positions.get`, `orders.get`, `account.get` read the database (with `synced_at`, so callers can
-refuse stale data); `sync.trigger` answers once the sync it asked for has finished;
+refuse stale data); `positions.get` and `orders.get` answer one page at a time (`ibkr_contract.paging`:
+`cursor`, `page_size`, `next_cursor`); `sync.trigger` answers once the sync it asked for has finished;
 `positions.close` builds a closing OrderRequest and submits it through `orders.submit`;
 `positions.exercise` answers NOT_SUPPORTED. Money and quantities are Decimal (plain decimal strings on the wire).
 """
@@ -9,11 +10,12 @@ refuse stale data); `sync.trigger` answers once the sync it asked for has finish
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
 from ibkr_contract.orders import OrderResult
+from ibkr_contract.paging import PageRequest
 from ibkr_contract.types import PlainDecimal, jsonable
 
 ACCOUNT_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
@@ -43,19 +45,25 @@ class AccountScoped(SyncRequest):
     account_id: str = Field(pattern=ACCOUNT_PATTERN, examples=["DU1234567"])
 
 
-class PositionsGetRequest(AccountScoped):
-    """`ibkr.<conn>.positions.get`."""
+class PositionsGetRequest(AccountScoped, PageRequest):
+    """`ibkr.<conn>.positions.get`: one page of positions, by symbol then conid (no symbol sorts first)."""
+
+    cursor_kind: ClassVar[str] = "positions"
+    cursor_shape: ClassVar[tuple[type, ...]] = (str, int)
 
 
 class AccountGetRequest(AccountScoped):
     """`ibkr.<conn>.account.get`."""
 
 
-class OrdersGetRequest(AccountScoped):
-    """`ibkr.<conn>.orders.get`: `status` is one status or a list; `open` means not final yet."""
+class OrdersGetRequest(AccountScoped, PageRequest):
+    """`ibkr.<conn>.orders.get`: one page of orders, newest first (in the order the store first saw them,
+    which never changes as orders do); `status` is one status or a list; `open` means not final yet."""
+
+    cursor_kind: ClassVar[str] = "orders"
+    cursor_shape: ClassVar[tuple[type, ...]] = (int,)
 
     status: OrderStatusFilter | list[OrderStatusFilter] | None = None
-    limit: int = Field(1000, ge=1, le=10_000)
 
     def statuses(self) -> set[str] | None:
         """The statuses asked for, with `open` expanded; None for all."""
@@ -133,6 +141,7 @@ class PositionsResult(BaseModel):
     account_id: str
     positions: list[PositionView]
     synced_at: datetime | None = Field(description="End of the last complete read of every page.")
+    next_cursor: str | None = Field(None, description="The `cursor` of the next page; null on the last page.")
 
 
 class OrderView(BaseModel):
@@ -172,6 +181,7 @@ class OrdersResult(BaseModel):
     account_id: str
     orders: list[OrderView]
     synced_at: datetime | None = None
+    next_cursor: str | None = Field(None, description="The `cursor` of the next page; null on the last page.")
 
 
 class AccountView(BaseModel):

@@ -25,9 +25,8 @@ from ibkr_common.messages.orders import (
     OrderResult,
     Reason,
 )
-from ibkr_common.messages.sync import OrdersResult
 from ibkr_common.replies import ErrorCode, ServiceError
-from ibkr_common.rpc import Rpc, RpcError, RpcUnavailable
+from ibkr_common.rpc import Rpc
 from ibkr_common.subjects import Subjects
 from ibkr_common.tasks import gather_list
 from ibkr_compliance.controls import Controls
@@ -363,12 +362,8 @@ class ComplianceService:
         entry = await self.ledger.by_order_id(request.account_id, request.order_id)
         if entry is not None:
             return OrderRequest.model_validate(entry.request), entry
-        try:
-            raw = await self.rpc.call(self.subjects.orders_get, {"account_id": request.account_id}, self.timeout_s)
-            orders = OrdersResult.model_validate(raw).orders
-        except (RpcError, RpcUnavailable):
-            orders = []
-        for o in orders:
+        synced = await self.gatherer.synced_orders(request.account_id)
+        for o in synced.orders if synced else ():
             if o.order_id == request.order_id and o.conid and o.side and o.quantity and o.order_type:
                 return OrderRequest.model_validate({
                     "client_order_id": o.client_order_id or f"modify-{o.order_id}",

@@ -1,6 +1,6 @@
 """Gathering the state an order is decided on, over NATS, concurrently and with timeouts.
 
-account.get, positions.get and orders.get (sync-worker), session.status (session-keeper, the
+account.get, positions.get and orders.get (sync-worker; every page of the last two), session.status (session-keeper, the
 bridge's session.status when no keeper runs), quotes through `bridge.marketdata.snapshot` for
 market-like and multi-leg orders.
 
@@ -32,7 +32,7 @@ from ibkr_common.envelope import jsonable
 from ibkr_common.messages.bridge import Snapshot
 from ibkr_common.messages.orders import Instrument, OrderRequest
 from ibkr_common.messages.session import SessionStatusResult
-from ibkr_common.messages.sync import AccountView, OrdersResult, PositionsResult
+from ibkr_common.messages.sync import MAX_PAGE_SIZE, AccountView, OrdersResult, PositionsResult
 from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_common.rpc import Rpc, RpcError, RpcUnavailable
 from ibkr_common.subjects import Subjects
@@ -170,11 +170,19 @@ class StateGatherer:
         self.restrictions = dict(restrictions or {})
         self.timeout_s = timeout_s
 
-    async def _get(self, subject: str, payload: dict[str, Any]) -> Any:
+    async def _get(self, subject: str, payload: dict[str, Any], items: str | None = None) -> Any:
         """The result, or None when the piece is unavailable; NOT_FOUND (an account the sync-worker does not
-        know) is a ServiceError naming `account_id`."""
+        know) is a ServiceError naming `account_id`. With `items`, every page of a paged command, its
+        `items` lists joined into the first page's result."""
         try:
-            return await self.rpc.call(subject, payload, self.timeout_s)
+            if items is None:
+                return await self.rpc.call(subject, payload, self.timeout_s)
+            whole: dict[str, Any] = {}
+            async for page in self.rpc.pages(subject, {**payload, "page_size": MAX_PAGE_SIZE}, self.timeout_s):
+                if not isinstance(page, dict) or not isinstance(page.get(items), list):
+                    return None
+                whole = {**page, items: whole.get(items, []) + page[items], "next_cursor": None}
+            return whole
         except RpcUnavailable:
             return None
         except RpcError as exc:
@@ -227,10 +235,12 @@ class StateGatherer:
         )
 
     async def _positions(self, account_id: str) -> PositionsResult | None:
-        return _parse(PositionsResult, await self._get(self.subjects.positions_get, {"account_id": account_id}))
+        return _parse(PositionsResult, await self._get(self.subjects.positions_get, {"account_id": account_id},
+                                                       "positions"))
 
-    async def _orders(self, account_id: str) -> OrdersResult | None:
-        return _parse(OrdersResult, await self._get(self.subjects.orders_get, {"account_id": account_id}))
+    async def synced_orders(self, account_id: str) -> OrdersResult | None:
+        """Every synced order of the account (every page), newest first; None when unavailable."""
+        return _parse(OrdersResult, await self._get(self.subjects.orders_get, {"account_id": account_id}, "orders"))
 
     def _young(self, fetched: float) -> bool:
         """Whether something fetched at `fetched` (monotonic) is still served from the cache."""
@@ -251,7 +261,7 @@ class StateGatherer:
 
     async def _fetch(self, account_id: str) -> _Pieces:
         account, positions, orders = await asyncio.gather(
-            self.account_view(account_id), self._positions(account_id), self._orders(account_id)
+            self.account_view(account_id), self._positions(account_id), self.synced_orders(account_id)
         )
         return _Pieces(time.monotonic(), account, positions, orders)
 

@@ -12,12 +12,17 @@ from ibkr_client.errors import IbkrError
 from ibkr_console.auth import page
 from ibkr_console.chart import series_from_events, svg
 from ibkr_console.context import NotYours, View, gather_quietly, load_view, render
+from ibkr_console.paging import Pager
 from ibkr_console.users import Account
 from ibkr_contract.audit import AuditEvent
 
 #: The session the chart covers: the last hours of stored events.
 CHART_HOURS = 12
 AUDIT_TAIL = 50
+#: Rows per page of the paged lists (each page one `positions.get` / `orders.get`).
+POSITIONS_PAGE = 100
+OPEN_ORDERS_PAGE = 100
+ORDERS_PAGE = 50
 NOISY = frozenset({"gateway.call", "session.tickled"})
 
 
@@ -83,9 +88,10 @@ async def positions_page(request: Request, account: Account) -> Response:
     view = await _view(request, account)
     if not isinstance(view, View):
         return view
+    pager = Pager.of(request)
     result, error = (None, "no account synced yet") if not view.account_id else \
-        _part((await gather_quietly(view.ib.positions.get(view.account_id)))[0])
-    return render(request, "positions.html", view, result=result, error=error)
+        _part((await gather_quietly(view.ib.positions.get(view.account_id, POSITIONS_PAGE, cursor=pager.cursor)))[0])
+    return render(request, "positions.html", view, result=result, error=error, pager=pager)
 
 
 @page
@@ -95,15 +101,16 @@ async def orders_page(request: Request, account: Account) -> Response:
         return view
     if not view.account_id:
         return render(request, "orders.html", view, open_orders=None, history=None, error="no account synced yet")
+    open_pager, pager = Pager.of(request, "open_"), Pager.of(request)
     open_orders, history = await gather_quietly(
-        view.ib.orders.get(view.account_id, status="open"),
-        view.ib.orders.get(view.account_id, limit=200),
+        view.ib.orders.get(view.account_id, "open", OPEN_ORDERS_PAGE, cursor=open_pager.cursor),
+        view.ib.orders.get(view.account_id, None, ORDERS_PAGE, cursor=pager.cursor),
     )
     open_orders, open_error = _part(open_orders)
     history, history_error = _part(history)
     pending = await view.open_questions()  # every order of the account waiting for an answer, whoever placed it
     return render(request, "orders.html", view, open_orders=open_orders, history=history,
-                  error=open_error or history_error, pending=pending)
+                  error=open_error or history_error, pending=pending, open_pager=open_pager, pager=pager)
 
 
 @page

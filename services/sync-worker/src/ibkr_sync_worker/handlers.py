@@ -21,6 +21,7 @@ from ibkr_common.messages.sync import (
     SyncRequest,
     SyncTriggerRequest,
     SyncTriggerResult,
+    fill_page,
 )
 from ibkr_common.replies import ErrorCode, ServiceError, ok, reply_middleware
 from ibkr_common.rpc import Rpc, RpcUnavailable
@@ -33,8 +34,9 @@ from ibkr_sync_worker.syncer import SyncAborted
 QUEUE_GROUP = "sync-worker"
 #: What each subject does and its answer time (the AsyncAPI description of the subject).
 ANSWERS = {
-    "positions_get": "The synced positions, from the database. Answers within 5 s.",
-    "orders_get": "The synced orders, from the database. Answers within 5 s.",
+    "positions_get": "One page of the synced positions, from the database (follow `next_cursor`). Answers within 5 s.",
+    "orders_get": "One page of the synced orders, newest first, from the database (follow `next_cursor`). "
+                  "Answers within 5 s.",
     "account_get": "The synced account summary, from the database. Answers within 5 s.",
     "sync_trigger": (
         "Syncs the account now and answers when done. Answers within 60 s with the default settings (the gateway "
@@ -77,15 +79,23 @@ class Handlers:
 
     async def positions_get(self, cs: ConnectionSync, request: PositionsGetRequest) -> PositionsResult:
         synced_at = await cs.syncer.synced_at(request.account_id, "positions")
-        positions = await cs.store.positions(request.account_id)
-        if synced_at is None and not positions:
+        after = request.after()
+        found = await cs.store.positions(request.account_id, (str(after[0]), int(after[1])) if after else None,
+                                         request.size() + 1)
+        if synced_at is None and not found and after is None:
             raise ServiceError(ErrorCode.NOT_FOUND, f"no positions synced for account {request.account_id} yet")
-        return PositionsResult(account_id=request.account_id, positions=positions, synced_at=synced_at)
+        positions, next_cursor = fill_page([((p.symbol or "", p.conid), p) for p in found], request.size(),
+                                           request.cursor_kind)
+        return PositionsResult(account_id=request.account_id, positions=positions, synced_at=synced_at,
+                               next_cursor=next_cursor)
 
     async def orders_get(self, cs: ConnectionSync, request: OrdersGetRequest) -> OrdersResult:
-        orders = await cs.store.orders(request.account_id, request.statuses(), request.limit)
+        after = request.after()
+        found = await cs.store.orders(request.account_id, request.statuses(), request.size() + 1,
+                                      before=int(after[0]) if after else None)
+        orders, next_cursor = fill_page([((key,), view) for key, view in found], request.size(), request.cursor_kind)
         synced_at = await cs.syncer.synced_at(request.account_id, "orders")
-        return OrdersResult(account_id=request.account_id, orders=orders, synced_at=synced_at)
+        return OrdersResult(account_id=request.account_id, orders=orders, synced_at=synced_at, next_cursor=next_cursor)
 
     async def account_get(self, cs: ConnectionSync, request: AccountGetRequest) -> dict[str, Any]:
         view = await cs.store.account(request.account_id)

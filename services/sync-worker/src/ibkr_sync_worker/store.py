@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ibkr_common.db.engine import user_transaction
@@ -261,15 +261,19 @@ class SyncStore:
                 continue
         return marks
 
-    async def positions(self, account_id: str) -> list[PositionView]:
+    async def positions(self, account_id: str, after: tuple[str, int] | None = None,
+                        count: int | None = None) -> list[PositionView]:
+        """Positions of an account by symbol (none first) then conid: those after the key `after`
+        (`(symbol or "", conid)`), at most `count` (every one when None)."""
+        symbol = func.coalesce(Position.symbol, "")
         async with user_transaction(self.sessions, self.user_id) as session:
-            rows = (
-                await session.execute(
-                    select(Position)
-                    .where(Position.connection == self.connection, Position.account_id == account_id)
-                    .order_by(Position.symbol, Position.conid)
-                )
-            ).scalars()
+            query = select(Position).where(Position.connection == self.connection, Position.account_id == account_id)
+            if after is not None:
+                query = query.where(tuple_(symbol, Position.conid) > tuple_(literal(after[0]), literal(after[1])))
+            query = query.order_by(symbol, Position.conid)
+            if count is not None:
+                query = query.limit(count)
+            rows = (await session.execute(query)).scalars()
             return [PositionView.model_validate(r, from_attributes=True) for r in rows]
 
     async def position(self, account_id: str, conid: int) -> PositionView | None:
@@ -284,14 +288,19 @@ class SyncStore:
             ).scalar_one_or_none()
             return None if row is None else PositionView.model_validate(row, from_attributes=True)
 
-    async def orders(self, account_id: str, statuses: set[str] | None, limit: int) -> list[OrderView]:
+    async def orders(self, account_id: str, statuses: set[str] | None, count: int,
+                     before: int | None = None) -> list[tuple[int, OrderView]]:
+        """Up to `count` orders of an account, newest first by the store's key (the order rows were first
+        stored in, which never changes), those with a key below `before` when given; with their keys."""
         async with user_transaction(self.sessions, self.user_id) as session:
             query = select(Order).where(Order.connection == self.connection, Order.account_id == account_id)
             if statuses is not None:
                 query = query.where(Order.status.in_(sorted(statuses)))
-            query = query.order_by(Order.updated_at.desc(), Order.id.desc()).limit(limit)
+            if before is not None:
+                query = query.where(Order.id < before)
+            query = query.order_by(Order.id.desc()).limit(count)
             rows = (await session.execute(query)).scalars()
-            return [OrderView.model_validate(r, from_attributes=True) for r in rows]
+            return [(r.id, OrderView.model_validate(r, from_attributes=True)) for r in rows]
 
     async def open_orders(self, account_id: str) -> dict[str, OrderRecord]:
         """Orders of the account stored with a status that is not final."""

@@ -14,6 +14,7 @@ from ibkr_client.cli.base import app, resolve_account, run
 from ibkr_client.cli.output import EXIT_NO_STACK, ago, duration, money, out, print_json
 from ibkr_client.client import IbkrClient
 from ibkr_client.errors import IbkrError
+from ibkr_contract.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from ibkr_contract.session import SessionStatusResult
 from ibkr_contract.status import ServiceStatus
 
@@ -173,12 +174,22 @@ def account(as_json: JsonFlag = False) -> None:
     run(work)
 
 
+PageSize = Annotated[int, typer.Option("--page-size", "--limit", min=1, max=10_000, help=(
+    f"Rows per page; at most {MAX_PAGE_SIZE} are served per page (--limit is its old name)."))]
+Cursor = Annotated[str | None, typer.Option("--cursor", help="The next page: the cursor the previous page printed.")]
+
+
+def _next_page(cursor: str | None) -> None:
+    if cursor is not None:
+        out.print(Text(f"more: --cursor {cursor}", style="dim"))
+
+
 @app.command()
-def positions(as_json: JsonFlag = False) -> None:
-    """Positions of the last sync, with market value and P&L."""
+def positions(page_size: PageSize = DEFAULT_PAGE_SIZE, cursor: Cursor = None, as_json: JsonFlag = False) -> None:
+    """Positions of the last sync by symbol, with market value and P&L, one page at a time."""
 
     async def work(ib: IbkrClient) -> None:
-        result = await ib.positions.get(await resolve_account(ib))
+        result = await ib.positions.get(await resolve_account(ib), page_size, cursor=cursor)
         if as_json:
             print_json(result)
             return
@@ -196,10 +207,12 @@ def positions(as_json: JsonFlag = False) -> None:
             total_realized += p.realized_pnl or 0
         if result.positions:
             table.add_section()
-            table.add_row("total", "", "", "", "", "", money(total_value), _pnl(total_unrealized), _pnl(total_realized))
+            label = "total" if result.next_cursor is None and cursor is None else "page total"
+            table.add_row(label, "", "", "", "", "", money(total_value), _pnl(total_unrealized), _pnl(total_realized))
         else:
             table.add_row("no positions", *[""] * 8)
         out.print(table)
+        _next_page(result.next_cursor)
 
     run(work)
 
@@ -222,14 +235,15 @@ def orders(
     status_filter: Annotated[list[str] | None, typer.Option(
         "--status", help="Only these statuses (repeatable).")] = None,
     history: Annotated[bool, typer.Option("--history", help="Show each order's status history.")] = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 200,
+    page_size: PageSize = DEFAULT_PAGE_SIZE,
+    cursor: Cursor = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Open orders (or --all, with --history of each status)."""
+    """Open orders (or --all, with --history of each status), newest first, one page at a time."""
 
     async def work(ib: IbkrClient) -> None:
         wanted: Any = status_filter or (None if show_all else "open")
-        result = await ib.orders.get(await resolve_account(ib), wanted, limit)
+        result = await ib.orders.get(await resolve_account(ib), wanted, page_size, cursor=cursor)
         if as_json:
             print_json(result)
             return
@@ -250,6 +264,7 @@ def orders(
         if not result.orders:
             table.add_row(f"no {what}", *[""] * 10)
         out.print(table)
+        _next_page(result.next_cursor)
 
     run(work)
 

@@ -177,6 +177,7 @@ class Order(Base):
     __table_args__ = (
         UniqueConstraint("connection", "order_id", name="uq_orders_connection_order"),
         Index("ix_orders_account_status", "connection", "account_id", "status"),
+        Index("ix_orders_account_page", "connection", "account_id", "id"),  # orders.get's keyset pages
         Index("ix_orders_client_order_id", "connection", "client_order_id"),
     )
 

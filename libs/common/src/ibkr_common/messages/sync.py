@@ -1,5 +1,7 @@
-"""Sync-worker requests and results: the public contract's (`ibkr_contract.sync`), re-exported here."""
+"""Sync-worker requests and results: the public contract's (`ibkr_contract.sync`, `ibkr_contract.paging`),
+re-exported here."""
 
+from ibkr_contract.paging import MAX_PAGE_SIZE, fill_page
 from ibkr_contract.sync import (
     ACCOUNT_PATTERN,
     CLIENT_ORDER_ID_PATTERN,
@@ -25,8 +27,27 @@ from ibkr_contract.sync import (
 )
 
 __all__ = [
-    "ACCOUNT_PATTERN", "CLIENT_ORDER_ID_PATTERN", "OPEN_STATUSES", "AccountGetRequest", "AccountScoped",
-    "AccountSyncSummary", "AccountView", "ClosePositionResult", "OrderStatusFilter", "OrderView", "OrdersGetRequest",
-    "OrdersResult", "PositionView", "PositionsCloseRequest", "PositionsExerciseRequest", "PositionsGetRequest",
-    "PositionsResult", "SyncProblem", "SyncRequest", "SyncTriggerRequest", "SyncTriggerResult",
+    "ACCOUNT_PATTERN",
+    "CLIENT_ORDER_ID_PATTERN",
+    "MAX_PAGE_SIZE",
+    "OPEN_STATUSES",
+    "AccountGetRequest",
+    "AccountScoped",
+    "AccountSyncSummary",
+    "AccountView",
+    "ClosePositionResult",
+    "OrderStatusFilter",
+    "OrderView",
+    "OrdersGetRequest",
+    "OrdersResult",
+    "PositionView",
+    "PositionsCloseRequest",
+    "PositionsExerciseRequest",
+    "PositionsGetRequest",
+    "PositionsResult",
+    "SyncProblem",
+    "SyncRequest",
+    "SyncTriggerRequest",
+    "SyncTriggerResult",
+    "fill_page",
 ]
