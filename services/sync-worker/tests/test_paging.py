@@ -45,8 +45,8 @@ async def test_orders_and_positions_are_walked_page_by_page(sim, names, nats_cli
 
         old = await request(nats_client, subject, {"account_id": ACCT, "limit": 7})  # the deprecated name
         assert len(old["result"]["orders"]) == 7 and old["result"]["next_cursor"]
-        default = await request(nats_client, subject, {"account_id": ACCT})
-        assert len(default["result"]["orders"]) == 100
+        default = await request(nats_client, subject, {"account_id": ACCT})  # a full page: all 120, as before paging
+        assert len(default["result"]["orders"]) == ORDERS and default["result"]["next_cursor"] is None
 
         positions = await walk(nats_client, names.subject("positions.get"), {"account_id": ACCT, "page_size": 12},
                                "positions")
@@ -60,5 +60,5 @@ async def test_orders_and_positions_are_walked_page_by_page(sim, names, nats_cli
         shapeless = await request(nats_client, subject, {"account_id": ACCT, "cursor": "e30"})  # base64 of {}
         assert shapeless["ok"] is False and shapeless["error"]["details"][0]["field"] == "cursor"
         crossed = await request(nats_client, names.subject("positions.get"),
-                                {"account_id": ACCT, "cursor": default["result"]["next_cursor"]})
+                                {"account_id": ACCT, "cursor": old["result"]["next_cursor"]})
         assert crossed["ok"] is False and crossed["error"]["details"][0]["field"] == "cursor"

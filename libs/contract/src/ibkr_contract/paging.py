@@ -18,10 +18,11 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-#: Items per page when the request gives no `page_size`.
-DEFAULT_PAGE_SIZE = 100
 #: The most items a page holds; a larger `page_size` (an old `limit` up to 10,000) is served this many at a time.
 MAX_PAGE_SIZE = 500
+#: Items per page when the request gives no `page_size`: a full page, so a caller from before paging still gets
+#: everything in one answer up to 500 items (and `next_cursor` beyond).
+DEFAULT_PAGE_SIZE = MAX_PAGE_SIZE
 #: Servers end a page before its items pass this many bytes of JSON (NATS's default max payload is 1 MiB).
 MAX_PAGE_BYTES = 512 * 1024
 #: The longest cursor accepted (a cursor is a few dozen characters).

@@ -14,9 +14,12 @@ from ibkr_client.cli.base import app, resolve_account, run
 from ibkr_client.cli.output import EXIT_NO_STACK, ago, duration, money, out, print_json
 from ibkr_client.client import IbkrClient
 from ibkr_client.errors import IbkrError
-from ibkr_contract.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from ibkr_contract.paging import MAX_PAGE_SIZE
 from ibkr_contract.session import SessionStatusResult
 from ibkr_contract.status import ServiceStatus
+
+#: Rows per page on a terminal (the contract's default page is larger).
+SCREEN_PAGE_SIZE = 100
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 #: A sync older than this is a warning in `ibkr status`.
@@ -185,7 +188,7 @@ def _next_page(cursor: str | None) -> None:
 
 
 @app.command()
-def positions(page_size: PageSize = DEFAULT_PAGE_SIZE, cursor: Cursor = None, as_json: JsonFlag = False) -> None:
+def positions(page_size: PageSize = SCREEN_PAGE_SIZE, cursor: Cursor = None, as_json: JsonFlag = False) -> None:
     """Positions of the last sync by symbol, with market value and P&L, one page at a time."""
 
     async def work(ib: IbkrClient) -> None:
@@ -235,7 +238,7 @@ def orders(
     status_filter: Annotated[list[str] | None, typer.Option(
         "--status", help="Only these statuses (repeatable).")] = None,
     history: Annotated[bool, typer.Option("--history", help="Show each order's status history.")] = False,
-    page_size: PageSize = DEFAULT_PAGE_SIZE,
+    page_size: PageSize = SCREEN_PAGE_SIZE,
     cursor: Cursor = None,
     as_json: JsonFlag = False,
 ) -> None:
