@@ -65,6 +65,9 @@ class Subjects(public.Subjects):
 
 #: NATS's auth callout: the server asks here who a connecting client is (services/authz answers).
 AUTH_CALLOUT: Final = "$SYS.REQ.USER.AUTH"
+#: How long a user JWT the auth callout issues stays valid, in seconds: nats-callout signs every one with
+#: `exp = iat + 3600`, and a client keeps the grant it carries until it reconnects or the JWT expires.
+USER_JWT_LIFETIME_S: Final = 3600
 
 
 

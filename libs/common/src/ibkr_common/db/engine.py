@@ -101,3 +101,21 @@ async def all_users_read_transaction(sessions: async_sessionmaker[AsyncSession])
         if session.get_bind().dialect.name == "postgresql":
             await session.execute(text(f"SELECT set_config('{SCAN_SETTING}', 'read', true)"))
         yield session
+
+
+@asynccontextmanager
+async def reading_all_users(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """Inside a user's transaction: the statements in the block may also read every user's rows of the
+    registry's tables (SELECT only, as in `all_users_read_transaction`); after it, the transaction sees its
+    user's rows alone again. For a check that must see across users in the transaction of a write (the
+    registry's quarantine of deleted connection ids)."""
+    from ibkr_common.db.rls import SCAN_SETTING
+
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        await session.execute(text(f"SELECT set_config('{SCAN_SETTING}', 'read', true)"))
+    try:
+        yield session
+    finally:
+        if postgres:
+            await session.execute(text(f"SELECT set_config('{SCAN_SETTING}', '', true)"))

@@ -81,6 +81,18 @@ class ConnectionAccount(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class ConnectionTombstone(Base):
+    """A deleted connection id held back from other users (writer: registry): until `until`, only `user_id`,
+    its last owner, may register it again. A client the auth callout granted the id keeps its grant until
+    its user JWT expires; the quarantine outlasts that, so no other user inherits a forgotten grant."""
+
+    __tablename__ = "ibkr_connection_tombstones"
+    connection: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    until: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class AccountInfo(Base):
     """The broker's account summary as last synced (writer: sync-worker)."""
 
@@ -346,6 +358,7 @@ USER_OWNED_TABLES = (
     "ibkr_order_ledger",
     "ibkr_trading_controls",
     "ibkr_connection_accounts",
+    "ibkr_connection_tombstones",
 )
 #: Tables that only grow: no UPDATE or DELETE (enforced by triggers).
 APPEND_ONLY_TABLES = ("ibkr_trading_activity_log",)
