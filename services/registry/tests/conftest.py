@@ -16,6 +16,7 @@ import pytest
 from faststream import FastStream, TestApp
 from nats.errors import NoRespondersError
 
+from ibkr_common.clock import Clock
 from ibkr_common.subjects import Subjects
 from ibkr_contract.connections import AdminSubjects
 from ibkr_registry.app import build_app
@@ -60,11 +61,11 @@ def registry_settings(names: Names, nats_url: str, database_url: str, **extra: A
 
 @pytest.fixture
 def start_registry(names: Names, nats_url: str) -> Callable[..., Any]:
-    """Factory: the registry in-process on a database."""
+    """Factory: the registry in-process on a database (on `clock` when given)."""
 
     @asynccontextmanager
-    async def run(database_url: str, **extra: Any) -> AsyncIterator[FastStream]:
-        async with TestApp(build_app(registry_settings(names, nats_url, database_url, **extra))) as app:
+    async def run(database_url: str, *, clock: Clock | None = None, **extra: Any) -> AsyncIterator[FastStream]:
+        async with TestApp(build_app(registry_settings(names, nats_url, database_url, **extra), clock=clock)) as app:
             yield app
 
     return run

@@ -107,7 +107,7 @@ def build_app(settings: RegistrySettings, *, clock: Clock | None = None) -> Fast
                                source=SOURCE, environment=settings.default_environment, clock=clock)
     relay = OutboxRelay(sessions, publisher, clock=clock)
     store = RegistryStore(sessions, settings.cipher(), clock, stream=settings.events_stream, broker=broker,
-                          on_committed=relay.wake)
+                          quarantine_s=settings.quarantine_s, on_committed=relay.wake)
     handlers = Handlers(settings, store, broker, clock)
     broker.include_router(build_router(handlers, clock))
     document_connection_events(broker, settings)

@@ -41,7 +41,8 @@ QUEUE_GROUP = "registry"
 #: What each command does and its answer time (the AsyncAPI description of the subject).
 ANSWERS = {
     "connections.create": "Steps 1-2 of the setup: a new connection (unverified, disabled); CONFLICT when the id "
-                          "is taken. Answers within 2 s.",
+                          "is taken, or when another user deleted it less than the quarantine ago "
+                          "(IBKR_REGISTRY_QUARANTINE_S; the reply says until when). Answers within 2 s.",
     "connections.verify": "Step 3: checks the gateway through the connection's own gateway-bridge (reachable, "
                           "authenticated, environment, accounts and summaries) and stores the accounts read back. "
                           "Answers within 60 s (the gateway paces account reads).",
@@ -54,7 +55,8 @@ ANSWERS = {
     "connections.get": "One connection of the user. Answers within 2 s.",
     "connections.update": "Change the gateway or username (back to unverified and disabled), or switch the "
                           "connection off and on (`enabled`). Answers within 2 s.",
-    "connections.delete": "Removes a connection; its services drop it. Answers within 2 s.",
+    "connections.delete": "Removes a connection; its services drop it. The id stays reserved for its owner for "
+                          "the quarantine (IBKR_REGISTRY_QUARANTINE_S). Answers within 2 s.",
     "connections.rotate_key": "Operators only (NATS permissions): re-encrypts every stored credential under the "
                               "current key. Answers within 60 s.",
     "connections.directory": "Internal: every connection of every user, for the services that serve them. "

@@ -6,6 +6,7 @@ from pydantic import Field, SecretStr
 
 from ibkr_common.crypto import CredentialCipher
 from ibkr_common.settings import DatabaseServiceSettings, env
+from ibkr_common.subjects import USER_JWT_LIFETIME_S
 
 
 class RegistrySettings(DatabaseServiceSettings):
@@ -20,6 +21,13 @@ class RegistrySettings(DatabaseServiceSettings):
     compliance_timeout_s: float = Field(
         5.0, validation_alias=env("IBKR_REGISTRY_COMPLIANCE_TIMEOUT_S"), gt=0, le=60,
         description="How long compliance's compliance.acknowledge / compliance.status may take.",
+    )
+
+    quarantine_s: float = Field(
+        7200.0, validation_alias=env("IBKR_REGISTRY_QUARANTINE_S"), ge=USER_JWT_LIFETIME_S,
+        description="How long a deleted connection id stays reserved for its last owner (seconds): another user "
+        "may register it only after this, so a client still holding a grant to it (user JWTs last "
+        f"{USER_JWT_LIFETIME_S} s) cannot reach the new owner's subjects. At least {USER_JWT_LIFETIME_S}.",
     )
 
     encryption_key: SecretStr = Field(  # type: ignore[assignment]  # required here, optional elsewhere

@@ -35,6 +35,7 @@ from ibkr_contract.connections import (
     GatewaySettings,
     RotateKeyResult,
 )
+from ibkr_registry.quarantine import drop_own_tombstones, leave_tombstone, refuse_if_quarantined
 
 SOURCE = "registry"
 
@@ -99,8 +100,10 @@ class RegistryStore:
     """Reads and changes connections; each change commits with its events."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], cipher: CredentialCipher, clock: Clock, *,
-                 stream: str, broker: Any, on_committed: Callable[[], None] = lambda: None) -> None:
+                 stream: str, broker: Any, quarantine_s: float,
+                 on_committed: Callable[[], None] = lambda: None) -> None:
         self.sessions = sessions
+        self.quarantine_s = quarantine_s
         self.cipher = cipher
         self.clock = clock
         self.stream = stream
@@ -158,7 +161,9 @@ class RegistryStore:
     # ---- changing ------------------------------------------------------------------------------
     async def create(self, *, user_id: str, connection: str, environment: str, gateway: GatewaySettings,
                      username: str | None, bootstrap: bool = False) -> ConnectionView:
-        """A new connection (unverified, disabled), with its `registered` event; CONFLICT when the id is taken."""
+        """A new connection (unverified, disabled), with its `registered` event; CONFLICT when the id is taken,
+        or when another user deleted it less than the quarantine ago (`ibkr_registry.quarantine`; the
+        environment's bootstrap connection is the operator's choice and not held back)."""
         now = self.clock.now()
         row = Credential(user_id=user_id, connection=connection, environment=environment,
                          gateway_host=gateway.host, gateway_port=gateway.port, gateway_ssl=gateway.ssl,
@@ -172,6 +177,9 @@ class RegistryStore:
             async with user_transaction(self.sessions, user_id) as session:
                 session.add(row)
                 await session.flush()
+                if not bootstrap:
+                    await refuse_if_quarantined(session, connection, user_id, now)
+                await drop_own_tombstones(session, connection, user_id, now)
                 view = view_of(row, [])
                 self._stage(session, view, ["registered"] + (["enabled"] if row.enabled else []), [])
         except IntegrityError:
@@ -204,12 +212,14 @@ class RegistryStore:
         return view
 
     async def delete(self, connection: str, owner: str) -> ConnectionView:
-        """Remove a connection and its accounts, with the `removed` event."""
+        """Remove a connection and its accounts, with the `removed` event; the id stays reserved for `owner`
+        for the quarantine (a tombstone)."""
         async with user_transaction(self.sessions, owner) as session:
             row, accounts = await self._load(session, connection, for_update=True)
             view = view_of(row, accounts)
             await session.execute(delete(ConnectionAccount).where(ConnectionAccount.connection == connection))
             await session.delete(row)
+            await leave_tombstone(session, connection, owner, self.clock.now(), self.quarantine_s)
             self._stage(session, view, ["removed"], [])
         self.on_committed()
         return view
