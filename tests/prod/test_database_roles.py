@@ -69,7 +69,8 @@ def test_the_owner_owns_the_tables(prod: ProdStack) -> None:
     assert console == (False, False, False)
 
 
-@pytest.mark.parametrize("table", ["ibkr_credentials", "ibkr_connection_accounts", "ibkr_orders", "ibkr_positions",
+@pytest.mark.parametrize("table", ["ibkr_credentials", "ibkr_connection_accounts", "ibkr_connection_tombstones",
+                                   "ibkr_orders", "ibkr_positions",
                                    "ibkr_account_info", "ibkr_trading_activity_log", "trading_compliance_log"])
 def test_the_console_role_reaches_its_own_table_only(prod: ProdStack, table: str) -> None:
     with psycopg.connect(_console(prod)) as conn:
@@ -100,3 +101,16 @@ def test_the_services_role_does_not_reach_the_console_users(prod: ProdStack) -> 
 def test_a_wrong_password_is_refused(prod: ProdStack, user: str) -> None:
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(_conninfo(prod, user, "not-the-password"), connect_timeout=5)
+
+
+def test_the_app_role_uses_the_registrys_tombstones_under_rls(prod: ProdStack) -> None:
+    """The registry (as the services' role) writes and reads `ibkr_connection_tombstones`, a user's rows at a
+    time: Row Level Security is on and forced, as on the registry's other tables."""
+    with psycopg.connect(_app(prod)) as conn:
+        for privilege in ("SELECT", "INSERT", "DELETE"):
+            granted = conn.execute("SELECT has_table_privilege(current_user, 'ibkr_connection_tombstones', %s)",
+                                   (privilege,)).fetchone()
+            assert granted == (True,), privilege
+        assert conn.execute("SELECT relrowsecurity, relforcerowsecurity FROM pg_class "
+                            "WHERE relname = 'ibkr_connection_tombstones'").fetchone() == (True, True)
+        assert conn.execute("SELECT count(*) FROM ibkr_connection_tombstones").fetchone() == (0,)  # no user set

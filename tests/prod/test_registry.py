@@ -36,6 +36,12 @@ async def test_the_client_registers_a_connection_and_sees_the_bootstrap_one(prod
         forbidden = await _admin(client, "connections.get", {"user_id": "someone", "connection": "prod-second"})
         assert forbidden["error"]["code"] == "FORBIDDEN"
         assert (await _admin(client, "connections.delete", {"user_id": "prod-user", "connection": "prod-second"}))["ok"]
+        # the delete left a tombstone through the services' role: another user may not take the id yet
+        held = await _admin(client, "connections.create", {
+            "user_id": "someone", "connection": "prod-second", "environment": "paper",
+            "gateway": {"host": "127.0.0.1", "port": int(prod.variables["GATEWAY_PORT"])}, "username": "someone1"})
+        assert held["ok"] is False and held["error"]["code"] == "CONFLICT", held
+        assert "quarantined until" in held["error"]["message"]
         assert client.errors == []
 
 
