@@ -31,6 +31,7 @@ from ibkr_common.subjects import Subjects
 from ibkr_common.tasks import gather_list
 from ibkr_compliance.controls import Controls
 from ibkr_compliance.disclosures import DisclosureCatalogue
+from ibkr_compliance.gathered import Gathered
 from ibkr_compliance.instruments import Instruments
 from ibkr_compliance.ledger import HOLDING, NOT_SENT, UNRESOLVED, DecisionRecord, DuplicateOrder, Ledger, LedgerEntry
 from ibkr_compliance.mapping import bridge_order, engine_order
@@ -47,7 +48,7 @@ from ibkr_compliance.placement import Pending, Placement
 from ibkr_compliance.reservations import Reservations, reserve_of
 from ibkr_compliance.rules import RulesConfig, ServiceFlags, evaluate
 from ibkr_compliance.rules.gates import connection_reasons
-from ibkr_compliance.state import Gathered, StateGatherer
+from ibkr_compliance.state import StateGatherer
 
 EVENT_OF = {"allow": "compliance.allowed", "warn": "compliance.warned", "block": "compliance.blocked"}
 

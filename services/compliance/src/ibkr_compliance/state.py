@@ -14,7 +14,6 @@ while younger than `max_age_s` (the rules' maximum snapshot age). With no copy a
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,8 +26,6 @@ from pydantic import ValidationError
 
 from ibkr_common.bridge_client import BridgeClient, BridgeError
 from ibkr_common.connections import AccountView as AccountSettings
-from ibkr_common.db.types import RawJson
-from ibkr_common.envelope import jsonable
 from ibkr_common.messages.bridge import Snapshot
 from ibkr_common.messages.orders import Instrument, OrderRequest
 from ibkr_common.messages.session import SessionStatusResult
@@ -37,56 +34,10 @@ from ibkr_common.replies import ErrorCode, ServiceError
 from ibkr_common.rpc import Rpc, RpcError, RpcUnavailable
 from ibkr_common.subjects import Subjects
 from ibkr_common.tasks import gather_list
+from ibkr_compliance.gathered import Gathered
 from ibkr_compliance.instruments import Instruments
 from ibkr_compliance.mapping import Lines, account_lines, account_state, position_symbol
-from ibkr_compliance.rules import AccountState, MarketData, Quote, Restriction, parse_occ
-
-
-@dataclass
-class Gathered:
-    """The engine inputs for one order, and what the decision log keeps of them."""
-
-    account: AccountState
-    market: MarketData
-    symbols: list[str]
-    instruments: list[Instrument]
-    missing: list[str] = field(default_factory=list)
-    account_view: AccountView | None = None
-    lines: Lines | None = None
-    #: Client order ids the synced orders show (orders sent before that copy).
-    shown: frozenset[str] = frozenset()
-    #: The synced pieces are compliance's last good copy (a fresh read failed).
-    last_good: bool = False
-    #: Orders sent since the copy was read, holding buying power: `[{client_order_id, symbol, ...}]`.
-    reserved: list[dict[str, Any]] = field(default_factory=list)
-    #: `account_view` as JSON text (serialised once per synced copy, not per decision).
-    account_json: str | None = None
-
-    def snapshot(self, flags: dict[str, Any]) -> RawJson:
-        """The state as used, with the decision's flags, for `trading_compliance_log.state_snapshot`
-        (JSON text: the account's lists are serialised once per synced copy, not per decision)."""
-        a = self.account
-        lines = self.lines or Lines(a.positions, a.open_orders, a.today_executions)
-        if self.account_json is not None:
-            account = self.account_json
-        else:
-            account = self.account_view.model_dump_json() if self.account_view else "null"
-        rest = {
-            "session": a.session.model_dump(mode="json") if a.session else None,
-            "snapshot_age_s": str(a.snapshot_age_s) if a.snapshot_age_s is not None else None,
-            "quotes": {
-                k: {"bid": str(q.bid) if q.bid is not None else None, "ask": str(q.ask) if q.ask is not None else None}
-                for k, q in self.market.quotes.items()
-            },
-            "missing": self.missing,
-            "last_good": self.last_good,
-            "reserved": self.reserved,
-            "restrictions": [r.model_dump(mode="json") for r in a.restrictions],
-            "flags": flags,
-        }
-        # Every value above is plain JSON already; `jsonable` only for what a flag may carry (a Decimal).
-        members = json.dumps(rest, separators=(",", ":"), default=jsonable)[1:-1]
-        return RawJson(f'{{"account":{account},{members},{lines.snapshot_members}}}')
+from ibkr_compliance.rules import MarketData, Quote, Restriction, parse_occ
 
 
 @dataclass
