@@ -9,6 +9,7 @@ from faststream.nats import NatsBroker, NatsRouter
 from ibkr_common.clock import SystemClock
 from ibkr_common.connections import ConnectionMiddleware, current_connection
 from ibkr_common.replies import ErrorCode, ServiceError, ok, reply_middleware
+from ibkr_common.service import nats_client_of
 from ibkr_common.status import add_status_responder
 from ibkr_common.subjects import Subjects
 
@@ -39,6 +40,7 @@ async def test_a_handler_over_every_connection_answers_for_the_connection_it_was
         return json.loads((await nats_client.request(subject, b"{}", timeout=5)).data)
 
     async with TestApp(FastStream(broker)):
+        await nats_client_of(broker).flush()  # the server knows the subscriptions before another client asks
         answers = {conn: await ask(Subjects(conn).orders_check) for conn in sorted(served)}
         status = await ask(Subjects(f"{run_names.conn}-y").service_status("compliance"))
         unknown = await ask(Subjects(f"{run_names.conn}-z").service_status("compliance"))
