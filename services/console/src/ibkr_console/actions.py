@@ -3,6 +3,7 @@ answers on the page (a flash message after a redirect, or the page itself with t
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -22,11 +23,20 @@ def back(request: Request, fallback: str = "/") -> Response:
     return RedirectResponse(path or fallback, status_code=303)
 
 
-async def _view(request: Request, account: Account) -> View | Response:
-    try:
-        return await load_view(request, account)
-    except NotYours as exc:
-        return PlainTextResponse(str(exc), status_code=403)
+ViewHandler = Callable[[Request, Account, FormData, View], Awaitable[Response]]
+
+
+def on_view(handler: ViewHandler) -> Callable[[Request, Account, FormData], Awaitable[Response]]:
+    """An action on the request's connection: its view loaded first (403 when it is not the account's)."""
+
+    async def act(request: Request, account: Account, form: FormData) -> Response:
+        try:
+            view = await load_view(request, account)
+        except NotYours as exc:
+            return PlainTextResponse(str(exc), status_code=403)
+        return await handler(request, account, form, view)
+
+    return act
 
 
 def error_lines(exc: IbkrError) -> list[str]:
@@ -49,10 +59,8 @@ def describe(result: OrderResult) -> tuple[str, list[str]]:
 
 
 @guarded("trader")
-async def sync_now(request: Request, account: Account, form: FormData) -> Response:
-    view = await _view(request, account)
-    if not isinstance(view, View):
-        return view
+@on_view
+async def sync_now(request: Request, account: Account, form: FormData, view: View) -> Response:
     try:
         done = await view.ib.sync.trigger(view.account_id, user_id=account.owner_user_id)
         flash(request, "ok", f"synced at {done.synced_at:%H:%M:%S} UTC: {done.positions} positions, "
@@ -63,10 +71,8 @@ async def sync_now(request: Request, account: Account, form: FormData) -> Respon
 
 
 @guarded("admin")
-async def reauthenticate(request: Request, account: Account, form: FormData) -> Response:
-    view = await _view(request, account)
-    if not isinstance(view, View):
-        return view
+@on_view
+async def reauthenticate(request: Request, account: Account, form: FormData, view: View) -> Response:
     try:
         status = await view.ib.session.reauthenticate(user_id=account.owner_user_id, timeout=30.0)
         flash(request, "ok" if status.authenticated else "warn",
@@ -77,10 +83,8 @@ async def reauthenticate(request: Request, account: Account, form: FormData) -> 
 
 
 @guarded("admin")
-async def session_logout(request: Request, account: Account, form: FormData) -> Response:
-    view = await _view(request, account)
-    if not isinstance(view, View):
-        return view
+@on_view
+async def session_logout(request: Request, account: Account, form: FormData, view: View) -> Response:
     try:
         done = await view.ib.session.logout(user_id=account.owner_user_id)
         flash(request, "ok" if done.logged_out else "warn",
@@ -91,10 +95,8 @@ async def session_logout(request: Request, account: Account, form: FormData) -> 
 
 
 @guarded("trader")
-async def close_position(request: Request, account: Account, form: FormData) -> Response:
-    view = await _view(request, account)
-    if not isinstance(view, View):
-        return view
+@on_view
+async def close_position(request: Request, account: Account, form: FormData, view: View) -> Response:
     try:
         fields: dict[str, Any] = {}
         if field(form, "quantity"):
@@ -111,10 +113,8 @@ async def close_position(request: Request, account: Account, form: FormData) -> 
 
 
 @guarded("trader")
-async def cancel_order(request: Request, account: Account, form: FormData) -> Response:
-    view = await _view(request, account)
-    if not isinstance(view, View):
-        return view
+@on_view
+async def cancel_order(request: Request, account: Account, form: FormData, view: View) -> Response:
     try:
         done = await view.ib.orders.cancel(view.account_id or "", field(form, "order_id") or None,
                                            user_id=account.owner_user_id)
@@ -126,10 +126,8 @@ async def cancel_order(request: Request, account: Account, form: FormData) -> Re
 
 
 @guarded("trader")
-async def modify_order(request: Request, account: Account, form: FormData) -> Response:
-    view = await _view(request, account)
-    if not isinstance(view, View):
-        return view
+@on_view
+async def modify_order(request: Request, account: Account, form: FormData, view: View) -> Response:
     try:
         result = await view.ib.orders.modify(
             view.account_id or "", field(form, "order_id"), quantity=field(form, "quantity") or None,
@@ -143,10 +141,8 @@ async def modify_order(request: Request, account: Account, form: FormData) -> Re
 
 
 @guarded("trader")
-async def answer_question(request: Request, account: Account, form: FormData) -> Response:
-    view = await _view(request, account)
-    if not isinstance(view, View):
-        return view
+@on_view
+async def answer_question(request: Request, account: Account, form: FormData, view: View) -> Response:
     cid, reply_id = field(form, "client_order_id"), field(form, "reply_id")
     yes = field(form, "answer") == "confirm"
     try:
@@ -160,11 +156,9 @@ async def answer_question(request: Request, account: Account, form: FormData) ->
 
 
 @guarded("trader")
-async def ticket(request: Request, account: Account, form: FormData) -> Response:
+@on_view
+async def ticket(request: Request, account: Account, form: FormData, view: View) -> Response:
     """`action=check`: the decision and every reason; `action=submit`: placed once, when allowed."""
-    view = await _view(request, account)
-    if not isinstance(view, View):
-        return view
     values = {k: field(form, k) for k in ("symbol", "side", "quantity", "order_type", "limit_price",
                                           "stop_price", "tif", "client_order_id")}
     order: dict[str, Any] = {"account_id": view.account_id or "", "user_id": account.owner_user_id,
@@ -198,10 +192,8 @@ async def ticket(request: Request, account: Account, form: FormData) -> Response
 
 
 @guarded("trader")
-async def acknowledge(request: Request, account: Account, form: FormData) -> Response:
-    view = await _view(request, account)
-    if not isinstance(view, View):
-        return view
+@on_view
+async def acknowledge(request: Request, account: Account, form: FormData, view: View) -> Response:
     chosen = [str(v) for v in form.getlist("disclosure") if isinstance(v, str)]
     try:
         done = await view.ib.compliance.acknowledge(account.owner_user_id, chosen)
@@ -213,11 +205,9 @@ async def acknowledge(request: Request, account: Account, form: FormData) -> Res
 
 
 @guarded("trader")
-async def halt_switch(request: Request, account: Account, form: FormData) -> Response:
+@on_view
+async def halt_switch(request: Request, account: Account, form: FormData, view: View) -> Response:
     """Halt or resume, with a reason and the confirmation box ticked."""
-    view = await _view(request, account)
-    if not isinstance(view, View):
-        return view
     action, reason = field(form, "action"), field(form, "reason")
     if action not in ("halt", "resume"):
         flash(request, "error", "action: halt or resume")
